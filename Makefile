@@ -1,0 +1,70 @@
+# Siyu — top-level Makefile (CMake underneath).
+#   make            build ./build/siyu
+#   make deps       install the Debian packages the build and tests need
+#   make test       build and run the test suite (SANITIZE=address,undefined for CI)
+#   make demo       build, seed a sample tenant into ./demo-data and serve on 127.0.0.1:8080
+#   make fuzz       build the libFuzzer targets into build-fuzz/
+#   make bench-ingest  run the ingest benchmark (writes bench/RESULTS.md section)
+
+SANITIZE ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else
+BUILD ?= build-san
+endif
+
+DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
+  libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev clang
+
+.PHONY: all deps configure test test-slow demo fuzz bench-ingest clean
+
+all: configure
+	cmake --build $(BUILD) -j$(JOBS) --target siyu
+
+configure: $(BUILD)/CMakeCache.txt
+
+$(BUILD)/CMakeCache.txt: CMakeLists.txt
+	@command -v cmake >/dev/null && pkg-config --exists libmicrohttpd jansson sqlite3 libcrypto expat cmocka libcurl \
+	  || $(MAKE) deps
+	cmake -S . -B $(BUILD) -DSANITIZE=$(SANITIZE)
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
+	else echo "all build dependencies are installed"; fi
+
+test: configure
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -LE slow
+
+test-slow: configure
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+DEMO_DATA ?= demo-data
+DEMO_LISTEN ?= 127.0.0.1:8080
+demo: all
+	./$(BUILD)/siyu demo-seed --data $(DEMO_DATA)
+	./$(BUILD)/siyu serve --data $(DEMO_DATA) --listen $(DEMO_LISTEN)
+
+fuzz:
+	@command -v clang >/dev/null || $(MAKE) deps
+	mkdir -p build-fuzz
+	for f in fuzz/fuzz_*.c; do n=$$(basename $$f .c); \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc $$f \
+	    $$(cat fuzz/$$n.sources 2>/dev/null) \
+	    $$(pkg-config --cflags --libs jansson libcrypto expat) -o build-fuzz/$$n || exit 1; \
+	done
+	@echo "built: $$(ls build-fuzz)"; echo "run e.g.: build-fuzz/fuzz_callback fuzz/corpus/callback -max_total_time=60"
+
+bench-ingest: all
+	cmake --build $(BUILD) -j$(JOBS) --target bench_ingest
+	./$(BUILD)/bench_ingest --siyu ./$(BUILD)/siyu --out bench/RESULTS.md
+
+clean:
+	rm -rf build build-san build-fuzz

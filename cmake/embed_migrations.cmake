@@ -1,0 +1,16 @@
+# Generates a C file holding every migrations/NNNN_*.sql as a string, in order.
+# Invoked at build time: cmake -DSRC=<dir> -DOUT=<file> -P embed_migrations.cmake
+file(GLOB files "${SRC}/[0-9][0-9][0-9][0-9]_*.sql")
+list(SORT files)
+set(body "/* generated from the migrations directory; do not edit */\n#include \"store/store.h\"\n\nconst store_migration store_migrations[] = {\n")
+foreach(f ${files})
+  get_filename_component(name "${f}" NAME)
+  string(SUBSTRING "${name}" 0 4 num)
+  math(EXPR version "${num}")
+  file(READ "${f}" sql HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" esc "${sql}")
+  string(APPEND body "    {${version}, \"${name}\", \"${esc}\"},\n")
+endforeach()
+string(APPEND body "    {0, NULL, NULL},\n};\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

@@ -1,0 +1,91 @@
+/* api.c — the route list and helpers shared by the resource modules. */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const http_route *const api_all_routes[] = {
+    api_system_routes, api_tenant_routes, api_org_routes,   api_customer_routes,
+    api_tag_routes,    api_event_routes,  api_group_routes, wecom_callback_routes,
+    NULL,
+};
+
+void api_actor(const http_req *r, char out[32]) {
+    snprintf(out, 32, "token:%lld", (long long)r->auth.token_id);
+}
+
+void api_read(http_req *r, http_resp *w, void (*fn)(http_req *, http_resp *, store_conn *)) {
+    store_conn *c = store_reader_acquire(r->ctx->st);
+    if (!c) {
+        http_error(w, 503, "unavailable", "store unavailable");
+        return;
+    }
+    fn(r, w, c);
+    store_reader_release(r->ctx->st, c);
+}
+
+void api_reply_write_error(http_resp *w, int rc, const siyu_err *err) {
+    siyu_err e = *err;
+    if (!e.code || e.code != rc) {
+        /* The step failed without detail (e.g. a commit error). */
+        if (!e.msg[0]) snprintf(e.msg, sizeof e.msg, "%s", rc == SIYU_ECONFLICT
+                                                              ? "conflicts with an existing record"
+                                                              : siyu_strerror(rc));
+        e.code = rc;
+    }
+    http_error_err(w, &e);
+}
+
+static json_t *op_for(const http_route *rt) {
+    json_t *op = json_object();
+    json_object_set_new(op, "summary", json_string(rt->summary ? rt->summary : ""));
+    json_t *roles = json_array();
+    static const int all[] = {ROLE_PLATFORM, ROLE_ADMIN, ROLE_OPERATOR, ROLE_MANAGER,
+                              ROLE_EMPLOYEE, ROLE_PUBLIC};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (rt->roles & (unsigned)all[i]) json_array_append_new(roles, json_string(http_role_name(all[i])));
+    json_object_set_new(op, "x-roles", roles);
+    if (!(rt->roles & ROLE_PUBLIC))
+        json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearer"));
+    json_t *params = json_array();
+    for (const char *p = strchr(rt->path, '{'); p; p = strchr(p + 1, '{')) {
+        const char *e = strchr(p, '}');
+        json_array_append_new(params, json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1,
+                                                (size_t)(e - p - 1), "in", "path", "required", 1,
+                                                "schema", "type", "string"));
+    }
+    json_object_set_new(op, "parameters", params);
+    if (!strcmp(rt->method, "POST") || !strcmp(rt->method, "PUT") || !strcmp(rt->method, "PATCH"))
+        json_object_set_new(op, "requestBody",
+                            json_pack("{s:{s:{s:{s:s}}}}", "content", "application/json", "schema",
+                                      "type", "object"));
+    json_object_set_new(
+        op, "responses",
+        json_pack("{s:{s:s},s:{s:s,s:{s:{s:{s:s}}}}}", "200", "description", "success", "default",
+                  "description", "error", "content", "application/json", "schema", "$ref",
+                  "#/components/schemas/Error"));
+    return op;
+}
+
+json_t *api_openapi(http_server *s) {
+    json_t *paths = json_object();
+    for (int i = 0; i < http_route_count(s); i++) {
+        const http_route *rt = http_route_at(s, i);
+        json_t *item = json_object_get(paths, rt->path);
+        if (!item) {
+            item = json_object();
+            json_object_set_new(paths, rt->path, item);
+        }
+        char m[16];
+        size_t k = 0;
+        for (; rt->method[k] && k < sizeof m - 1; k++) m[k] = (char)(rt->method[k] | 0x20);
+        m[k] = 0;
+        json_object_set_new(item, m, op_for(rt));
+    }
+    return json_pack(
+        "{s:s,s:{s:s,s:s},s:o,s:{s:{s:{s:s,s:s}},s:{s:{s:s,s:{s:{s:s,s:{s:{s:s},s:{s:s},s:{s:s}}}}}}}}",
+        "openapi", "3.0.3", "info", "title", "Siyu API", "version", SIYU_VERSION, "paths", paths,
+        "components", "securitySchemes", "bearer", "type", "http", "scheme", "bearer", "schemas",
+        "Error", "type", "object", "properties", "error", "type", "object", "properties", "code",
+        "type", "string", "message", "type", "string", "field", "type", "string");
+}

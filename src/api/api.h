@@ -1,0 +1,35 @@
+/* api.h — the REST resources. Each module exports one route table; api.c
+ * gathers them for the server. Shared request helpers live here too. */
+#ifndef SIYU_API_H
+#define SIYU_API_H
+
+#include "app.h"
+#include "http/http.h"
+
+extern const http_route api_system_routes[];
+extern const http_route api_tenant_routes[];
+extern const http_route api_org_routes[];
+extern const http_route api_customer_routes[];
+extern const http_route api_tag_routes[];
+extern const http_route api_event_routes[];
+extern const http_route api_group_routes[];
+extern const http_route wecom_callback_routes[];
+
+/* NULL-terminated list of the tables above. */
+extern const http_route *const api_all_routes[];
+
+/* "token:<id>" for the audit log. */
+void api_actor(const http_req *r, char out[32]);
+
+/* Runs a read: acquires a reader, calls fn, releases. On acquire failure
+ * replies 503. */
+void api_read(http_req *r, http_resp *w, void (*fn)(http_req *, http_resp *, store_conn *));
+
+/* Generic ending for a write whose arg carries a siyu_err at offset err_off:
+ * replies with the error, or calls ok(). */
+void api_reply_write_error(http_resp *w, int rc, const siyu_err *err);
+
+/* Builds the OpenAPI 3 document from the server's route table. */
+json_t *api_openapi(http_server *s);
+
+#endif

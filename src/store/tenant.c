@@ -1,0 +1,137 @@
+/* tenant.c — tenant rows and callback_config rows. */
+#include "store/tenant.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/audit.h"
+
+static bool all_alnum(const char *s) {
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s)) return false;
+    return true;
+}
+
+int tenant_input_validate(const tenant_input *in, siyu_err *err) {
+    if (in->name && (strlen(in->name) == 0 || strlen(in->name) > 128))
+        return siyu_err_set(err, SIYU_EINVAL, "name", "name must be 1 to 128 bytes");
+    int given = !!in->corp_id + !!in->callback_token + !!in->aes_key;
+    if (given != 0 && given != 3)
+        return siyu_err_set(err, SIYU_EINVAL, !in->corp_id ? "corp_id"
+                                              : !in->callback_token ? "callback_token"
+                                                                    : "aes_key",
+                            "corp_id, callback_token and aes_key must be given together");
+    if (given == 0) return 0;
+    size_t n = strlen(in->corp_id);
+    if (n == 0 || n > 64 || !all_alnum(in->corp_id))
+        return siyu_err_set(err, SIYU_EINVAL, "corp_id",
+                            "corp_id must be 1 to 64 letters or digits");
+    n = strlen(in->callback_token);
+    if (n == 0 || n > 128 || !all_alnum(in->callback_token))
+        return siyu_err_set(err, SIYU_EINVAL, "callback_token",
+                            "callback_token must be 1 to 128 letters or digits");
+    if (strlen(in->aes_key) != 43 || !all_alnum(in->aes_key))
+        return siyu_err_set(err, SIYU_EINVAL, "aes_key",
+                            "aes_key (EncodingAESKey) must be exactly 43 letters or digits");
+    return 0;
+}
+
+static int put_callback(store_conn *c, tenant_input *in) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "INSERT INTO callback_config(tenant_id, corp_id, token, aes_key, updated_at) "
+           "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(tenant_id) DO UPDATE SET corp_id=excluded.corp_id, "
+           "token=excluded.token, aes_key=excluded.aes_key, updated_at=excluded.updated_at");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, in->id);
+    sqlite3_bind_text(st, 2, in->corp_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, in->callback_token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, in->aes_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, siyu_now());
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+}
+
+int tenant_create(store_conn *c, void *arg) {
+    tenant_input *in = arg;
+    if (!in->name) return siyu_err_set(&in->err, SIYU_EINVAL, "name", "name is required");
+    if (tenant_input_validate(in, &in->err) != 0) return SIYU_EINVAL;
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "INSERT INTO tenant(name, created_at, updated_at) VALUES(?1,?2,?2)");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_text(st, 1, in->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, siyu_now());
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_rc(rc);
+    in->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    if (in->corp_id && (rc = put_callback(c, in)) != 0) return rc;
+    char target[32];
+    snprintf(target, sizeof target, "tenant:%lld", (long long)in->id);
+    return store_audit(c, in->id, in->actor, "tenant.create", target, 1,
+                       in->corp_id ? "with callback config" : NULL);
+}
+
+int tenant_update(store_conn *c, void *arg) {
+    tenant_input *in = arg;
+    if (tenant_input_validate(in, &in->err) != 0) return SIYU_EINVAL;
+    if (in->status && strcmp(in->status, "active") != 0 && strcmp(in->status, "suspended") != 0)
+        return siyu_err_set(&in->err, SIYU_EINVAL, "status",
+                            "status must be active or suspended");
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "UPDATE tenant SET name=coalesce(?2,name), status=coalesce(?3,status), "
+           "updated_at=?4 WHERE tenant_id=?1");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, in->id);
+    if (in->name) sqlite3_bind_text(st, 2, in->name, -1, SQLITE_STATIC);
+    if (in->status) sqlite3_bind_text(st, 3, in->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, siyu_now());
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_rc(rc);
+    if (sqlite3_changes(store_conn_db(c)) == 0)
+        return siyu_err_set(&in->err, SIYU_ENOTFOUND, "id", "tenant %lld does not exist",
+                            (long long)in->id);
+    if (in->corp_id && (rc = put_callback(c, in)) != 0) return rc;
+    char target[32];
+    snprintf(target, sizeof target, "tenant:%lld", (long long)in->id);
+    return store_audit(c, in->id, in->actor, "tenant.update", target, 1,
+                       in->corp_id ? "callback config changed" : NULL);
+}
+
+json_t *tenant_get_json(store_conn *c, int64_t id) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT t.tenant_id, t.name, t.status, t.created_at, cc.corp_id FROM tenant t "
+           "LEFT JOIN callback_config cc ON cc.tenant_id=t.tenant_id WHERE t.tenant_id=?1");
+    if (!st) return NULL;
+    sqlite3_bind_int64(st, 1, id);
+    json_t *j = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *corp = (const char *)sqlite3_column_text(st, 4);
+        j = json_pack("{s:I,s:s,s:s,s:I,s:{s:o,s:b}}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                      "name", (const char *)sqlite3_column_text(st, 1), "status",
+                      (const char *)sqlite3_column_text(st, 2), "created_at",
+                      (json_int_t)sqlite3_column_int64(st, 3), "callback", "corp_id",
+                      corp ? json_string(corp) : json_null(), "configured", corp != NULL);
+    }
+    sqlite3_reset(st);
+    return j;
+}
+
+int tenant_callback_load(store_conn *c, int64_t tenant_id, tenant_callback *out) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT corp_id, token, aes_key FROM callback_config cc JOIN tenant t ON "
+           "t.tenant_id=cc.tenant_id WHERE cc.tenant_id=?1 AND t.status='active'");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    int rc = SIYU_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(out->corp_id, sizeof out->corp_id, "%s", sqlite3_column_text(st, 0));
+        snprintf(out->token, sizeof out->token, "%s", sqlite3_column_text(st, 1));
+        snprintf(out->aes_key, sizeof out->aes_key, "%s", sqlite3_column_text(st, 2));
+        rc = 0;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
