@@ -1,5 +1,4 @@
 /* testlib.c — see testlib.h. */
-#define _GNU_SOURCE
 #include "testlib.h"
 
 #include <curl/curl.h>
