@@ -405,9 +405,8 @@ static enum MHD_Result send_resp(http_conn_state *cs) {
     http_resp *w = &cs->resp;
     if (!w->status) http_error(w, 500, "internal", "handler produced no response");
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(w->len, w->body ? w->body : "", MHD_RESPMEM_MUST_FREE);
-    if (!w->body) resp = (MHD_destroy_response(resp),
-                          MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT));
+        w->body ? MHD_create_response_from_buffer(w->len, w->body, MHD_RESPMEM_MUST_FREE)
+                : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     w->body = NULL; /* owned by MHD now */
     if (!resp) return MHD_NO;
     if (w->content_type) MHD_add_response_header(resp, "Content-Type", w->content_type);

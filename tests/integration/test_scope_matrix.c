@@ -1,0 +1,409 @@
+/* test_scope_matrix.c — who may call what on whose data: the role × route ×
+ * (own customer / other customer / team customer / other tenant) matrix.
+ *
+ * Two tables drive it:
+ *   matrix[]  {role, method, path, body, expected status} — one request each;
+ *   lists[]   {role, path, expected item ids} — what a list shows each role.
+ * test_routes_covered() fails when a route of the server's route table
+ * (api_all_routes) has no row in matrix[]: a new route must come with its
+ * rows. Add rows, not code.
+ *
+ * Fixture (ids are fixed): tenant A (1) has departments HQ(10) > East(11) >
+ * Sub(12) and HQ > West(13); employees boss(100, East; the manager token),
+ * emp(101, Sub; the employee token), other(102, West), leaver(104); store 50;
+ * tag groups 1, 3, 4 and tags 300, 302, 303 (3, 4, 302, 303 get deleted). Customers: OWN 1000
+ * (active with emp), OTHER 1001 (active with other), TEAM 1002 (active with
+ * boss), GONE 1003 (emp's relationship ended). Group chats 500 (owner emp),
+ * 501 (owner other). Tenant B (2) has department 20, store 60, employee 200
+ * (userid "emp"), customer 1500, group chat 600, tag group 2, tag 310.
+ * Rows run in order and some write, so test_lists runs first. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "testlib.h"
+
+enum { R_PLATFORM, R_ADMIN, R_OPERATOR, R_MANAGER, R_EMPLOYEE, R_NONE, R_BAD, R_ADMIN_B, R_N };
+static const char *const role_names[R_N] = {"platform", "admin", "operator", "manager",
+                                            "employee", "none",  "bad",      "admin_b"};
+
+typedef struct row {
+    int role;
+    const char *method;
+    const char *path;
+    const char *body; /* JSON or NULL */
+    long status;
+} row;
+
+/* Expands to one row per role of the seven (platform .. bad). */
+#define ROLES7(m, p, b, pl, ad, op, mg, em)                                                        \
+    {R_PLATFORM, m, p, b, pl}, {R_ADMIN, m, p, b, ad}, {R_OPERATOR, m, p, b, op},                  \
+        {R_MANAGER, m, p, b, mg}, {R_EMPLOYEE, m, p, b, em}, {R_NONE, m, p, b, 401}, {             \
+        R_BAD, m, p, b, 401                                                                        \
+    }
+/* A tenant-data GET: the platform is refused, the tenant roles as given. */
+#define TENANT_GET(p, ad, op, mg, em) ROLES7("GET", p, NULL, 403, ad, op, mg, em)
+
+/* An organisation or catalogue write: admin and operator (each with its own
+ * body, for unique names) get ok, the other roles are refused. */
+#define OFFICE_WRITE(m, p, body_admin, body_op, ok)                                                \
+    {R_PLATFORM, m, p, body_admin, 403}, {R_ADMIN, m, p, body_admin, ok},                          \
+        {R_OPERATOR, m, p, body_op, ok}, {R_MANAGER, m, p, body_admin, 403},                       \
+        {R_EMPLOYEE, m, p, body_admin, 403}, {R_NONE, m, p, body_admin, 401}, {                    \
+        R_BAD, m, p, body_admin, 401                                                               \
+    }
+/* A destructive office write: admin on path_admin, operator on path_op. */
+#define OFFICE_PAIR(m, path_admin, path_op, ok)                                                    \
+    {R_PLATFORM, m, path_admin, NULL, 403}, {R_MANAGER, m, path_admin, NULL, 403},                 \
+        {R_EMPLOYEE, m, path_admin, NULL, 403}, {R_NONE, m, path_admin, NULL, 401},                \
+        {R_BAD, m, path_admin, NULL, 401}, {R_ADMIN, m, path_admin, NULL, ok}, {                   \
+        R_OPERATOR, m, path_op, NULL, ok                                                           \
+    }
+#define BULK(tag, customer)                                                                        \
+    "{\"action\":\"tag\",\"tag_ids\":[" tag "],\"customer_ids\":[" customer "]}"
+#define EVENT(key, customer)                                                                       \
+    "{\"events\":[{\"idempotency_key\":\"" key "\",\"type\":\"visit\",\"ts\":1700000000,"          \
+    "\"customer_id\":" customer "}]}"
+
+#define OWN "1000"
+#define OTHER "1001"
+#define TEAM "1002"
+#define GONE "1003"
+#define TENANT_B "1500"
+
+static const row matrix[] = {
+    /* customers */
+    TENANT_GET("/api/v1/customers", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/customers/" OWN, 200, 200, 200, 200),
+    TENANT_GET("/api/v1/customers/" OTHER, 200, 200, 404, 404),
+    TENANT_GET("/api/v1/customers/" TEAM, 200, 200, 200, 404),
+    TENANT_GET("/api/v1/customers/" GONE, 200, 200, 404, 404),
+    TENANT_GET("/api/v1/customers/" TENANT_B, 404, 404, 404, 404),
+    TENANT_GET("/api/v1/customers/424242", 404, 404, 404, 404),
+    {R_ADMIN_B, "GET", "/api/v1/customers/" OWN, NULL, 404},
+    {R_ADMIN_B, "GET", "/api/v1/customers/" TENANT_B, NULL, 200},
+    /* timelines */
+    TENANT_GET("/api/v1/customers/" OWN "/events", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/customers/" OTHER "/events", 200, 200, 404, 404),
+    TENANT_GET("/api/v1/customers/" TEAM "/events", 200, 200, 200, 404),
+    TENANT_GET("/api/v1/customers/" TENANT_B "/events", 404, 404, 404, 404),
+    {R_ADMIN_B, "GET", "/api/v1/customers/" OWN "/events", NULL, 404},
+    /* relationships */
+    TENANT_GET("/api/v1/relationships", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/relationships?customer=" OTHER, 200, 200, 200, 200),
+    /* group chats */
+    TENANT_GET("/api/v1/group-chats", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/group-chats/500", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/group-chats/501", 200, 200, 404, 404),
+    TENANT_GET("/api/v1/group-chats/600", 404, 404, 404, 404),
+    TENANT_GET("/api/v1/group-chats/500/members", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/group-chats/501/members", 200, 200, 404, 404),
+    TENANT_GET("/api/v1/group-chats/600/members", 404, 404, 404, 404),
+    {R_ADMIN_B, "GET", "/api/v1/group-chats/600", NULL, 200},
+    {R_ADMIN_B, "GET", "/api/v1/group-chats/500", NULL, 404},
+    /* audit log: tenant admins only */
+    TENANT_GET("/api/v1/audit-log", 200, 403, 403, 403),
+    /* tenants: the platform manages them; a tenant admin sees its own */
+    ROLES7("GET", "/api/v1/tenants", NULL, 200, 403, 403, 403, 403),
+    ROLES7("GET", "/api/v1/tenants/1", NULL, 200, 200, 403, 403, 403),
+    ROLES7("GET", "/api/v1/tenants/2", NULL, 200, 404, 403, 403, 403),
+    ROLES7("PATCH", "/api/v1/tenants/1", "{\"name\":\"Tenant A\"}", 200, 200, 403, 403, 403),
+    ROLES7("PATCH", "/api/v1/tenants/2", "{\"name\":\"Tenant B\"}", 200, 404, 403, 403, 403),
+    ROLES7("POST", "/api/v1/tenants", "{\"name\":\"Tenant C\"}", 201, 403, 403, 403, 403),
+    /* tokens: the platform must name the tenant; an admin only its own */
+    ROLES7("POST", "/api/v1/tokens", "{\"role\":\"operator\"}", 400, 201, 403, 403, 403),
+    ROLES7("POST", "/api/v1/tokens", "{\"role\":\"operator\",\"tenant_id\":2}", 201, 404, 403, 403,
+           403),
+    /* organisation (no data scope: every tenant role reads; admin/operator write) */
+    TENANT_GET("/api/v1/departments", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/departments/12", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/departments/20", 404, 404, 404, 404),
+    OFFICE_WRITE("POST", "/api/v1/departments", "{\"name\":\"D-admin\"}", "{\"name\":\"D-op\"}",
+                 201),
+    OFFICE_WRITE("PATCH", "/api/v1/departments/13", "{\"name\":\"West\"}", "{\"name\":\"West\"}",
+                 200),
+    OFFICE_WRITE("PATCH", "/api/v1/departments/20", "{\"name\":\"X\"}", "{\"name\":\"X\"}", 404),
+    TENANT_GET("/api/v1/stores", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/stores/50", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/stores/60", 404, 404, 404, 404),
+    OFFICE_WRITE("POST", "/api/v1/stores", "{\"name\":\"S-admin\"}", "{\"name\":\"S-op\"}", 201),
+    OFFICE_WRITE("PATCH", "/api/v1/stores/50", "{\"city\":\"Shanghai\"}", "{\"city\":\"Shanghai\"}",
+                 200),
+    OFFICE_WRITE("PATCH", "/api/v1/stores/60", "{\"city\":\"X\"}", "{\"city\":\"X\"}", 404),
+    TENANT_GET("/api/v1/employees", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/employees/102", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/employees/200", 404, 404, 404, 404),
+    OFFICE_WRITE("POST", "/api/v1/employees", "{\"userid\":\"new_admin\"}",
+                 "{\"userid\":\"new_op\"}", 201),
+    OFFICE_WRITE("PATCH", "/api/v1/employees/102", "{\"name\":\"Other\"}", "{\"name\":\"Other\"}",
+                 200),
+    OFFICE_WRITE("PATCH", "/api/v1/employees/200", "{\"name\":\"X\"}", "{\"name\":\"X\"}", 404),
+    OFFICE_WRITE("POST", "/api/v1/employees/104/resign", NULL, NULL, 200),
+    OFFICE_WRITE("POST", "/api/v1/employees/200/resign", NULL, NULL, 404),
+    /* tag catalogue (no data scope) */
+    TENANT_GET("/api/v1/tag-groups", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/tag-groups/1", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/tag-groups/2", 404, 404, 404, 404),
+    OFFICE_WRITE("POST", "/api/v1/tag-groups", "{\"name\":\"G-admin\"}", "{\"name\":\"G-op\"}",
+                 201),
+    OFFICE_WRITE("PATCH", "/api/v1/tag-groups/1", "{\"sort_order\":1}", "{\"sort_order\":1}", 200),
+    OFFICE_WRITE("PATCH", "/api/v1/tag-groups/2", "{\"sort_order\":1}", "{\"sort_order\":1}", 404),
+    TENANT_GET("/api/v1/tags", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/tags/300", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/tags/310", 404, 404, 404, 404),
+    OFFICE_WRITE("POST", "/api/v1/tags", "{\"group_id\":1,\"name\":\"T-admin\"}",
+                 "{\"group_id\":1,\"name\":\"T-op\"}", 201),
+    OFFICE_WRITE("PATCH", "/api/v1/tags/300", "{\"sort_order\":2}", "{\"sort_order\":2}", 200),
+    OFFICE_WRITE("PATCH", "/api/v1/tags/310", "{\"sort_order\":2}", "{\"sort_order\":2}", 404),
+    /* bulk tagging: any tenant role, only customers in scope */
+    ROLES7("POST", "/api/v1/tags/bulk", BULK("300", OWN), 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/tags/bulk", BULK("300", OTHER), 403, 200, 200, 404, 404),
+    ROLES7("POST", "/api/v1/tags/bulk", BULK("300", TEAM), 403, 200, 200, 200, 404),
+    ROLES7("POST", "/api/v1/tags/bulk", BULK("300", TENANT_B), 403, 404, 404, 404, 404),
+    ROLES7("POST", "/api/v1/tags/bulk", BULK("310", OWN), 403, 404, 404, 404, 404),
+    /* behaviour events: admin/operator; another tenant's customer is unknown */
+    ROLES7("POST", "/api/v1/events", EVENT("m-1", OTHER), 403, 200, 200, 403, 403),
+    ROLES7("POST", "/api/v1/events", EVENT("m-2", TENANT_B), 403, 400, 400, 403, 403),
+    /* WeCom callbacks: public, but only for a configured receiver */
+    {R_NONE, "GET", "/wecom/callback/1", NULL, 404},
+    {R_NONE, "POST", "/wecom/callback/1", "<xml></xml>", 404},
+    /* public */
+    {R_NONE, "GET", "/healthz", NULL, 200},
+    {R_NONE, "GET", "/metrics", NULL, 200},
+    {R_NONE, "GET", "/api/v1/openapi.json", NULL, 200},
+    /* deletes last: they remove fixture rows */
+    OFFICE_PAIR("DELETE", "/api/v1/tag-groups/3", "/api/v1/tag-groups/4", 204),
+    OFFICE_WRITE("DELETE", "/api/v1/tag-groups/2", NULL, NULL, 404),
+    OFFICE_PAIR("DELETE", "/api/v1/tags/302", "/api/v1/tags/303", 204),
+    OFFICE_WRITE("DELETE", "/api/v1/tags/310", NULL, NULL, 404),
+};
+
+typedef struct list_row {
+    int role;
+    const char *path;
+    const char *ids; /* item ids in order, comma-separated */
+} list_row;
+
+static const list_row lists[] = {
+    {R_ADMIN, "/api/v1/customers", "1000,1001,1002,1003"},
+    {R_OPERATOR, "/api/v1/customers", "1000,1001,1002,1003"},
+    {R_MANAGER, "/api/v1/customers", "1000,1002"},
+    {R_EMPLOYEE, "/api/v1/customers", "1000"},
+    {R_ADMIN_B, "/api/v1/customers", "1500"},
+    {R_EMPLOYEE, "/api/v1/customers?employee=other", ""},
+    {R_MANAGER, "/api/v1/customers?status=lost", ""},
+    {R_ADMIN, "/api/v1/customers?status=lost", "1003"},
+    {R_ADMIN, "/api/v1/relationships", "1,2,3,4"},
+    {R_MANAGER, "/api/v1/relationships", "1,3,4"},
+    {R_EMPLOYEE, "/api/v1/relationships", "1,4"},
+    {R_EMPLOYEE, "/api/v1/relationships?customer=" OTHER, ""},
+    {R_ADMIN_B, "/api/v1/relationships", "5"},
+    {R_ADMIN, "/api/v1/group-chats", "500,501"},
+    {R_MANAGER, "/api/v1/group-chats", "500"},
+    {R_EMPLOYEE, "/api/v1/group-chats", "500"},
+    {R_ADMIN_B, "/api/v1/group-chats", "600"},
+    {R_EMPLOYEE, "/api/v1/customers/" OWN "/events", "1"},
+    {R_ADMIN_B, "/api/v1/customers/" TENANT_B "/events", "9"},
+};
+
+static const char fixture_sql[] =
+    "INSERT INTO department(id,tenant_id,name,parent_id,created_at,updated_at) VALUES"
+    " (10,1,'HQ',NULL,1,1),(11,1,'East',10,1,1),(12,1,'Sub',11,1,1),(13,1,'West',10,1,1),"
+    " (20,2,'HQ',NULL,1,1);"
+    "INSERT INTO store(id,tenant_id,name,department_id,created_at,updated_at) VALUES"
+    " (50,1,'Store A',12,1,1),(60,2,'Store B',20,1,1);"
+    "INSERT INTO employee(id,tenant_id,userid,name,department_id,created_at,updated_at) VALUES"
+    " (100,1,'boss','Boss',11,1,1),(101,1,'emp','Emp',12,1,1),(102,1,'other','Other',13,1,1),"
+    " (104,1,'leaver','Leaver',13,1,1),(200,2,'emp','Emp B',20,1,1);"
+    "INSERT INTO tag_group(id,tenant_id,name,created_at,updated_at) VALUES"
+    " (1,1,'Level',1,1),(2,2,'Level',1,1),(3,1,'Del1',1,1),(4,1,'Del2',1,1);"
+    "INSERT INTO tag(id,tenant_id,group_id,name,created_at,updated_at) VALUES"
+    " (300,1,1,'VIP',1,1),(302,1,1,'Del1',1,1),(303,1,1,'Del2',1,1),(310,2,2,'VIP',1,1);"
+    "INSERT INTO customer(id,tenant_id,external_userid,name,created_at,updated_at) VALUES"
+    " (1000,1,'wmOwn','Own',1,1),(1001,1,'wmOther','Other',1,1),(1002,1,'wmTeam','Team',1,1),"
+    " (1003,1,'wmGone','Gone',1,1),(1500,2,'wmOwn','B',1,1);"
+    "INSERT INTO relationship(id,tenant_id,customer_id,employee_id,status,added_at,"
+    "updated_at) VALUES (1,1,1000,101,'active',10,10),(2,1,1001,102,'active',10,10),"
+    " (3,1,1002,100,'active',10,10),(4,1,1003,101,'deleted_by_customer',10,10),"
+    " (5,2,1500,200,'active',10,10);"
+    "INSERT INTO group_chat(id,tenant_id,chat_id,name,owner_userid,created_at,updated_at) VALUES"
+    " (500,1,'wr1','Emp group','emp',1,1),(501,1,'wr2','Other group','other',1,1),"
+    " (600,2,'wr1','B group','emp',1,1);"
+    "INSERT INTO group_member(tenant_id,group_id,member_id,customer_id,employee_id,status) VALUES"
+    " (1,500,'wmOwn',1000,NULL,'in'),(1,501,'wmOther',1001,NULL,'in'),"
+    " (2,600,'wmOwn',1500,NULL,'in');"
+    "INSERT INTO event(id,tenant_id,customer_id,type,ts,source) VALUES"
+    " (1,1,1000,'message',100,'api'),(2,1,1001,'message',100,'api'),"
+    " (3,1,1002,'message',100,'api'),(9,2,1500,'message',100,'api');";
+
+typedef struct fx {
+    char *dir;
+    t_server srv;
+    char *tok[R_N];
+} fx;
+
+static char *token(const char *dir, const char *tenant, const char *role, const char *emp) {
+    char *out = NULL;
+    const char *args[] = {"token",
+                          "create",
+                          "--data",
+                          dir,
+                          "--role",
+                          role,
+                          tenant ? "--tenant" : NULL,
+                          tenant,
+                          emp ? "--employee" : NULL,
+                          emp,
+                          NULL};
+    if (t_siyu(&out, args) != 0 || !out || strncmp(out, "sy_", 3) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static int load_fixture(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/siyu.db", dir);
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, fixture_sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) fprintf(stderr, "fixture: %s\n", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    f->dir = t_tmpdir();
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"tenant", "create", "--data", f->dir, "--name", i ? "B" : "A", NULL};
+        if (t_siyu(NULL, args) != 0) return -1;
+    }
+    if (load_fixture(f->dir) != 0) return -1;
+    f->tok[R_PLATFORM] = token(f->dir, NULL, "admin", NULL);
+    f->tok[R_ADMIN] = token(f->dir, "1", "admin", NULL);
+    f->tok[R_OPERATOR] = token(f->dir, "1", "operator", NULL);
+    f->tok[R_MANAGER] = token(f->dir, "1", "manager", "boss");
+    f->tok[R_EMPLOYEE] = token(f->dir, "1", "employee", "emp");
+    f->tok[R_ADMIN_B] = token(f->dir, "2", "admin", NULL);
+    /* Well-formed but unknown. */
+    f->tok[R_BAD] = strdup("sy_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    for (int r = 0; r < R_N; r++)
+        if (r != R_NONE && !f->tok[r]) return -1;
+    if (t_server_start(&f->srv, f->dir, NULL) != 0) return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    if (!f) return 0;
+    t_server_stop(&f->srv);
+    t_rmdir(f->dir);
+    for (int r = 0; r < R_N; r++)
+        free(f->tok[r]);
+    free(f);
+    return 0;
+}
+
+static void test_matrix(void **state) {
+    fx *f = *state;
+    int failed = 0;
+    for (size_t i = 0; i < sizeof matrix / sizeof *matrix; i++) {
+        const row *m = &matrix[i];
+        t_resp r;
+        int rc = t_http(&f->srv, m->method, m->path, f->tok[m->role], m->body,
+                        m->body ? strlen(m->body) : 0, NULL, &r);
+        bool ok = rc == 0 && r.status == m->status;
+        /* Every refusal carries an error code. */
+        if (ok && r.status >= 400) ok = t_err_code(&r)[0] != 0;
+        if (!ok) {
+            fprintf(stderr, "matrix: %s %s %s: got %ld%s, want %ld: %s\n", role_names[m->role],
+                    m->method, m->path, r.status, rc ? " (transport error)" : "", m->status,
+                    r.body ? r.body : "");
+            failed++;
+        }
+        t_resp_free(&r);
+        if (rc != 0) break; /* the server is gone */
+    }
+    assert_int_equal(failed, 0);
+}
+
+static void test_lists(void **state) {
+    fx *f = *state;
+    int failed = 0;
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+        const list_row *l = &lists[i];
+        t_resp r;
+        assert_int_equal(t_api(&f->srv, "GET", l->path, f->tok[l->role], &r, NULL), 0);
+        char got[512] = "";
+        size_t k = 0, n;
+        json_t *it;
+        json_array_foreach(json_object_get(r.json, "items"), n, it) {
+            k += (size_t)snprintf(got + k, sizeof got - k, "%s%lld", n ? "," : "",
+                                  (long long)json_integer_value(json_object_get(it, "id")));
+            if (k >= sizeof got) break;
+        }
+        if (r.status != 200 || strcmp(got, l->ids) != 0) {
+            fprintf(stderr, "lists: %s %s: got %ld [%s], want [%s]\n", role_names[l->role], l->path,
+                    r.status, got, l->ids);
+            failed++;
+        }
+        t_resp_free(&r);
+    }
+    assert_int_equal(failed, 0);
+}
+
+/* True when a concrete path (query ignored) matches a route template. */
+static bool path_matches(const char *tmpl, const char *path) {
+    while (*tmpl && *path && *path != '?') {
+        if (*tmpl == '{') {
+            while (*tmpl && *tmpl != '/')
+                tmpl++;
+            while (*path && *path != '/' && *path != '?')
+                path++;
+            continue;
+        }
+        if (*tmpl++ != *path++) return false;
+    }
+    return *tmpl == 0 && (*path == 0 || *path == '?');
+}
+
+static bool covered(const char *method, const char *tmpl) {
+    for (size_t i = 0; i < sizeof matrix / sizeof *matrix; i++)
+        if (strcasecmp(matrix[i].method, method) == 0 && path_matches(tmpl, matrix[i].path))
+            return true;
+    return false;
+}
+
+/* Every row of the server's route table (api_all_routes) has a matrix row. */
+static void test_routes_covered(void **state) {
+    (void)state;
+    int missing = 0;
+    for (const http_route *const *t = api_all_routes; *t; t++) {
+        for (const http_route *rt = *t; rt->method; rt++) {
+            if (covered(rt->method, rt->path)) continue;
+            fprintf(stderr,
+                    "scope matrix: no row for %s %s; add rows to matrix[] in "
+                    "tests/integration/test_scope_matrix.c\n",
+                    rt->method, rt->path);
+            missing++;
+        }
+    }
+    assert_int_equal(missing, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lists), /* first: the matrix writes */
+        cmocka_unit_test(test_matrix),
+        cmocka_unit_test(test_routes_covered),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
