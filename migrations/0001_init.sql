@@ -215,4 +215,4 @@ CREATE TABLE processed_callback (
     kind        TEXT NOT NULL,
     received_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, dedupe_key)
-);
+) WITHOUT ROWID;

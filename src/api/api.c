@@ -55,10 +55,12 @@ static json_t *op_for(const http_route *rt) {
                                                 "schema", "type", "string"));
     }
     json_object_set_new(op, "parameters", params);
-    if (!strcmp(rt->method, "POST") || !strcmp(rt->method, "PUT") || !strcmp(rt->method, "PATCH"))
+    if (!strcmp(rt->method, "POST") || !strcmp(rt->method, "PUT") || !strcmp(rt->method, "PATCH")) {
+        const char *mt = rt->body_type ? rt->body_type : "application/json";
         json_object_set_new(op, "requestBody",
-                            json_pack("{s:{s:{s:{s:s}}}}", "content", "application/json", "schema",
-                                      "type", "object"));
+                            json_pack("{s:{s:{s:{s:s}}}}", "content", mt, "schema", "type",
+                                      strstr(mt, "json") ? "object" : "string"));
+    }
     json_object_set_new(
         op, "responses",
         json_pack("{s:{s:s},s:{s:s,s:{s:{s:{s:s}}}}}", "200", "description", "success", "default",

@@ -60,7 +60,8 @@ typedef struct http_route {
     http_handler fn;
     unsigned roles;
     const char *summary;
-    size_t max_body; /* 0 = default limit */
+    size_t max_body;       /* 0 = default limit */
+    const char *body_type; /* request media type for OpenAPI; NULL = application/json */
 } http_route;
 
 struct http_req {

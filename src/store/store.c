@@ -20,7 +20,7 @@
 
 #include "util/log.h"
 
-#define STMT_CACHE 128
+#define STMT_CACHE 512
 
 struct store_conn {
     sqlite3 *db;

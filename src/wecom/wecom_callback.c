@@ -357,6 +357,6 @@ const http_route wecom_callback_routes[] = {
     {"POST", "/wecom/callback/{tenant}", callback_event, ROLE_PUBLIC,
      "WeCom callback events (XML envelope): verified, decrypted and applied idempotently; 200 "
      "with an empty body once durable",
-     CB_MAX_BODY},
+     CB_MAX_BODY, "application/xml"},
     {NULL, NULL, NULL, 0, NULL, 0},
 };
