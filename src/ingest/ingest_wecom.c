@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "store/audit.h"
+#include "store/org.h"
 
 #define WECOM_GROUP_NAME "(wecom)" /* tag group for tags whose group is unknown */
 
@@ -121,26 +122,15 @@ static int changes(ictx *ic) {
 
 /* ---- employees and customers ------------------------------------------- */
 
+/* 0 when found, 1 when not, or a negative SIYU_E* code. */
 static int employee_find(ictx *ic, const char *userid, int64_t *id) {
-    sqlite3_stmt *st = stmt(ic, "SELECT id FROM employee WHERE tenant_id=?1 AND userid=?2");
-    if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, userid);
-    return query_id(st, id, NULL);
+    int rc = org_employee_find(ic->c, ic->tenant, userid, id);
+    return rc == SIYU_ENOTFOUND ? 1 : rc;
 }
 
+/* A member named by a callback before any sync: created active, audited. */
 static int employee_ensure(ictx *ic, const char *userid, int64_t *id) {
-    int rc = employee_find(ic, userid, id);
-    if (rc <= 0) return rc;
-    sqlite3_stmt *st = stmt(ic, "INSERT INTO employee(tenant_id, userid, status, created_at, "
-                                "updated_at) VALUES(?1,?2,'active',?3,?3)");
-    if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, userid);
-    sqlite3_bind_int64(st, 3, ic->now);
-    if ((rc = run(st)) != 0) return rc;
-    *id = last_id(ic);
-    return 0;
+    return org_employee_ensure(ic->c, ic->tenant, userid, "wecom", id);
 }
 
 static int identity_add(ictx *ic, int64_t customer_id, const char *external_userid) {
