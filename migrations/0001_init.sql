@@ -127,6 +127,7 @@ CREATE TABLE tag (
 );
 CREATE UNIQUE INDEX tag_name ON tag(tenant_id, group_id, name);
 CREATE UNIQUE INDEX tag_wecom ON tag(tenant_id, wecom_id) WHERE wecom_id IS NOT NULL;
+CREATE INDEX tag_group_id ON tag(group_id);
 
 CREATE TABLE customer_tag (
     tenant_id   INTEGER NOT NULL,
@@ -137,7 +138,8 @@ CREATE TABLE customer_tag (
     created_at  INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, customer_id, tag_id)
 );
-CREATE INDEX customer_tag_tag ON customer_tag(tenant_id, tag_id);
+-- Leads with tag_id so deleting a tag can check the foreign key by index.
+CREATE INDEX customer_tag_tag ON customer_tag(tag_id, tenant_id);
 
 -- status: active | dismissed
 CREATE TABLE group_chat (
