@@ -82,8 +82,8 @@ static int callback(store *st, int64_t t, const char *xml) {
         fprintf(stderr, "siyu demo-seed: bad event XML: %s\n", err);
         return rc;
     }
-    char key[65];
-    ingest_wecom_dedupe_key(xml, strlen(xml), key);
+    char key[INGEST_DEDUPE_KEY_SIZE];
+    ingest_wecom_dedupe_key(ev.create_time, xml, strlen(xml), key);
     ingest_wecom_cmd cmd = {.tenant_id = t, .ev = &ev, .dedupe_key = key};
     rc = store_write(st, ingest_wecom_step, &cmd);
     wecom_event_reset(&ev);

@@ -617,16 +617,21 @@ int ingest_wecom_step(store_conn *c, void *arg) {
 
 /* ---- HTTP-thread helpers ------------------------------------------------ */
 
-void ingest_wecom_dedupe_key(const char *msg, size_t len, char out[65]) {
+void ingest_wecom_dedupe_key(int64_t create_time, const char *msg, size_t len,
+                             char out[INGEST_DEDUPE_KEY_SIZE]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     static const char hex[] = "0123456789abcdef";
-    if (!EVP_Digest(msg, len, md, &n, EVP_sha256(), NULL) || n != 32) n = 0;
-    for (unsigned i = 0; i < n; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
+    out[0] = 0;
+    if (!EVP_Digest(msg, len, md, &n, EVP_sha256(), NULL) || n != 32) return;
+    if (create_time < 0 || create_time > 9999999999LL) create_time = 0;
+    snprintf(out, INGEST_DEDUPE_KEY_SIZE, "%010lld-", (long long)create_time);
+    char *o = out + 11;
+    for (unsigned i = 0; i < 24; i++) {
+        *o++ = hex[md[i] >> 4];
+        *o++ = hex[md[i] & 15];
     }
-    out[2 * n] = 0;
+    *o = 0;
 }
 
 /* Props keys: string fields copied when present. unknown_only rows describe

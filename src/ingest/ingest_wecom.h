@@ -38,9 +38,15 @@ typedef struct ingest_result {
     int64_t event_id;    /* the event row, 0 for a duplicate */
 } ingest_result;
 
-/* Hex SHA-256 (64 lowercase chars + NUL) of the decrypted message; out is
- * "" if the digest cannot be computed. */
-void ingest_wecom_dedupe_key(const char *msg, size_t len, char out[65]);
+/* The dedupe key of a decrypted message: its CreateTime as 10 decimal digits,
+ * '-', then the first 192 bits of its SHA-256 in lowercase hex (59 chars +
+ * NUL). Leading with the time keeps processed_callback inserts at the right
+ * edge of its b-tree (one hot page instead of a random page per callback);
+ * a retry carries the same CreateTime and body, hence the same key. out is ""
+ * if the digest cannot be computed. */
+#define INGEST_DEDUPE_KEY_SIZE 65
+void ingest_wecom_dedupe_key(int64_t create_time, const char *msg, size_t len,
+                             char out[INGEST_DEDUPE_KEY_SIZE]);
 
 /* Compact JSON object of the fields of ev relevant to its kind (state,
  * source, fail_reason, welcome_code, chat_id, update_detail, scenes, member

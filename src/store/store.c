@@ -53,6 +53,13 @@ struct store {
     bool closing;
     bool has_thread;
     pthread_t writer;
+    /* Checkpointer: copies WAL frames into the database off the writer thread
+     * so commits never pay for a checkpoint (a latency spike otherwise). */
+    pthread_t ckpt;
+    pthread_mutex_t ckmu;
+    pthread_cond_t ckwake;
+    bool ckpt_due, ckpt_stop;
+    int64_t checkpoints;
     pthread_mutex_t wmu; /* inline-write mode */
     store_conn *readers;
     int readers_open;
@@ -235,6 +242,46 @@ static void hist_add(store_stats *s, int n) {
     s->batch_hist[b]++;
 }
 
+#define CKPT_PAGES 4000 /* WAL size (pages) that wakes the checkpointer */
+
+static int wal_hook(void *p, sqlite3 *db, const char *name, int pages) {
+    (void)db;
+    (void)name;
+    store *st = p;
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&st->ckmu);
+        st->ckpt_due = true;
+        pthread_cond_signal(&st->ckwake);
+        pthread_mutex_unlock(&st->ckmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *p) {
+    store *st = p;
+    siyu_err err;
+    store_conn *c = conn_open(st->path, false, &err);
+    if (!c) {
+        log_error("checkpointer: %s", err.msg);
+        return NULL;
+    }
+    pthread_mutex_lock(&st->ckmu);
+    for (;;) {
+        while (!st->ckpt_due && !st->ckpt_stop) pthread_cond_wait(&st->ckwake, &st->ckmu);
+        if (st->ckpt_stop) break;
+        st->ckpt_due = false;
+        pthread_mutex_unlock(&st->ckmu);
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) log_warn("checkpoint failed: %s", sqlite3_errstr(rc));
+        pthread_mutex_lock(&st->ckmu);
+        st->checkpoints++;
+    }
+    pthread_mutex_unlock(&st->ckmu);
+    conn_free(c);
+    return NULL;
+}
+
 static void *writer_main(void *p) {
     store *st = p;
     pthread_mutex_lock(&st->mu);
@@ -379,6 +426,14 @@ void store_stats_get(store *st, store_stats *out) {
     pthread_mutex_unlock(&st->mu);
 }
 
+static void stop_ckpt(store *st) {
+    pthread_mutex_lock(&st->ckmu);
+    st->ckpt_stop = true;
+    pthread_cond_signal(&st->ckwake);
+    pthread_mutex_unlock(&st->ckmu);
+    pthread_join(st->ckpt, NULL);
+}
+
 store *store_open(const char *dir, const store_options *opts, siyu_err *err) {
     store *st = calloc(1, sizeof *st);
     if (!st) {
@@ -393,6 +448,8 @@ store *store_open(const char *dir, const store_options *opts, siyu_err *err) {
     pthread_mutex_init(&st->wmu, NULL);
     pthread_cond_init(&st->wake, NULL);
     pthread_cond_init(&st->done, NULL);
+    pthread_mutex_init(&st->ckmu, NULL);
+    pthread_cond_init(&st->ckwake, NULL);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         siyu_err_set(err, SIYU_EIO, "data", "cannot create data directory %s: %s", dir,
                      strerror(errno));
@@ -406,8 +463,14 @@ store *store_open(const char *dir, const store_options *opts, siyu_err *err) {
     if (!st->wconn) goto fail;
     if (migrate(st->wconn, err) != 0) goto fail;
     if (st->opts.writer_thread) {
+        if (pthread_create(&st->ckpt, NULL, ckpt_main, st) != 0) {
+            siyu_err_set(err, SIYU_EIO, NULL, "cannot start checkpoint thread");
+            goto fail;
+        }
+        sqlite3_wal_hook(st->wconn->db, wal_hook, st); /* replaces auto-checkpointing */
         if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
             siyu_err_set(err, SIYU_EIO, NULL, "cannot start writer thread");
+            stop_ckpt(st);
             goto fail;
         }
         st->has_thread = true;
@@ -428,6 +491,9 @@ void store_close(store *st) {
         pthread_cond_signal(&st->wake);
         pthread_mutex_unlock(&st->mu);
         pthread_join(st->writer, NULL);
+        stop_ckpt(st);
+        /* Fold the WAL back into the database file on a clean shutdown. */
+        sqlite3_wal_checkpoint_v2(st->wconn->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     }
     while (st->readers) {
         store_conn *c = st->readers;
@@ -439,6 +505,8 @@ void store_close(store *st) {
     pthread_mutex_destroy(&st->wmu);
     pthread_cond_destroy(&st->wake);
     pthread_cond_destroy(&st->done);
+    pthread_mutex_destroy(&st->ckmu);
+    pthread_cond_destroy(&st->ckwake);
     free(st->path);
     free(st);
 }

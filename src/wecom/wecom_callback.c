@@ -44,7 +44,7 @@ typedef struct cb_op {
     char *msg; /* decrypted plaintext */
     wecom_event ev;
     char *props;
-    char key[65];
+    char key[INGEST_DEDUPE_KEY_SIZE];
     ingest_wecom_cmd cmd;
     /* rejection */
     int status;
@@ -321,7 +321,7 @@ static bool post_decode(http_req *r, http_resp *w, cb_params *p, cb_op *op) {
                        "the decrypted event is not valid callback XML: %s", why);
                 return false;
             }
-            if (rc == WECOM_OK) ingest_wecom_dedupe_key(op->msg, len, op->key);
+            if (rc == WECOM_OK) ingest_wecom_dedupe_key(op->ev.create_time, op->msg, len, op->key);
         }
     }
     if (rc != WECOM_OK) {

@@ -61,8 +61,8 @@ static int apply_for(fx *f, int64_t tenant, const char *xml, ingest_result *res)
     char why[200] = "";
     if (wecom_event_parse(xml, strlen(xml), &ev, why, sizeof why) != WECOM_OK)
         fail_msg("parse: %s", why);
-    char key[65];
-    ingest_wecom_dedupe_key(xml, strlen(xml), key);
+    char key[INGEST_DEDUPE_KEY_SIZE];
+    ingest_wecom_dedupe_key(ev.create_time, xml, strlen(xml), key);
     ingest_wecom_cmd cmd = {.tenant_id = tenant, .ev = &ev, .dedupe_key = key};
     int rc = store_write(f->st, ingest_wecom_step, &cmd);
     if (res) *res = cmd.result;
@@ -573,9 +573,11 @@ static void test_spec_fixtures(void **state) {
 static void test_props_and_key(void **state) {
     (void)state;
     char k1[65], k2[65];
-    ingest_wecom_dedupe_key("abc", 3, k1);
-    assert_string_equal(k1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    ingest_wecom_dedupe_key("abd", 3, k2);
+    ingest_wecom_dedupe_key(1403610513, "abc", 3, k1);
+    assert_string_equal(k1, "1403610513-ba7816bf8f01cfea414140de5dae2223b00361a396177a9c");
+    ingest_wecom_dedupe_key(1403610513, "abd", 3, k2);
+    assert_string_not_equal(k1, k2);
+    ingest_wecom_dedupe_key(1403610514, "abc", 3, k2);
     assert_string_not_equal(k1, k2);
     wecom_event ev;
     const char *xml = "<xml><CreateTime>1</CreateTime><Event>change_external_tag</Event>"
