@@ -13,6 +13,7 @@
 #include "ingest/ingest_wecom.h"
 #include "store/org.h"
 #include "store/store.h"
+#include "store/tag.h"
 #include "store/tenant.h"
 #include "wecom/wecom_event.h"
 
@@ -152,6 +153,41 @@ static int seed_events(store *st, int64_t t, int ncust, int64_t now) {
     return rc;
 }
 
+/* Two tag groups, and tags on a deterministic share of the customers, set by
+ * an operator through the same bulk step the API uses. */
+static int seed_tags(store *st, int64_t t, int ncust) {
+    static const struct {
+        const char *group;
+        const char *tags[3];
+    } groups[] = {{"客户等级 Level", {"VIP", "普通 Regular", NULL}},
+                  {"兴趣 Interest", {"护肤 Skincare", "彩妆 Makeup", "香水 Fragrance"}}};
+    for (size_t g = 0; g < 2; g++) {
+        tag_group_input gi = {.tenant_id = t, .name = groups[g].group, .actor = "demo"};
+        int rc = store_write(st, tag_group_create, &gi);
+        if (rc != 0) return rc;
+        for (int k = 0; k < 3 && groups[g].tags[k]; k++) {
+            tag_input ti = {.tenant_id = t, .group_id = gi.id, .name = groups[g].tags[k],
+                            .actor = "demo"};
+            if ((rc = store_write(st, tag_create, &ti)) != 0) return rc;
+            char ids[4096], tag[32];
+            size_t off = 0, n = 0;
+            off += (size_t)snprintf(ids, sizeof ids, "[");
+            for (int c = 1; c <= ncust && off < sizeof ids - 16; c++)
+                if (rnd(5) == 0)
+                    off += (size_t)snprintf(ids + off, sizeof ids - off, "%s%d", n++ ? "," : "", c);
+            snprintf(ids + off, sizeof ids - off, "]");
+            snprintf(tag, sizeof tag, "[%lld]", (long long)ti.id);
+            tag_bulk b = {.auth = {.tenant_id = t, .role = ROLE_OPERATOR}, .tag_ids = tag,
+                          .ntags = 1, .customer_ids = ids, .ncustomers = n, .actor = "demo"};
+            if (n && (rc = store_write(st, tag_bulk_apply, &b)) != 0) {
+                fprintf(stderr, "siyu demo-seed: tags: %s\n", b.err.msg);
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
 static int seed(store *st, int64_t *tenant_out) {
     tenant_input tin = {.name = DEMO_NAME, .corp_id = DEMO_CORP, .callback_token = DEMO_TOKEN,
                         .aes_key = DEMO_AES, .actor = "demo"};
@@ -214,6 +250,7 @@ static int seed(store *st, int64_t *tenant_out) {
                  "<MemChangeList><Item>wmDEMO%06d</Item></MemChangeList>", g * 40);
         if (rc == 0) rc = chat(st, t, "update", chat_id, start + 86400 * (g + 10), xml);
     }
+    if (rc == 0) rc = seed_tags(st, t, NCUST);
     if (rc == 0) rc = seed_events(st, t, NCUST, now);
     if (rc != 0) fprintf(stderr, "siyu demo-seed: seeding failed: %s\n", siyu_strerror(rc));
     return rc;
