@@ -60,7 +60,7 @@ fuzz:
 	    $$(cat fuzz/$$n.sources 2>/dev/null) \
 	    $$(pkg-config --cflags --libs jansson libcrypto expat) -o build-fuzz/$$n || exit 1; \
 	done
-	@echo "built: $$(ls build-fuzz)"; echo "run e.g.: build-fuzz/fuzz_callback fuzz/corpus/callback -max_total_time=60"
+	@echo "built: $$(ls build-fuzz)"; echo "run e.g.: mkdir -p build-fuzz/new && build-fuzz/fuzz_callback build-fuzz/new fuzz/corpus/callback -max_total_time=60"
 
 bench-ingest: all
 	cmake --build $(BUILD) -j$(JOBS) --target bench_ingest

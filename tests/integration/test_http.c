@@ -1,6 +1,7 @@
 /* test_http.c — behaviour every route shares: routing errors, auth, body
  * limits, malformed and unknown input, OpenAPI, metrics, health, SIGTERM. */
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,70 @@ static void test_tokens_and_audit(void **state) {
            "not_found");
 }
 
+typedef struct {
+    t_server *s;
+    const char *admin;
+    int n429, n201, other;
+} flood_arg;
+
+static void *flood(void *p) {
+    flood_arg *a = p;
+    for (int i = 0; i < 60; i++) {
+        t_resp r;
+        t_api(a->s, "POST", "/api/v1/tokens", a->admin, &r, "{s:s}", "role", "operator");
+        if (r.status == 429) {
+            a->n429++;
+            if (strcmp(t_err_code(&r), "busy") != 0) a->other++;
+        } else if (r.status == 201) {
+            a->n201++;
+        } else {
+            a->other++;
+        }
+        t_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* A server whose write queue holds one command answers concurrent writes
+ * beyond it with 429 (and a Retry-After), never by failing or hanging. */
+static void test_backpressure_429(void **state) {
+    fixture *f = *state;
+    char *dir = t_tmpdir();
+    char *plat = NULL;
+    assert_int_equal(t_siyu(&plat, (const char *[]){"token", "create", "--data", dir, "--role",
+                                                    "admin", NULL}), 0);
+    t_server s;
+    assert_int_equal(t_server_start(&s, dir, (const char *[]){"--queue-max", "1", NULL}), 0);
+    t_resp r;
+    t_api(&s, "POST", "/api/v1/tenants", plat, &r, "{s:s}", "name", "Q");
+    char admin[80];
+    snprintf(admin, sizeof admin, "%s", json_string_value(json_object_get(r.json, "admin_token")));
+    t_resp_free(&r);
+    enum { N = 8 };
+    pthread_t th[N];
+    flood_arg fa[N];
+    for (int i = 0; i < N; i++) {
+        fa[i] = (flood_arg){&s, admin, 0, 0, 0};
+        pthread_create(&th[i], NULL, flood, &fa[i]);
+    }
+    int n429 = 0, n201 = 0, other = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        n429 += fa[i].n429;
+        n201 += fa[i].n201;
+        other += fa[i].other;
+    }
+    print_message("queue-max 1: %d created, %d answered 429\n", n201, n429);
+    assert_int_equal(other, 0);
+    assert_true(n201 > 0);
+    assert_true(n429 > 0);
+    assert_int_equal(n201 + n429, N * 60);
+    assert_int_equal(t_server_stop(&s), 0);
+    free(plat);
+    t_rmdir(dir);
+    (void)f;
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
     const struct CMUnitTest tests[] = {
@@ -148,6 +213,7 @@ int main(void) {
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_openapi_health_metrics),
         cmocka_unit_test(test_tokens_and_audit),
+        cmocka_unit_test(test_backpressure_429),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
