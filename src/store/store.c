@@ -226,14 +226,27 @@ int store_schema_version(store *st) {
 }
 
 /* Applies one command inside a savepoint. */
+/* Runs a statement-only command through the statement cache (no re-parse per
+ * call, unlike sqlite3_exec). 0 or a SIYU_E* code. */
+static int step_cached(store_conn *c, const char *sql) {
+    sqlite3_stmt *st = store_conn_stmt(c, sql);
+    if (!st) return SIYU_EIO;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return 0;
+    log_error("%s failed: %s", sql, sqlite3_errmsg(c->db));
+    return store_rc(rc);
+}
+
+/* Applies one command inside a savepoint. */
 static void run_cmd(store_conn *c, store_cmd *cmd) {
-    if (store_conn_exec(c, "SAVEPOINT cmd") != 0) {
+    if (step_cached(c, "SAVEPOINT cmd") != 0) {
         cmd->rc = SIYU_EIO;
         return;
     }
     cmd->rc = cmd->fn(c, cmd->arg);
-    if (cmd->rc < 0) store_conn_exec(c, "ROLLBACK TO cmd");
-    store_conn_exec(c, "RELEASE cmd");
+    if (cmd->rc < 0) step_cached(c, "ROLLBACK TO cmd");
+    step_cached(c, "RELEASE cmd");
 }
 
 static void hist_add(store_stats *s, int n) {
@@ -309,10 +322,10 @@ static void *writer_main(void *p) {
         st->depth -= n;
         pthread_mutex_unlock(&st->mu);
 
-        int brc = store_conn_exec(st->wconn, "BEGIN IMMEDIATE");
+        int brc = step_cached(st->wconn, "BEGIN IMMEDIATE");
         if (brc == 0) {
             for (store_cmd *c = batch; c; c = c->next) run_cmd(st->wconn, c);
-            brc = store_conn_exec(st->wconn, "COMMIT");
+            brc = step_cached(st->wconn, "COMMIT");
             if (brc != 0) store_conn_exec(st->wconn, "ROLLBACK");
         }
         pthread_mutex_lock(&st->mu);
