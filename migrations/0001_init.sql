@@ -68,7 +68,8 @@ CREATE TABLE customer (
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX customer_external ON customer(tenant_id, external_userid) WHERE external_userid IS NOT NULL;
+-- external_userid is a display copy; lookups and uniqueness go through
+-- identity(kind 'wecom_external_userid'), so it carries no second index.
 CREATE INDEX customer_created ON customer(tenant_id, created_at);
 
 CREATE TABLE identity (

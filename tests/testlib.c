@@ -208,3 +208,167 @@ const char *t_err_code(const t_resp *r) {
     const char *c = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
     return c ? c : "";
 }
+
+json_t *t_call(t_server *s, const char *method, const char *path, const char *token,
+               const char *body, long status) {
+    t_resp r;
+    assert_int_equal(t_http(s, method, path, token, body, body ? strlen(body) : 0, NULL, &r), 0);
+    if (r.status != status)
+        fprintf(stderr, "%s %s %s -> %ld %s\n", method, path, body ? body : "", r.status, r.body);
+    assert_int_equal(r.status, status);
+    json_t *j = json_incref(r.json);
+    t_resp_free(&r);
+    return j;
+}
+
+void t_assert_error(const json_t *j, const char *code, const char *field) {
+    const json_t *e = json_object_get(j, "error");
+    const char *c = json_string_value(json_object_get(e, "code"));
+    assert_string_equal(c ? c : "", code);
+    if (field) {
+        const char *got = json_string_value(json_object_get(e, "field"));
+        if (!got || strcmp(got, field) != 0)
+            fprintf(stderr, "field %s, want %s\n", got ? got : "(none)", field);
+        assert_non_null(got);
+        assert_string_equal(got, field);
+    }
+}
+
+void t_expect_error(t_resp *r, long status, const char *code, const char *field) {
+    if (r->status != status || strcmp(t_err_code(r), code) != 0)
+        fprintf(stderr, "unexpected %ld: %s\n", r->status, r->body);
+    assert_int_equal(r->status, status);
+    t_assert_error(r->json, code, field);
+    t_resp_free(r);
+}
+
+/* ---- fixtures and queries on DIR/siyu.db ---- */
+
+char *t_token(const char *dir, const char *tenant, const char *role, const char *employee) {
+    char *out = NULL;
+    const char *args[] = {"token",
+                          "create",
+                          "--data",
+                          dir,
+                          "--role",
+                          role,
+                          tenant ? "--tenant" : NULL,
+                          tenant,
+                          employee ? "--employee" : NULL,
+                          employee,
+                          NULL};
+    if (t_siyu(&out, args) != 0 || !out || strncmp(out, "sy_", 3) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int t_fixture_load(const char *dir, const char *sql) {
+    static const char *const names[] = {"A", "B"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *args[] = {"tenant", "create", "--data", dir, "--name", names[i], NULL};
+        if (t_siyu(NULL, args) != 0) {
+            fprintf(stderr, "fixture: siyu tenant create --name %s failed\n", names[i]);
+            return -1;
+        }
+    }
+    return sql ? t_sql_exec(dir, sql) : 0;
+}
+
+int t_fixture_start(char **dir, t_server *srv, const char *sql, const t_token_spec *specs,
+                    size_t n) {
+    *dir = t_tmpdir();
+    if (!*dir || t_fixture_load(*dir, sql) != 0) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const t_token_spec *t = &specs[i];
+        *t->out = t_token(*dir, t->tenant, t->role, t->employee);
+        if (!*t->out) {
+            fprintf(stderr, "fixture: no %s token (tenant %s, employee %s)\n", t->role,
+                    t->tenant ? t->tenant : "-", t->employee ? t->employee : "-");
+            return -1;
+        }
+    }
+    if (t_server_start(srv, *dir, NULL) != 0) {
+        fprintf(stderr, "fixture: the server did not start\n");
+        return -1;
+    }
+    return 0;
+}
+
+int t_fixture_stop(char **dir, t_server *srv, const t_token_spec *specs, size_t n) {
+    int rc = t_server_stop(srv);
+    t_rmdir(*dir);
+    *dir = NULL;
+    for (size_t i = 0; i < n; i++) {
+        free(*specs[i].out);
+        *specs[i].out = NULL;
+    }
+    return rc;
+}
+
+sqlite3 *t_db_open(const char *dir, int flags) {
+    char *path = sqlite3_mprintf("%s/siyu.db", dir);
+    sqlite3 *db = NULL;
+    int rc = path ? sqlite3_open_v2(path, &db, flags, NULL) : SQLITE_NOMEM;
+    sqlite3_free(path);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "open %s/siyu.db: %s\n", dir, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    return db;
+}
+
+int t_sql_exec(const char *dir, const char *sql) {
+    sqlite3 *db = t_db_open(dir, SQLITE_OPEN_READWRITE);
+    if (!db) return -1;
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) fprintf(stderr, "fixture: %s\n", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Runs the query fmt/ap on DIR/siyu.db opened read-only. When its first row
+ * has a non-NULL first column, stores it as an integer in *v (if v) and as
+ * text in buf (if buf) and returns true; returns false for no row or NULL.
+ * Fails the running test when the database does not open or the query does
+ * not prepare. */
+static bool query_first(const char *dir, const char *fmt, va_list ap, long long *v, char *buf,
+                        size_t cap) {
+    char *sql = sqlite3_vmprintf(fmt, ap);
+    assert_non_null(sql);
+    sqlite3 *db = t_db_open(dir, SQLITE_OPEN_READONLY);
+    assert_non_null(db);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
+    bool found = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (found && v) *v = sqlite3_column_int64(st, 0);
+    if (found && buf) snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    sqlite3_free(sql);
+    return found;
+}
+
+long long t_sql_int(const char *dir, const char *fmt, ...) {
+    long long v = T_SQL_NONE; /* stays when there is no value */
+    va_list ap;
+    va_start(ap, fmt);
+    query_first(dir, fmt, ap, &v, NULL, 0);
+    va_end(ap);
+    return v;
+}
+
+const char *t_sql_text(const char *dir, const char *fmt, ...) {
+    static char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    if (!query_first(dir, fmt, ap, NULL, buf, sizeof buf)) snprintf(buf, sizeof buf, "<null>");
+    va_end(ap);
+    return buf;
+}

@@ -1,10 +1,16 @@
 /* testlib.h — helpers for unit and integration tests: temp dirs, running the
- * real `siyu` binary (SIYU_BIN) on a loopback port, HTTP calls via libcurl.
- * Set KEEP=1 to keep temp data directories for inspection. */
+ * real `siyu` binary (SIYU_BIN) on a loopback port, HTTP calls via libcurl,
+ * fixture rows and tokens in a data directory, and queries on its siyu.db.
+ * Set KEEP=1 to keep temp data directories for inspection.
+ *
+ * t_call, t_assert_error, t_expect_error, t_sql_int and t_sql_text fail the
+ * running cmocka test themselves; the others report failure by their return
+ * value, so that group setups can return -1. */
 #ifndef SIYU_TESTLIB_H
 #define SIYU_TESTLIB_H
 
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,5 +63,71 @@ void t_resp_free(t_resp *r);
 
 /* Error code string of a {"error":{"code":..}} body, or "". */
 const char *t_err_code(const t_resp *r);
+
+/* Sends body (raw JSON, may be NULL) to s->base + path as token (may be NULL)
+ * and asserts that the request went through and the status is status
+ * (printing method, path, body and reply when it is not). Returns the parsed
+ * reply with a reference of its own (NULL for no or non-JSON body); the
+ * caller json_decref's it. */
+json_t *t_call(t_server *s, const char *method, const char *path, const char *token,
+               const char *body, long status);
+/* Asserts that j is {"error":{"code":code,...}} and, when field != NULL, that
+ * the error names field. j stays the caller's. */
+void t_assert_error(const json_t *j, const char *code, const char *field);
+/* Asserts r's status and its error as t_assert_error does, then frees r
+ * (t_resp_free) — also on success, so r can be reused. */
+void t_expect_error(t_resp *r, long status, const char *code, const char *field);
+
+/* ---- fixtures and queries on DIR/siyu.db ---- */
+
+/* Runs `siyu token create --data DIR --role ROLE [--tenant T] [--employee E]`;
+ * tenant and employee may be NULL. Returns the malloc'd token, which the
+ * caller frees, or NULL when the command fails or prints no "sy_" token. */
+char *t_token(const char *dir, const char *tenant, const char *role, const char *employee);
+/* Creates tenants "A" (id 1) and "B" (id 2) in dir with `siyu tenant create`,
+ * then runs sql (NULL: nothing) with t_sql_exec. Returns 0, or -1 after
+ * printing to stderr what failed. */
+int t_fixture_load(const char *dir, const char *sql);
+
+/* A token a fixture makes: where t_fixture_start puts it, and for whom. */
+typedef struct t_token_spec {
+    char **out;           /* receives the malloc'd token (t_fixture_stop frees it) */
+    const char *tenant;   /* tenant id, or NULL for a platform token */
+    const char *role;     /* admin, operator, manager or employee */
+    const char *employee; /* userid, or NULL */
+} t_token_spec;
+
+/* Starts the usual integration fixture: a fresh data directory (*dir) with
+ * tenants A and B and sql (t_fixture_load), the n tokens of specs (t_token)
+ * and a server on the directory (srv). Returns 0, or -1 after printing which
+ * step failed; either way t_fixture_stop releases what was made. */
+int t_fixture_start(char **dir, t_server *srv, const char *sql, const t_token_spec *specs,
+                    size_t n);
+/* Stops srv, removes *dir (t_rmdir, which frees it) and frees the tokens of
+ * specs, setting all of them NULL; also after a failed t_fixture_start.
+ * Returns t_server_stop's result (-1 when the server was not running). */
+int t_fixture_stop(char **dir, t_server *srv, const t_token_spec *specs, size_t n);
+
+/* Opens DIR/siyu.db with sqlite3_open_v2 flags and a 10 s busy timeout (the
+ * server may be writing). Returns NULL on failure; the caller sqlite3_close's
+ * the handle. */
+sqlite3 *t_db_open(const char *dir, int flags);
+/* Runs sql — one or more statements, taken literally (not a format) — on
+ * DIR/siyu.db opened read-write. Returns 0, or -1 after printing the SQLite
+ * error to stderr. */
+int t_sql_exec(const char *dir, const char *sql);
+
+/* What t_sql_int returns for no row or a NULL value. */
+#define T_SQL_NONE (-999LL)
+/* The first column of the first row of a query on DIR/siyu.db, opened
+ * read-only, as an integer; fmt is printf-style (sqlite3_vmprintf, so a LIKE
+ * pattern's '%' is written '%%'). Returns T_SQL_NONE when there is no row or
+ * the value is NULL. Fails the running test when the database does not open
+ * or the query does not prepare. */
+long long t_sql_int(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same as text, truncated to 2 KiB; "<null>" when there is no row or
+ * the value is NULL. Returns a static buffer that the next call overwrites;
+ * nobody frees it. */
+const char *t_sql_text(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

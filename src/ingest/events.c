@@ -767,9 +767,8 @@ static int stmts_get(store_conn *c, int64_t tenant, event_stmts *s) {
         s->insert[k] = store_conn_stmt(c, sql);
     }
     s->by_external = store_conn_stmt(
-        c, "SELECT id FROM customer WHERE tenant_id=?1 AND external_userid=?2 UNION ALL "
-           "SELECT customer_id FROM identity WHERE tenant_id=?1 AND "
-           "kind='wecom_external_userid' AND value=?2 LIMIT 1");
+        c, "SELECT customer_id FROM identity WHERE tenant_id=?1 AND "
+           "kind='wecom_external_userid' AND value=?2");
     s->new_customer = store_conn_stmt(c, "INSERT INTO customer(tenant_id, external_userid, "
                                          "created_at, updated_at) VALUES(?1,?2,?3,?3)");
     s->new_identity = store_conn_stmt(c, "INSERT INTO identity(tenant_id, customer_id, kind, "
@@ -869,7 +868,7 @@ static int create_customer(store_conn *c, const event_stmts *s, events_batch *b,
     return 0;
 }
 
-/* external_userid -> customer (through the customer row or an identity row),
+/* external_userid -> customer (through its identity row),
  * creating the customer when the tenant has never seen it. */
 static int resolve_external(store_conn *c, const event_stmts *s, events_batch *b, events_item *it,
                             event_memo *m) {

@@ -145,13 +145,12 @@ static int identity_add(ictx *ic, int64_t customer_id, const char *external_user
     return run(st);
 }
 
-/* By identity first (it survives merges), else by customer.external_userid.
- * 0 found (*has_identity says which), 1 absent, or an error. */
+/* By identity, the one index of external ids (every path that creates a
+ * customer writes its identity row). 0 found, 1 absent, or an error. */
 static int customer_find(ictx *ic, const char *ext, int64_t *id, int64_t *has_identity) {
     sqlite3_stmt *st =
         stmt(ic, "SELECT customer_id, 1 FROM identity WHERE tenant_id=?1 AND "
-                 "kind='wecom_external_userid' AND value=?2 UNION ALL SELECT id, 0 FROM customer "
-                 "WHERE tenant_id=?1 AND external_userid=?2 LIMIT 1");
+                 "kind='wecom_external_userid' AND value=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
     bind_text(st, 2, ext);

@@ -10,7 +10,6 @@
  * A: employees alice(101), bob(102) in department 10; customers 1000 (wmA1,
  * with an identity row) and 1001 (wmA2, customer row only). B: employee
  * carol(200), customer 1500 (wmA1). Each test uses its own key prefix. */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +28,11 @@ static const char fixture_sql[] =
     "INSERT INTO customer(id,tenant_id,external_userid,name,created_at,updated_at) VALUES"
     " (1000,1,'wmA1','Zhang San'," T0 "," T0 "),(1001,1,'wmA2','Li Si'," T0 "," T0 "),"
     " (1500,2,'wmA1','B Customer'," T0 "," T0 ");"
+    /* Every customer with an external_userid has its identity row (the lookup
+     * path); the schema keeps no second index on customer.external_userid. */
     "INSERT INTO identity(tenant_id,customer_id,kind,value,created_at) VALUES"
     " (1,1000,'wecom_external_userid','wmA1'," T0 "),"
+    " (1,1001,'wecom_external_userid','wmA2'," T0 "),"
     " (2,1500,'wecom_external_userid','wmA1'," T0 ");"
     "INSERT INTO relationship(tenant_id,customer_id,employee_id,status,added_at,updated_at)"
     " VALUES (1,1000,101,'active'," T0 "," T0 ");";
@@ -41,121 +43,38 @@ typedef struct fx {
     char *platform, *admin, *operator_, *manager, *alice, *admin_b;
 } fx;
 
-static char *token(fx *f, const char *tenant, const char *role, const char *employee) {
-    char *out = NULL;
-    const char *args[] = {"token",
-                          "create",
-                          "--data",
-                          f->dir,
-                          "--role",
-                          role,
-                          tenant ? "--tenant" : NULL,
-                          tenant,
-                          employee ? "--employee" : NULL,
-                          employee,
-                          NULL};
-    if (t_siyu(&out, args) != 0 || !out || strncmp(out, "sy_", 3) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
+/* The fixture's tokens: where each goes, and for whom. */
+/* clang-format off */
+#define FX_TOKENS(f) {                             \
+    {&(f)->platform,  NULL, "admin",    NULL},     \
+    {&(f)->admin,     "1",  "admin",    NULL},     \
+    {&(f)->operator_, "1",  "operator", NULL},     \
+    {&(f)->manager,   "1",  "manager",  "alice"},  \
+    {&(f)->alice,     "1",  "employee", "alice"},  \
+    {&(f)->admin_b,   "2",  "admin",    NULL},     \
 }
-
-static sqlite3 *db_open(fx *f, int flags) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/siyu.db", f->dir);
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-/* First column of the first row of sql as an integer (-1 when no row). */
-static long long q1(fx *f, const char *sql) {
-    sqlite3 *db = db_open(f, SQLITE_OPEN_READONLY);
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    assert_non_null(db);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-/* First column of the first row as text into buf ("" when no row/NULL). */
-static const char *q1s(fx *f, const char *sql, char *buf, size_t cap) {
-    sqlite3 *db = db_open(f, SQLITE_OPEN_READONLY);
-    sqlite3_stmt *st = NULL;
-    buf[0] = 0;
-    assert_non_null(db);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return buf;
-}
+/* clang-format on */
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
-    f->dir = t_tmpdir();
-    for (int i = 0; i < 2; i++) {
-        char *out = NULL;
-        const char *args[] = {"tenant", "create", "--data", f->dir, "--name", i ? "B" : "A", NULL};
-        if (t_siyu(&out, args) != 0) return -1;
-        free(out);
-    }
-    sqlite3 *db = db_open(f, SQLITE_OPEN_READWRITE);
-    char *msg = NULL;
-    if (!db || sqlite3_exec(db, fixture_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "fixture: %s\n", msg ? msg : "cannot open");
-        return -1;
-    }
-    sqlite3_close(db);
-    f->platform = token(f, NULL, "admin", NULL);
-    f->admin = token(f, "1", "admin", NULL);
-    f->operator_ = token(f, "1", "operator", NULL);
-    f->manager = token(f, "1", "manager", "alice");
-    f->alice = token(f, "1", "employee", "alice");
-    f->admin_b = token(f, "2", "admin", NULL);
-    if (!f->platform || !f->admin || !f->operator_ || !f->manager || !f->alice || !f->admin_b)
-        return -1;
-    if (t_server_start(&f->srv, f->dir, NULL) != 0) return -1;
+    if (!f) return -1;
+    const t_token_spec tokens[] = FX_TOKENS(f);
     *state = f;
-    return 0;
+    return t_fixture_start(&f->dir, &f->srv, fixture_sql, tokens, sizeof tokens / sizeof *tokens);
 }
 
 static int teardown(void **state) {
     fx *f = *state;
     if (!f) return 0;
-    t_server_stop(&f->srv);
-    t_rmdir(f->dir);
-    free(f->platform);
-    free(f->admin);
-    free(f->operator_);
-    free(f->manager);
-    free(f->alice);
-    free(f->admin_b);
+    const t_token_spec tokens[] = FX_TOKENS(f);
+    t_fixture_stop(&f->dir, &f->srv, tokens, sizeof tokens / sizeof *tokens);
     free(f);
     return 0;
 }
 
 /* POSTs body as the token; asserts the status; returns the parsed reply. */
 static json_t *post(fx *f, const char *token, const char *body, long status) {
-    t_resp r;
-    assert_int_equal(t_http(&f->srv, "POST", "/api/v1/events", token, body, strlen(body), NULL, &r),
-                     0);
-    if (r.status != status) fprintf(stderr, "POST -> %ld %s\n", r.status, r.body);
-    assert_int_equal(r.status, status);
-    json_t *j = json_incref(r.json);
-    t_resp_free(&r);
-    return j;
+    return t_call(&f->srv, "POST", "/api/v1/events", token, body, status);
 }
 
 static void post_counts(fx *f, const char *token, const char *body, long accepted, long dups) {
@@ -169,21 +88,12 @@ static void post_counts(fx *f, const char *token, const char *body, long accepte
 static void post_err(fx *f, const char *token, const char *body, long status, const char *code,
                      const char *field) {
     json_t *j = post(f, token, body, status);
-    json_t *e = json_object_get(j, "error");
-    assert_string_equal(json_string_value(json_object_get(e, "code")), code);
-    if (field) {
-        const char *got = json_string_value(json_object_get(e, "field"));
-        if (!got || strcmp(got, field) != 0) fprintf(stderr, "field %s, want %s\n", got, field);
-        assert_non_null(got);
-        assert_string_equal(got, field);
-    }
+    t_assert_error(j, code, field);
     json_decref(j);
 }
 
 static long long events_like(fx *f, const char *prefix) {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM event WHERE idem_key LIKE '%s%%'", prefix);
-    return q1(f, sql);
+    return t_sql_int(f->dir, "SELECT count(*) FROM event WHERE idem_key LIKE '%s%%'", prefix);
 }
 
 /* A batch of n events keyed prefix0..prefix(n-1) for customer 1000. */
@@ -220,43 +130,48 @@ static void test_accept_and_resolve(void **state) {
                 "{\"idempotency_key\":\"r5\",\"type\":\"page.view\",\"ts\":1700000104,"
                 "\"external_userid\":\"wmNew1\",\"employee_userid\":\"bob\"}]}",
                 5, 0);
-    char buf[256];
-    assert_int_equal(q1(f, "SELECT customer_id FROM event WHERE idem_key='r1'"), 1000);
-    assert_int_equal(q1(f, "SELECT employee_id FROM event WHERE idem_key='r1'"), 101);
-    assert_string_equal(q1s(f, "SELECT props FROM event WHERE idem_key='r1'", buf, sizeof buf),
+    assert_int_equal(t_sql_int(f->dir, "SELECT customer_id FROM event WHERE idem_key='r1'"), 1000);
+    assert_int_equal(t_sql_int(f->dir, "SELECT employee_id FROM event WHERE idem_key='r1'"), 101);
+    assert_string_equal(t_sql_text(f->dir, "SELECT props FROM event WHERE idem_key='r1'"),
                         "{\"amount\":99.5,\"items\":[1,2]}");
     assert_string_equal(
-        q1s(f, "SELECT source||'/'||type||'/'||ts||'/'||tenant_id FROM event WHERE idem_key='r1'",
-            buf, sizeof buf),
+        t_sql_text(
+            f->dir,
+            "SELECT source||'/'||type||'/'||ts||'/'||tenant_id FROM event WHERE idem_key='r1'"),
         "api/order.paid/1700000100/1");
-    assert_int_equal(q1(f, "SELECT customer_id FROM event WHERE idem_key='r2'"), 1000);
-    assert_int_equal(q1(f, "SELECT customer_id FROM event WHERE idem_key='r3'"), 1001);
-    assert_int_equal(q1(f, "SELECT props IS NULL AND employee_id IS NULL FROM event "
-                           "WHERE idem_key='r3'"),
+    assert_int_equal(t_sql_int(f->dir, "SELECT customer_id FROM event WHERE idem_key='r2'"), 1000);
+    assert_int_equal(t_sql_int(f->dir, "SELECT customer_id FROM event WHERE idem_key='r3'"), 1001);
+    assert_int_equal(t_sql_int(f->dir, "SELECT props IS NULL AND employee_id IS NULL FROM event "
+                                       "WHERE idem_key='r3'"),
                      1);
     /* wmNew1 became one customer, with its identity row, used by r4 and r5. */
-    long long created = q1(f, "SELECT id FROM customer WHERE tenant_id=1 AND "
-                              "external_userid='wmNew1'");
+    long long created = t_sql_int(f->dir, "SELECT id FROM customer WHERE tenant_id=1 AND "
+                                          "external_userid='wmNew1'");
     assert_true(created > 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer WHERE external_userid='wmNew1'"), 1);
-    assert_int_equal(q1(f, "SELECT customer_id FROM identity WHERE tenant_id=1 AND "
-                           "kind='wecom_external_userid' AND value='wmNew1'"),
+    assert_int_equal(
+        t_sql_int(f->dir, "SELECT count(*) FROM customer WHERE external_userid='wmNew1'"), 1);
+    assert_int_equal(t_sql_int(f->dir, "SELECT customer_id FROM identity WHERE tenant_id=1 AND "
+                                       "kind='wecom_external_userid' AND value='wmNew1'"),
                      created);
-    assert_int_equal(q1(f, "SELECT count(DISTINCT customer_id) FROM event WHERE idem_key IN "
-                           "('r4','r5')"),
+    assert_int_equal(t_sql_int(f->dir,
+                               "SELECT count(DISTINCT customer_id) FROM event WHERE idem_key IN "
+                               "('r4','r5')"),
                      1);
-    assert_int_equal(q1(f, "SELECT customer_id FROM event WHERE idem_key='r5'"), created);
-    assert_int_equal(q1(f, "SELECT employee_id FROM event WHERE idem_key='r5'"), 102);
+    assert_int_equal(t_sql_int(f->dir, "SELECT customer_id FROM event WHERE idem_key='r5'"),
+                     created);
+    assert_int_equal(t_sql_int(f->dir, "SELECT employee_id FROM event WHERE idem_key='r5'"), 102);
     /* One audit row for the batch, with the count. */
-    assert_int_equal(q1(f, "SELECT count FROM audit_log WHERE action='event.ingest' AND "
-                           "tenant_id=1 ORDER BY id LIMIT 1"),
+    assert_int_equal(t_sql_int(f->dir,
+                               "SELECT count FROM audit_log WHERE action='event.ingest' AND "
+                               "tenant_id=1 ORDER BY id LIMIT 1"),
                      5);
     /* The customer now exists: posting for wmNew1 again creates nothing. */
     post_counts(f, f->operator_,
                 "{\"events\":[{\"idempotency_key\":\"r6\",\"type\":\"x\",\"ts\":1700000105,"
                 "\"external_userid\":\"wmNew1\"}]}",
                 1, 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer WHERE external_userid='wmNew1'"), 1);
+    assert_int_equal(
+        t_sql_int(f->dir, "SELECT count(*) FROM customer WHERE external_userid='wmNew1'"), 1);
 }
 
 static void test_duplicates(void **state) {
@@ -280,8 +195,7 @@ static void test_duplicates(void **state) {
         "{\"idempotency_key\":\"d2\",\"type\":\"a\",\"ts\":1700000000,\"customer_id\":1000}]}",
         1, 2);
     assert_int_equal(events_like(f, "d"), 3);
-    char buf[64];
-    assert_string_equal(q1s(f, "SELECT props FROM event WHERE idem_key='d1'", buf, sizeof buf),
+    assert_string_equal(t_sql_text(f->dir, "SELECT props FROM event WHERE idem_key='d1'"),
                         "{\"n\":1}");
     /* A whole batch resent is all duplicates. */
     char *b = batch("dd", 50, 0);
@@ -296,8 +210,8 @@ static void test_duplicates(void **state) {
         "\"customer_id\":1500},{\"idempotency_key\":\"d9\",\"type\":\"a\",\"ts\":1700000000,"
         "\"external_userid\":\"wmA1\"}]}",
         2, 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM event WHERE idem_key='d1'"), 2);
-    assert_int_equal(q1(f, "SELECT customer_id FROM event WHERE idem_key='d9'"), 1500);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM event WHERE idem_key='d1'"), 2);
+    assert_int_equal(t_sql_int(f->dir, "SELECT customer_id FROM event WHERE idem_key='d9'"), 1500);
 }
 
 static void test_validation_stores_nothing(void **state) {
@@ -337,7 +251,8 @@ static void test_validation_stores_nothing(void **state) {
     assert_int_equal(r.status, 400);
     t_resp_free(&r);
     assert_int_equal(events_like(f, "v"), 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer WHERE external_userid LIKE 'wmV%'"), 0);
+    assert_int_equal(
+        t_sql_int(f->dir, "SELECT count(*) FROM customer WHERE external_userid LIKE 'wmV%%'"), 0);
 }
 
 static void test_unknown_references_store_nothing(void **state) {
@@ -359,8 +274,10 @@ static void test_unknown_references_store_nothing(void **state) {
              "\"external_userid\":\"wmU5\",\"employee_userid\":\"carol\"}]}",
              400, "invalid", "events[0].employee_userid");
     assert_int_equal(events_like(f, "u"), 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer WHERE external_userid LIKE 'wmU%'"), 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM identity WHERE value LIKE 'wmU%'"), 0);
+    assert_int_equal(
+        t_sql_int(f->dir, "SELECT count(*) FROM customer WHERE external_userid LIKE 'wmU%%'"), 0);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM identity WHERE value LIKE 'wmU%%'"),
+                     0);
 }
 
 static void test_too_large(void **state) {

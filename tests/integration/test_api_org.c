@@ -5,7 +5,6 @@
  * One server and two tenants (A and B) are shared by the tests of this file
  * (group setup); each test uses its own names and userids. Tests that need
  * exact counts create their own tenant. */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,18 +46,6 @@ static int64_t jint(const json_t *j, const char *key) {
     return json_integer_value(v);
 }
 
-static void expect_error(t_resp *r, long status, const char *code, const char *field) {
-    if (r->status != status) fprintf(stderr, "unexpected %ld: %s\n", r->status, r->body);
-    assert_int_equal(r->status, status);
-    assert_string_equal(t_err_code(r), code);
-    const char *f = json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
-    if (field) {
-        assert_non_null(f);
-        assert_string_equal(f, field);
-    }
-    t_resp_free(r);
-}
-
 /* POSTs body to path, expects 201 and returns the new id. */
 static int64_t create(const char *path, const char *tok, json_t *body) {
     t_resp r;
@@ -91,26 +78,6 @@ static char *new_token(const char *admin, const char *role, const char *userid) 
     char *tok = strdup(json_string_value(json_object_get(r.json, "token")));
     t_resp_free(&r);
     return tok;
-}
-
-static sqlite3 *db_open(int flags) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/siyu.db", F.dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, flags, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    return db;
-}
-
-static int64_t db_int(sqlite3 *db, const char *sql, int64_t a, const char *b) {
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_int64(st, 1, a);
-    if (b) sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 /* Collects ids of all pages of path (which already has a '?') with limit. */
@@ -152,9 +119,8 @@ static int setup(void **state) {
     memset(&F, 0, sizeof F);
     F.dir = t_tmpdir();
     if (!F.dir) return -1;
-    if (t_siyu(&F.platform,
-               (const char *[]){"token", "create", "--data", F.dir, "--role", "admin", NULL}) != 0)
-        return -1;
+    F.platform = t_token(F.dir, NULL, "admin", NULL);
+    if (!F.platform) return -1;
     if (t_server_start(&F.s, F.dir, NULL) != 0) return -1;
     F.a_id = new_tenant("Org A", F.a_admin);
     F.b_id = new_tenant("Org B", F.b_admin);
@@ -230,25 +196,25 @@ static void test_department_validation(void **state) {
     long_name[129] = 0;
     call("POST", "/api/v1/departments", tok, json_pack("{s:s,s:s}", "name", "X", "color", "red"),
          &r);
-    expect_error(&r, 400, "invalid", "color");
+    t_expect_error(&r, 400, "invalid", "color");
     call("POST", "/api/v1/departments", tok, json_pack("{s:s}", "name", long_name), &r);
-    expect_error(&r, 400, "invalid", "name");
+    t_expect_error(&r, 400, "invalid", "name");
     call("POST", "/api/v1/departments", tok, json_pack("{s:s}", "name", ""), &r);
-    expect_error(&r, 400, "invalid", "name");
+    t_expect_error(&r, 400, "invalid", "name");
     call("POST", "/api/v1/departments", tok, json_pack("{s:i}", "wecom_id", 5), &r);
-    expect_error(&r, 400, "invalid", "name");
+    t_expect_error(&r, 400, "invalid", "name");
     call("POST", "/api/v1/departments", tok,
          json_pack("{s:s,s:i}", "name", "X", "parent_id", 99999999), &r);
-    expect_error(&r, 400, "invalid", "parent_id");
+    t_expect_error(&r, 400, "invalid", "parent_id");
     call("POST", "/api/v1/departments", tok, json_pack("{s:s,s:i}", "name", "X", "parent_id", 0),
          &r);
-    expect_error(&r, 400, "invalid", "parent_id");
+    t_expect_error(&r, 400, "invalid", "parent_id");
     call("POST", "/api/v1/departments", tok, json_pack("{s:s,s:s}", "name", "X", "parent_id", "1"),
          &r);
-    expect_error(&r, 400, "invalid", "parent_id");
+    t_expect_error(&r, 400, "invalid", "parent_id");
     call("POST", "/api/v1/departments", tok, json_pack("{s:s,s:i}", "name", "X", "wecom_id", -3),
          &r);
-    expect_error(&r, 400, "invalid", "wecom_id");
+    t_expect_error(&r, 400, "invalid", "wecom_id");
 
     /* a <- b <- c: re-parenting a under c (or under itself) is a cycle. */
     int64_t a = create("/api/v1/departments", tok,
@@ -258,9 +224,9 @@ static void test_department_validation(void **state) {
     int64_t c =
         create("/api/v1/departments", tok, json_pack("{s:s,s:I}", "name", "Cyc C", "parent_id", b));
     call("PATCH", fmt("/api/v1/departments/%lld", a), tok, json_pack("{s:I}", "parent_id", c), &r);
-    expect_error(&r, 400, "invalid", "parent_id");
+    t_expect_error(&r, 400, "invalid", "parent_id");
     call("PATCH", fmt("/api/v1/departments/%lld", a), tok, json_pack("{s:I}", "parent_id", a), &r);
-    expect_error(&r, 400, "invalid", "parent_id");
+    t_expect_error(&r, 400, "invalid", "parent_id");
     /* Moving a subtree below an unrelated department is fine. */
     int64_t other = create("/api/v1/departments", tok, json_pack("{s:s}", "name", "Cyc Other"));
     call("PATCH", fmt("/api/v1/departments/%lld", b), tok, json_pack("{s:I}", "parent_id", other),
@@ -271,10 +237,10 @@ static void test_department_validation(void **state) {
     /* wecom_id is unique per tenant, on create and on update. */
     call("POST", "/api/v1/departments", tok,
          json_pack("{s:s,s:i}", "name", "Dup", "wecom_id", 2001), &r);
-    expect_error(&r, 409, "conflict", "wecom_id");
+    t_expect_error(&r, 409, "conflict", "wecom_id");
     call("PATCH", fmt("/api/v1/departments/%lld", c), tok, json_pack("{s:i}", "wecom_id", 2001),
          &r);
-    expect_error(&r, 409, "conflict", "wecom_id");
+    t_expect_error(&r, 409, "conflict", "wecom_id");
     /* Setting a department's own wecom_id again is no conflict. */
     call("PATCH", fmt("/api/v1/departments/%lld", a), tok, json_pack("{s:i}", "wecom_id", 2001),
          &r);
@@ -285,19 +251,19 @@ static void test_department_validation(void **state) {
            json_pack("{s:s,s:i}", "name", "B root", "wecom_id", 2001));
 
     call("GET", "/api/v1/departments/99999999", tok, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("GET", "/api/v1/departments/abc", tok, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("PATCH", "/api/v1/departments/99999999", tok, json_pack("{s:s}", "name", "Y"), &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("PATCH", fmt("/api/v1/departments/%lld", a), tok, json_pack("{s:n}", "name"), &r);
-    expect_error(&r, 400, "invalid", "name");
+    t_expect_error(&r, 400, "invalid", "name");
     /* Malformed bodies. */
     assert_int_equal(t_http(&F.s, "POST", "/api/v1/departments", tok, "[1]", 3, NULL, &r), 0);
-    expect_error(&r, 400, "invalid", NULL);
+    t_expect_error(&r, 400, "invalid", NULL);
     assert_int_equal(t_http(&F.s, "POST", "/api/v1/departments", tok, "{\"name\":", 8, NULL, &r),
                      0);
-    expect_error(&r, 400, "invalid", NULL);
+    t_expect_error(&r, 400, "invalid", NULL);
 }
 
 /* ---- stores ---- */
@@ -343,18 +309,18 @@ static void test_store_crud(void **state) {
     memset(addr, 'a', 257);
     addr[257] = 0;
     call("POST", "/api/v1/stores", tok, json_pack("{s:s,s:s}", "name", "X", "address", addr), &r);
-    expect_error(&r, 400, "invalid", "address");
+    t_expect_error(&r, 400, "invalid", "address");
     call("PATCH", fmt("/api/v1/stores/%lld", s1), tok, json_pack("{s:s}", "city", ""), &r);
-    expect_error(&r, 400, "invalid", "city");
+    t_expect_error(&r, 400, "invalid", "city");
     call("PATCH", fmt("/api/v1/stores/%lld", s1), tok,
          json_pack("{s:i}", "department_id", 99999999), &r);
-    expect_error(&r, 400, "invalid", "department_id");
+    t_expect_error(&r, 400, "invalid", "department_id");
     call("POST", "/api/v1/stores", tok, json_pack("{s:s,s:s}", "name", "X", "region", "east"), &r);
-    expect_error(&r, 400, "invalid", "region");
+    t_expect_error(&r, 400, "invalid", "region");
     call("GET", "/api/v1/stores/99999999", tok, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("GET", "/api/v1/stores?department_id=x", tok, NULL, &r);
-    expect_error(&r, 400, "invalid", "department_id");
+    t_expect_error(&r, 400, "invalid", "department_id");
 }
 
 /* ---- employees ---- */
@@ -414,32 +380,32 @@ static void test_employee_crud(void **state) {
 
     /* Validation. */
     call("POST", "/api/v1/employees", tok, json_pack("{s:s}", "userid", "li_si"), &r);
-    expect_error(&r, 409, "conflict", "userid");
+    t_expect_error(&r, 409, "conflict", "userid");
     call("POST", "/api/v1/employees", tok, json_pack("{s:s}", "userid", "bad id"), &r);
-    expect_error(&r, 400, "invalid", "userid");
+    t_expect_error(&r, 400, "invalid", "userid");
     call("POST", "/api/v1/employees", tok, json_pack("{s:s}", "userid", "名字"), &r);
-    expect_error(&r, 400, "invalid", "userid");
+    t_expect_error(&r, 400, "invalid", "userid");
     call("POST", "/api/v1/employees", tok, json_pack("{s:s}", "userid", ""), &r);
-    expect_error(&r, 400, "invalid", "userid");
+    t_expect_error(&r, 400, "invalid", "userid");
     char long_id[66];
     memset(long_id, 'u', 65);
     long_id[65] = 0;
     call("POST", "/api/v1/employees", tok, json_pack("{s:s}", "userid", long_id), &r);
-    expect_error(&r, 400, "invalid", "userid");
+    t_expect_error(&r, 400, "invalid", "userid");
     call("POST", "/api/v1/employees", tok, json_pack("{s:s}", "name", "No Userid"), &r);
-    expect_error(&r, 400, "invalid", "userid");
+    t_expect_error(&r, 400, "invalid", "userid");
     call("POST", "/api/v1/employees", tok,
          json_pack("{s:s,s:i}", "userid", "wang_wu", "store_id", 99999999), &r);
-    expect_error(&r, 400, "invalid", "store_id");
+    t_expect_error(&r, 400, "invalid", "store_id");
     call("PATCH", fmt("/api/v1/employees/%lld", e1), tok, json_pack("{s:s}", "userid", "new"), &r);
-    expect_error(&r, 400, "invalid", "userid"); /* userid is not changeable */
+    t_expect_error(&r, 400, "invalid", "userid"); /* userid is not changeable */
     call("PATCH", fmt("/api/v1/employees/%lld", e1), tok, json_pack("{s:s}", "status", "resigned"),
          &r);
-    expect_error(&r, 400, "invalid", "status");
+    t_expect_error(&r, 400, "invalid", "status");
     call("GET", "/api/v1/employees?status=gone", tok, NULL, &r);
-    expect_error(&r, 400, "invalid", "status");
+    t_expect_error(&r, 400, "invalid", "status");
     call("GET", "/api/v1/employees/99999999", tok, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     /* Nothing half-written by the failed creates. */
     call("GET", "/api/v1/employees?limit=500", tok, NULL, &r);
     size_t i;
@@ -482,15 +448,15 @@ static void test_pagination(void **state) {
 
     t_resp r;
     call("GET", "/api/v1/employees?limit=0", admin, NULL, &r);
-    expect_error(&r, 400, "invalid", "limit");
+    t_expect_error(&r, 400, "invalid", "limit");
     call("GET", "/api/v1/employees?limit=501", admin, NULL, &r);
-    expect_error(&r, 400, "invalid", "limit");
+    t_expect_error(&r, 400, "invalid", "limit");
     call("GET", "/api/v1/employees?limit=-1", admin, NULL, &r);
-    expect_error(&r, 400, "invalid", "limit");
+    t_expect_error(&r, 400, "invalid", "limit");
     call("GET", "/api/v1/employees?cursor=abc", admin, NULL, &r);
-    expect_error(&r, 400, "invalid", "cursor");
+    t_expect_error(&r, 400, "invalid", "cursor");
     call("GET", "/api/v1/stores?cursor=99999999999999999999999", admin, NULL, &r);
-    expect_error(&r, 400, "invalid", "cursor");
+    t_expect_error(&r, 400, "invalid", "cursor");
     call("GET", "/api/v1/employees?limit=500", admin, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 7);
@@ -508,37 +474,37 @@ static void test_tenant_isolation(void **state) {
 
     const char *b = F.b_admin;
     call("GET", fmt("/api/v1/employees/%lld", emp), b, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("GET", fmt("/api/v1/departments/%lld", dep), b, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("GET", fmt("/api/v1/stores/%lld", sto), b, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("PATCH", fmt("/api/v1/employees/%lld", emp), b, json_pack("{s:s}", "name", "x"), &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("PATCH", fmt("/api/v1/departments/%lld", dep), b, json_pack("{s:s}", "name", "x"), &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("PATCH", fmt("/api/v1/stores/%lld", sto), b, json_pack("{s:s}", "name", "x"), &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     call("POST", fmt("/api/v1/employees/%lld/resign", emp), b, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
 
     /* A's ids in B's bodies are 400 naming the field. */
     call("POST", "/api/v1/stores", b, json_pack("{s:s,s:I}", "name", "x", "department_id", dep),
          &r);
-    expect_error(&r, 400, "invalid", "department_id");
+    t_expect_error(&r, 400, "invalid", "department_id");
     call("POST", "/api/v1/departments", b, json_pack("{s:s,s:I}", "name", "x", "parent_id", dep),
          &r);
-    expect_error(&r, 400, "invalid", "parent_id");
+    t_expect_error(&r, 400, "invalid", "parent_id");
     call("POST", "/api/v1/employees", b,
          json_pack("{s:s,s:I}", "userid", "b_iso", "department_id", dep), &r);
-    expect_error(&r, 400, "invalid", "department_id");
+    t_expect_error(&r, 400, "invalid", "department_id");
     call("POST", "/api/v1/employees", b, json_pack("{s:s,s:I}", "userid", "b_iso", "store_id", sto),
          &r);
-    expect_error(&r, 400, "invalid", "store_id");
+    t_expect_error(&r, 400, "invalid", "store_id");
     int64_t bdep = create("/api/v1/departments", b, json_pack("{s:s}", "name", "B dep"));
     call("PATCH", fmt("/api/v1/departments/%lld", bdep), b, json_pack("{s:I}", "parent_id", dep),
          &r);
-    expect_error(&r, 400, "invalid", "parent_id");
+    t_expect_error(&r, 400, "invalid", "parent_id");
 
     /* The same userid may exist in both tenants. */
     create("/api/v1/employees", b, json_pack("{s:s}", "userid", "a_iso"));
@@ -587,24 +553,24 @@ static void test_roles(void **state) {
     for (int i = 0; i < 2; i++) {
         const char *t = writers_denied[i];
         call("POST", "/api/v1/departments", t, json_pack("{s:s}", "name", "nope"), &r);
-        expect_error(&r, 403, "forbidden", NULL);
+        t_expect_error(&r, 403, "forbidden", NULL);
         call("PATCH", fmt("/api/v1/departments/%lld", dep), t, json_pack("{s:s}", "name", "n"), &r);
-        expect_error(&r, 403, "forbidden", NULL);
+        t_expect_error(&r, 403, "forbidden", NULL);
         call("POST", "/api/v1/stores", t, json_pack("{s:s}", "name", "nope"), &r);
-        expect_error(&r, 403, "forbidden", NULL);
+        t_expect_error(&r, 403, "forbidden", NULL);
         call("POST", "/api/v1/employees", t, json_pack("{s:s}", "userid", "nope"), &r);
-        expect_error(&r, 403, "forbidden", NULL);
+        t_expect_error(&r, 403, "forbidden", NULL);
         call("PATCH", fmt("/api/v1/employees/%lld", emp), t, json_pack("{s:s}", "name", "n"), &r);
-        expect_error(&r, 403, "forbidden", NULL);
+        t_expect_error(&r, 403, "forbidden", NULL);
         call("POST", fmt("/api/v1/employees/%lld/resign", emp), t, NULL, &r);
-        expect_error(&r, 403, "forbidden", NULL);
+        t_expect_error(&r, 403, "forbidden", NULL);
     }
     /* The operator writes. */
     create("/api/v1/stores", otok,
            json_pack("{s:s,s:I}", "name", "Operator store", "department_id", dep));
     /* The platform token never sees tenant data; no token is 401. */
     call("GET", "/api/v1/employees", F.platform, NULL, &r);
-    expect_error(&r, 403, "forbidden", NULL);
+    t_expect_error(&r, 403, "forbidden", NULL);
     call("GET", "/api/v1/departments", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     t_resp_free(&r);
@@ -631,7 +597,6 @@ static void test_roles(void **state) {
 /* Gives the employee an active relationship with a new customer, directly in
  * the database (the customer API is another module). */
 static void add_relationship(int64_t tenant, int64_t emp, const char *ext) {
-    sqlite3 *db = db_open(SQLITE_OPEN_READWRITE);
     char sql[512];
     snprintf(sql, sizeof sql,
              "INSERT INTO customer(tenant_id, external_userid, created_at, updated_at) "
@@ -639,8 +604,7 @@ static void add_relationship(int64_t tenant, int64_t emp, const char *ext) {
              "employee_id, status, added_at, updated_at) VALUES(%lld, last_insert_rowid(), "
              "%lld, 'active', 1, 1);",
              (long long)tenant, ext, (long long)tenant, (long long)emp);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(t_sql_exec(F.dir, sql), 0);
 }
 
 static void test_resign(void **state) {
@@ -657,7 +621,7 @@ static void test_resign(void **state) {
     /* A body, if any, must be an empty object. */
     call("POST", fmt("/api/v1/employees/%lld/resign", emp), F.a_admin,
          json_pack("{s:b}", "force", 1), &r);
-    expect_error(&r, 400, "invalid", "force");
+    t_expect_error(&r, 400, "invalid", "force");
 
     call("POST", fmt("/api/v1/employees/%lld/resign", emp), F.a_admin, NULL, &r);
     assert_int_equal(r.status, 200);
@@ -675,18 +639,16 @@ static void test_resign(void **state) {
     assert_int_equal(jint(r.json, "resigned_at"), at);
     t_resp_free(&r);
 
-    sqlite3 *db = db_open(SQLITE_OPEN_READONLY);
-    assert_int_equal(db_int(db,
-                            "SELECT count(*) FROM relationship WHERE employee_id=?1 AND "
-                            "status='active'",
-                            emp, NULL),
+    assert_int_equal(t_sql_int(F.dir,
+                               "SELECT count(*) FROM relationship WHERE employee_id=%lld AND "
+                               "status='active'",
+                               (long long)emp),
                      2);
-    assert_int_equal(db_int(db,
-                            "SELECT count(*) FROM audit_log WHERE action=?2 AND "
-                            "target='employee:' || ?1",
-                            emp, "employee.resign"),
+    assert_int_equal(t_sql_int(F.dir,
+                               "SELECT count(*) FROM audit_log WHERE action='employee.resign' "
+                               "AND target='employee:' || %lld",
+                               (long long)emp),
                      1);
-    sqlite3_close(db);
 
     int64_t ids[512];
     int pages;
@@ -700,7 +662,7 @@ static void test_resign(void **state) {
         assert_true(ids[i] != emp);
 
     call("POST", "/api/v1/employees/99999999/resign", F.a_admin, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     /* A resigned employee's record can still be corrected. */
     call("PATCH", fmt("/api/v1/employees/%lld", emp), F.a_admin, json_pack("{s:s}", "name", "L."),
          &r);
@@ -735,30 +697,28 @@ static void test_audit_rows(void **state) {
     t_resp_free(&r);
     /* A failed write leaves no audit row. */
     call("POST", "/api/v1/employees", admin, json_pack("{s:s}", "userid", "aud"), &r);
-    expect_error(&r, 409, "conflict", "userid");
+    t_expect_error(&r, 409, "conflict", "userid");
 
-    sqlite3 *db = db_open(SQLITE_OPEN_READONLY);
     static const char *const actions[] = {
         "department.create", "department.update", "store.create",   "store.update",
         "employee.create",   "employee.update",   "employee.resign"};
     for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
-        assert_int_equal(db_int(db,
-                                "SELECT count(*) FROM audit_log WHERE tenant_id=?1 AND "
-                                "action=?2 AND actor LIKE 'token:%' AND count=1",
-                                tenant, actions[i]),
+        assert_int_equal(t_sql_int(F.dir,
+                                   "SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND "
+                                   "action='%s' AND actor LIKE 'token:%%' AND count=1",
+                                   (long long)tenant, actions[i]),
                          1);
-    assert_int_equal(db_int(db,
-                            "SELECT count(*) FROM audit_log WHERE tenant_id=?1 AND "
-                            "action=?2 AND detail LIKE '%department_id%'",
-                            tenant, "employee.update"),
+    assert_int_equal(t_sql_int(F.dir,
+                               "SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND "
+                               "action='employee.update' AND detail LIKE '%%department_id%%'",
+                               (long long)tenant),
                      1);
     /* No personal data in the audit log. */
-    assert_int_equal(db_int(db,
-                            "SELECT count(*) FROM audit_log WHERE tenant_id=?1 AND "
-                            "(coalesce(detail,'') || coalesce(target,'')) LIKE ?2",
-                            tenant, "%Secret%"),
+    assert_int_equal(t_sql_int(F.dir,
+                               "SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND "
+                               "(coalesce(detail,'') || coalesce(target,'')) LIKE '%%Secret%%'",
+                               (long long)tenant),
                      0);
-    sqlite3_close(db);
 }
 
 int main(void) {

@@ -9,7 +9,6 @@
  * alice(101, East), bob(102, West); customers 1000 (active with alice), 1001
  * (active with bob), 1002 (alice, ended), 1003 (nobody's). B: customer 1500,
  * group 900 "Level" with tag 901. Each test makes its own groups and tags. */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,100 +43,32 @@ typedef struct fx {
     char *platform, *admin, *operator_, *manager, *alice, *bob, *admin_b;
 } fx;
 
-static char *token(fx *f, const char *tenant, const char *role, const char *employee) {
-    char *out = NULL;
-    const char *args[] = {"token",
-                          "create",
-                          "--data",
-                          f->dir,
-                          "--role",
-                          role,
-                          tenant ? "--tenant" : NULL,
-                          tenant,
-                          employee ? "--employee" : NULL,
-                          employee,
-                          NULL};
-    if (t_siyu(&out, args) != 0 || !out || strncmp(out, "sy_", 3) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
+/* The fixture's tokens: where each goes, and for whom. */
+/* clang-format off */
+#define FX_TOKENS(f) {                             \
+    {&(f)->platform,  NULL, "admin",    NULL},     \
+    {&(f)->admin,     "1",  "admin",    NULL},     \
+    {&(f)->operator_, "1",  "operator", NULL},     \
+    {&(f)->manager,   "1",  "manager",  "mgr"},    \
+    {&(f)->alice,     "1",  "employee", "alice"},  \
+    {&(f)->bob,       "1",  "employee", "bob"},    \
+    {&(f)->admin_b,   "2",  "admin",    NULL},     \
 }
-
-static sqlite3 *db_open(fx *f, int flags) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/siyu.db", f->dir);
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-/* First column of the first row of sql as an integer (-1 when no row). */
-static long long q1(fx *f, const char *fmt, ...) {
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    sqlite3 *db = db_open(f, SQLITE_OPEN_READONLY);
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    assert_non_null(db);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
+/* clang-format on */
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
-    f->dir = t_tmpdir();
-    for (int i = 0; i < 2; i++) {
-        char *out = NULL;
-        const char *args[] = {"tenant", "create", "--data", f->dir, "--name", i ? "B" : "A", NULL};
-        if (t_siyu(&out, args) != 0) return -1;
-        free(out);
-    }
-    sqlite3 *db = db_open(f, SQLITE_OPEN_READWRITE);
-    char *msg = NULL;
-    if (!db || sqlite3_exec(db, fixture_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "fixture: %s\n", msg ? msg : "cannot open");
-        return -1;
-    }
-    sqlite3_close(db);
-    f->platform = token(f, NULL, "admin", NULL);
-    f->admin = token(f, "1", "admin", NULL);
-    f->operator_ = token(f, "1", "operator", NULL);
-    f->manager = token(f, "1", "manager", "mgr");
-    f->alice = token(f, "1", "employee", "alice");
-    f->bob = token(f, "1", "employee", "bob");
-    f->admin_b = token(f, "2", "admin", NULL);
-    if (!f->platform || !f->admin || !f->operator_ || !f->manager || !f->alice || !f->bob ||
-        !f->admin_b)
-        return -1;
-    if (t_server_start(&f->srv, f->dir, NULL) != 0) return -1;
+    if (!f) return -1;
+    const t_token_spec tokens[] = FX_TOKENS(f);
     *state = f;
-    return 0;
+    return t_fixture_start(&f->dir, &f->srv, fixture_sql, tokens, sizeof tokens / sizeof *tokens);
 }
 
 static int teardown(void **state) {
     fx *f = *state;
     if (!f) return 0;
-    t_server_stop(&f->srv);
-    t_rmdir(f->dir);
-    free(f->platform);
-    free(f->admin);
-    free(f->operator_);
-    free(f->manager);
-    free(f->alice);
-    free(f->bob);
-    free(f->admin_b);
+    const t_token_spec tokens[] = FX_TOKENS(f);
+    t_fixture_stop(&f->dir, &f->srv, tokens, sizeof tokens / sizeof *tokens);
     free(f);
     return 0;
 }
@@ -145,29 +76,14 @@ static int teardown(void **state) {
 /* Sends body (raw JSON or NULL); asserts the status; returns the reply. */
 static json_t *call(fx *f, const char *method, const char *path, const char *token,
                     const char *body, long status) {
-    t_resp r;
-    assert_int_equal(t_http(&f->srv, method, path, token, body, body ? strlen(body) : 0, NULL, &r),
-                     0);
-    if (r.status != status)
-        fprintf(stderr, "%s %s %s -> %ld %s\n", method, path, body ? body : "", r.status, r.body);
-    assert_int_equal(r.status, status);
-    json_t *j = json_incref(r.json);
-    t_resp_free(&r);
-    return j;
+    return t_call(&f->srv, method, path, token, body, status);
 }
 
 /* Asserts an error with code and (if given) field. */
 static void call_err(fx *f, const char *method, const char *path, const char *token,
                      const char *body, long status, const char *code, const char *field) {
     json_t *j = call(f, method, path, token, body, status);
-    json_t *e = json_object_get(j, "error");
-    assert_string_equal(json_string_value(json_object_get(e, "code")), code);
-    if (field) {
-        const char *got = json_string_value(json_object_get(e, "field"));
-        if (!got || strcmp(got, field) != 0) fprintf(stderr, "field %s, want %s\n", got, field);
-        assert_non_null(got);
-        assert_string_equal(got, field);
-    }
+    t_assert_error(j, code, field);
     json_decref(j);
 }
 
@@ -195,7 +111,7 @@ static long long make_tag(fx *f, long long group, const char *name, int sort) {
 }
 
 static long long links(fx *f) {
-    return q1(f, "SELECT count(*) FROM customer_tag");
+    return t_sql_int(f->dir, "SELECT count(*) FROM customer_tag");
 }
 
 /* ---- groups and tags --------------------------------------------------- */
@@ -249,7 +165,7 @@ static void test_group_crud(void **state) {
              "not_found", NULL);
     call_err(f, "DELETE", "/api/v1/tag-groups/900", f->admin, NULL, 404, "not_found", NULL);
     call_err(f, "GET", "/api/v1/tag-groups/abc", f->admin, NULL, 404, "not_found", NULL);
-    assert_int_equal(q1(f, "SELECT name='Level' FROM tag_group WHERE id=900"), 1);
+    assert_int_equal(t_sql_int(f->dir, "SELECT name='Level' FROM tag_group WHERE id=900"), 1);
     json_decref(call(f, "GET", "/api/v1/tag-groups/900", f->admin_b, NULL, 200));
     (void)other;
 }
@@ -360,7 +276,7 @@ static void test_pagination(void **state) {
     }
     long long prev_sort = -1000000000LL, prev_id = 0;
     for (int i = 0; i < n; i++) {
-        long long s = q1(f, "SELECT sort_order FROM tag_group WHERE id=%lld", all[i]);
+        long long s = t_sql_int(f->dir, "SELECT sort_order FROM tag_group WHERE id=%lld", all[i]);
         assert_true(s > prev_sort || (s == prev_sort && all[i] > prev_id));
         prev_sort = s;
         prev_id = all[i];
@@ -420,18 +336,20 @@ static void test_bulk_admin(void **state) {
     bulk(f, f->admin, "tag", tags, "[1000,1001,1003,1003]", 200, 6);
     bulk(f, f->operator_, "tag", tags, "[1000,1001,1003]", 200, 0); /* idempotent */
     assert_int_equal(links(f), before + 6);
-    assert_int_equal(q1(f,
-                        "SELECT count(*) FROM customer_tag WHERE tag_id=%lld AND "
-                        "source='manual' AND employee_id IS NULL AND tenant_id=1",
-                        t1),
+    assert_int_equal(t_sql_int(f->dir,
+                               "SELECT count(*) FROM customer_tag WHERE tag_id=%lld AND "
+                               "source='manual' AND employee_id IS NULL AND tenant_id=1",
+                               t1),
                      3);
     bulk(f, f->admin, "untag", one, "[1000,1003]", 200, 2);
     bulk(f, f->admin, "untag", one, "[1000,1003]", 200, 0);
     assert_int_equal(links(f), before + 4);
-    assert_int_equal(q1(f, "SELECT count FROM audit_log WHERE action='tag.bulk_tag' ORDER BY id "
-                           "LIMIT 1"),
-                     6);
-    assert_int_equal(q1(f, "SELECT count(*) FROM audit_log WHERE action='tag.bulk_untag'"), 2);
+    assert_int_equal(
+        t_sql_int(f->dir, "SELECT count FROM audit_log WHERE action='tag.bulk_tag' ORDER BY id "
+                          "LIMIT 1"),
+        6);
+    assert_int_equal(
+        t_sql_int(f->dir, "SELECT count(*) FROM audit_log WHERE action='tag.bulk_untag'"), 2);
 }
 
 static void test_bulk_scope(void **state) {
@@ -443,15 +361,16 @@ static void test_bulk_scope(void **state) {
     snprintf(one, sizeof one, "[%lld]", t1);
     /* alice sees 1000 only (1002's relationship ended). */
     bulk(f, f->alice, "tag", one, "[1000]", 200, 1);
-    assert_int_equal(q1(f,
-                        "SELECT employee_id FROM customer_tag WHERE customer_id=1000 AND "
-                        "tag_id=%lld",
-                        t1),
+    assert_int_equal(t_sql_int(f->dir,
+                               "SELECT employee_id FROM customer_tag WHERE customer_id=1000 AND "
+                               "tag_id=%lld",
+                               t1),
                      101);
     bulk_err(f, f->alice, tags, "[1000,1001]", 404, "not_found", "customer_ids[1]");
     bulk_err(f, f->alice, tags, "[1002]", 404, "not_found", "customer_ids[0]");
     bulk_err(f, f->alice, tags, "[1003,1000]", 404, "not_found", "customer_ids[0]");
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", t2), 0);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", t2),
+                     0);
     /* The manager of East sees alice's customers, not bob's (West). */
     bulk(f, f->manager, "tag", tags, "[1000]", 200, 1);
     bulk_err(f, f->manager, tags, "[1000,1000,1001]", 404, "not_found", "customer_ids[2]");
@@ -534,29 +453,32 @@ static void test_deletes(void **state) {
     call_err(f, "DELETE", path, f->alice, NULL, 403, "forbidden", NULL);
     json_decref(call(f, "DELETE", path, f->operator_, NULL, 204));
     call_err(f, "DELETE", path, f->operator_, NULL, 404, "not_found", NULL);
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", t1), 0);
-    assert_int_equal(q1(f,
-                        "SELECT count FROM audit_log WHERE action='tag.delete' AND "
-                        "target='tag:%lld'",
-                        t1),
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", t1),
+                     0);
+    assert_int_equal(t_sql_int(f->dir,
+                               "SELECT count FROM audit_log WHERE action='tag.delete' AND "
+                               "target='tag:%lld'",
+                               t1),
                      2);
     /* A group delete takes its tags and theirs, nothing else. */
     snprintf(path, sizeof path, "/api/v1/tag-groups/%lld", g);
     json_decref(call(f, "DELETE", path, f->admin, NULL, 204));
     call_err(f, "GET", path, f->admin, NULL, 404, "not_found", NULL);
     call_err(f, "DELETE", path, f->admin, NULL, 404, "not_found", NULL);
-    assert_int_equal(q1(f, "SELECT count(*) FROM tag WHERE group_id=%lld", g), 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", t2), 0);
-    assert_int_equal(q1(f, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", keep), 2);
-    assert_int_equal(q1(f,
-                        "SELECT count FROM audit_log WHERE action='tag_group.delete' AND "
-                        "target='tag_group:%lld'",
-                        g),
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM tag WHERE group_id=%lld", g), 0);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", t2),
+                     0);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM customer_tag WHERE tag_id=%lld", keep),
+                     2);
+    assert_int_equal(t_sql_int(f->dir,
+                               "SELECT count FROM audit_log WHERE action='tag_group.delete' AND "
+                               "target='tag_group:%lld'",
+                               g),
                      1);
-    assert_int_equal(q1(f,
-                        "SELECT detail='tags=1 customer_tags=2' FROM audit_log WHERE "
-                        "action='tag_group.delete' AND target='tag_group:%lld'",
-                        g),
+    assert_int_equal(t_sql_int(f->dir,
+                               "SELECT detail='tags=1 customer_tags=2' FROM audit_log WHERE "
+                               "action='tag_group.delete' AND target='tag_group:%lld'",
+                               g),
                      1);
     /* The name is free again. */
     make_group(f, "Doomed", 0);

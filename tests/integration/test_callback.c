@@ -5,7 +5,6 @@
  * row counts are exact. Callbacks are built with wecom_callback_build, as
  * WeCom would send them. State is checked in DIR/siyu.db opened read-only,
  * and through GET /api/v1/customers/{id} when that route exists. */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +37,8 @@ typedef struct fixture {
     char *dir;
     t_server s;
     char *platform;
-    wecom_crypto cr; /* V1 keys, receiveid = V1_CORP */
-    char db_path[512];
+    wecom_crypto cr;    /* V1 keys, receiveid = V1_CORP */
+    const char *db_dir; /* where the t_sql_* checks look: dir, or a test's own */
 } fixture;
 
 static fixture F;
@@ -98,93 +97,38 @@ static void accept(int64_t tenant, const char *plain) {
     t_resp_free(&r);
 }
 
-static void expect_error(t_resp *r, long status, const char *code, const char *field) {
-    if (r->status != status || strcmp(t_err_code(r), code) != 0)
-        fprintf(stderr, "unexpected %ld: %s\n", r->status, r->body);
-    assert_int_equal(r->status, status);
-    assert_string_equal(t_err_code(r), code);
-    const char *f = json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
-    if (field) {
-        assert_non_null(f);
-        assert_string_equal(f, field);
-    }
-    t_resp_free(r);
-}
-
-/* First column of a query on DIR/siyu.db (read-only) as an integer; -999 for
- * no row or NULL. */
-static int64_t db_int(const char *sql, ...) __attribute__((format(printf, 1, 2)));
-static int64_t db_int(const char *sql, ...) {
-    va_list ap;
-    va_start(ap, sql);
-    char *q = sqlite3_vmprintf(sql, ap);
-    va_end(ap);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(F.db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("prepare %s: %s", q, sqlite3_errmsg(db));
-    int64_t v = -999;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    sqlite3_free(q);
-    return v;
-}
-
-/* Same, first column as text ("<null>" for no row / NULL); static buffer. */
-static const char *db_text(const char *sql, ...) __attribute__((format(printf, 1, 2)));
-static const char *db_text(const char *sql, ...) {
-    static char buf[2048];
-    va_list ap;
-    va_start(ap, sql);
-    char *q = sqlite3_vmprintf(sql, ap);
-    va_end(ap);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(F.db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("prepare %s: %s", q, sqlite3_errmsg(db));
-    snprintf(buf, sizeof buf, "<null>");
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        snprintf(buf, sizeof buf, "%s", sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    sqlite3_free(q);
-    return buf;
-}
-
 /* Rows a callback may create, summed over the domain tables of a tenant. */
 static int64_t domain_rows(int64_t t) {
     long long v = (long long)t;
-    return db_int("SELECT (SELECT count(*) FROM employee WHERE tenant_id=%lld)+(SELECT count(*) "
-                  "FROM customer WHERE tenant_id=%lld)+(SELECT count(*) FROM relationship "
-                  "WHERE tenant_id=%lld)+(SELECT count(*) FROM event WHERE tenant_id=%lld)+"
-                  "(SELECT count(*) FROM group_chat WHERE tenant_id=%lld)+(SELECT count(*) "
-                  "FROM tag WHERE tenant_id=%lld)+(SELECT count(*) FROM processed_callback "
-                  "WHERE tenant_id=%lld)",
-                  v, v, v, v, v, v, v);
+    return t_sql_int(F.db_dir,
+                     "SELECT (SELECT count(*) FROM employee WHERE tenant_id=%lld)+(SELECT count(*) "
+                     "FROM customer WHERE tenant_id=%lld)+(SELECT count(*) FROM relationship "
+                     "WHERE tenant_id=%lld)+(SELECT count(*) FROM event WHERE tenant_id=%lld)+"
+                     "(SELECT count(*) FROM group_chat WHERE tenant_id=%lld)+(SELECT count(*) "
+                     "FROM tag WHERE tenant_id=%lld)+(SELECT count(*) FROM processed_callback "
+                     "WHERE tenant_id=%lld)",
+                     v, v, v, v, v, v, v);
 }
 
 static int64_t rejected_audits(int64_t t, const char *reason) {
-    return db_int("SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND actor='wecom' AND "
-                  "action='callback.rejected' AND detail='%s'",
-                  (long long)t, reason);
+    return t_sql_int(F.db_dir,
+                     "SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND actor='wecom' AND "
+                     "action='callback.rejected' AND detail='%s'",
+                     (long long)t, reason);
 }
 
 static const char *rel_status(int64_t t, const char *userid, const char *ext) {
-    return db_text("SELECT r.status FROM relationship r JOIN employee e ON e.id=r.employee_id "
-                   "JOIN customer c ON c.id=r.customer_id WHERE r.tenant_id=%lld AND "
-                   "e.userid='%s' AND c.external_userid='%s'",
-                   (long long)t, userid, ext);
+    return t_sql_text(F.db_dir,
+                      "SELECT r.status FROM relationship r JOIN employee e ON e.id=r.employee_id "
+                      "JOIN customer c ON c.id=r.customer_id WHERE r.tenant_id=%lld AND "
+                      "e.userid='%s' AND c.external_userid='%s'",
+                      (long long)t, userid, ext);
 }
 
 static int64_t customer_of(int64_t t, const char *ext) {
-    return db_int("SELECT id FROM customer WHERE tenant_id=%lld AND external_userid='%s'",
-                  (long long)t, ext);
+    return t_sql_int(F.db_dir,
+                     "SELECT id FROM customer WHERE tenant_id=%lld AND external_userid='%s'",
+                     (long long)t, ext);
 }
 
 /* Checks the customer's status ("active"/"lost") through the customers API
@@ -277,10 +221,9 @@ static int group_setup(void **state) {
     (void)state;
     F.dir = t_tmpdir();
     if (!F.dir || t_server_start(&F.s, F.dir, NULL) != 0) return -1;
-    snprintf(F.db_path, sizeof F.db_path, "%s/siyu.db", F.dir);
-    if (t_siyu(&F.platform,
-               (const char *[]){"token", "create", "--data", F.dir, "--role", "admin", NULL}) != 0)
-        return -1;
+    F.db_dir = F.dir;
+    F.platform = t_token(F.dir, NULL, "admin", NULL);
+    if (!F.platform) return -1;
     return wecom_crypto_init(&F.cr, V1_TOKEN, V1_KEY, V1_CORP) == WECOM_OK ? 0 : -1;
 }
 
@@ -320,7 +263,7 @@ static void test_get_verification(void **state) {
     assert_int_equal(t_http(&F.s, "GET", path, NULL, NULL, 0, NULL, &r), 0);
     assert_null(strstr(r.body ? r.body : "", V1_TOKEN)); /* no secret echoed */
     assert_null(strstr(r.body ? r.body : "", V1_KEY));
-    expect_error(&r, 400, "invalid_signature", "msg_signature");
+    t_expect_error(&r, 400, "invalid_signature", "msg_signature");
     assert_int_equal(rejected_audits(t.id, "invalid_signature"), 1);
 
     /* '+' decoded from %2B must stay '+': a literal '+' in the query is not a space. */
@@ -336,12 +279,12 @@ static void test_get_verification(void **state) {
     snprintf(path, sizeof path, "/wecom/callback/%lld?msg_signature=x&timestamp=1&nonce=2",
              (long long)t.id);
     assert_int_equal(t_http(&F.s, "GET", path, NULL, NULL, 0, NULL, &r), 0);
-    expect_error(&r, 400, "missing_param", "echostr");
+    t_expect_error(&r, 400, "missing_param", "echostr");
     assert_int_equal(rejected_audits(t.id, "missing_param"), 1);
 
     assert_int_equal(
         t_http(&F.s, "GET", "/wecom/callback/99999?" V1_QUERY, NULL, NULL, 0, NULL, &r), 0);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     assert_int_equal(domain_rows(t.id), 0);
 }
 
@@ -368,12 +311,12 @@ static void test_post_add_then_retries(void **state) {
     t_resp_free(&r);
 
     assert_string_equal(rel_status(t.id, "zhangsan", EXT1), "active");
-    assert_string_equal(
-        db_text("SELECT state FROM relationship WHERE tenant_id=%lld", (long long)t.id),
-        "teststate");
-    assert_int_equal(
-        db_int("SELECT added_at FROM relationship WHERE tenant_id=%lld", (long long)t.id),
-        1403610513);
+    assert_string_equal(t_sql_text(F.db_dir, "SELECT state FROM relationship WHERE tenant_id=%lld",
+                                   (long long)t.id),
+                        "teststate");
+    assert_int_equal(t_sql_int(F.db_dir, "SELECT added_at FROM relationship WHERE tenant_id=%lld",
+                               (long long)t.id),
+                     1403610513);
     int64_t cust = customer_of(t.id, EXT1);
     assert_true(cust > 0);
     api_customer_status(&t, cust, "active");
@@ -391,14 +334,18 @@ static void test_post_add_then_retries(void **state) {
         t_resp_free(&r);
     }
     free(body);
-    assert_int_equal(
-        db_int("SELECT count(*) FROM relationship WHERE tenant_id=%lld", (long long)t.id), 1);
-    assert_int_equal(db_int("SELECT count(*) FROM event WHERE tenant_id=%lld", (long long)t.id), 1);
-    assert_int_equal(db_int("SELECT count(*) FROM customer WHERE tenant_id=%lld", (long long)t.id),
+    assert_int_equal(t_sql_int(F.db_dir, "SELECT count(*) FROM relationship WHERE tenant_id=%lld",
+                               (long long)t.id),
                      1);
-    assert_string_equal(db_text("SELECT type||'|'||source||'|'||ts FROM event WHERE tenant_id=%lld",
-                                (long long)t.id),
-                        "wecom.add_external_contact|wecom|1403610513");
+    assert_int_equal(
+        t_sql_int(F.db_dir, "SELECT count(*) FROM event WHERE tenant_id=%lld", (long long)t.id), 1);
+    assert_int_equal(
+        t_sql_int(F.db_dir, "SELECT count(*) FROM customer WHERE tenant_id=%lld", (long long)t.id),
+        1);
+    assert_string_equal(
+        t_sql_text(F.db_dir, "SELECT type||'|'||source||'|'||ts FROM event WHERE tenant_id=%lld",
+                   (long long)t.id),
+        "wecom.add_external_contact|wecom|1403610513");
     assert_int_equal(metric("siyu_callbacks_duplicate_total") - (dup0 < 0 ? 0 : dup0), 9);
     assert_true(metric("siyu_callbacks_total{type=\"add_external_contact\"}") >= 1);
 }
@@ -421,7 +368,7 @@ static void test_rejections_change_nothing(void **state) {
     bad[7] = bad[7] == '0' ? '1' : '0';
     snprintf(q, sizeof q, "msg_signature=%s&timestamp=%s&nonce=%s", bad, G1_TS, G1_NONCE);
     post_raw(t.id, q, body, strlen(body), &r);
-    expect_error(&r, 400, "invalid_signature", "msg_signature");
+    t_expect_error(&r, 400, "invalid_signature", "msg_signature");
     assert_int_equal(rejected_audits(t.id, "invalid_signature"), 1);
 
     /* Tampered Encrypt sent with the original (now wrong) signature. */
@@ -432,7 +379,7 @@ static void test_rejections_change_nothing(void **state) {
     *tp = *tp == 'A' ? 'B' : 'A';
     snprintf(q, sizeof q, "msg_signature=%s&timestamp=%s&nonce=%s", sig, G1_TS, G1_NONCE);
     post_raw(t.id, q, tampered, strlen(tampered), &r);
-    expect_error(&r, 400, "invalid_signature", "msg_signature");
+    t_expect_error(&r, 400, "invalid_signature", "msg_signature");
 
     /* The same tampering with a signature recomputed over it: the signature
      * passes, the plaintext (padding or receiveid) does not. */
@@ -454,21 +401,21 @@ static void test_rejections_change_nothing(void **state) {
     wecom_crypto other;
     assert_int_equal(wecom_crypto_init(&other, V1_TOKEN, V1_KEY, "wwOtherCorp0000000"), WECOM_OK);
     post_event_with(&other, t.id, G1_PLAIN, G1_TS, NULL, &r);
-    expect_error(&r, 400, "invalid_receiveid", "Encrypt");
+    t_expect_error(&r, 400, "invalid_receiveid", "Encrypt");
     assert_int_equal(rejected_audits(t.id, "invalid_receiveid"), rid0 + 1);
 
     /* Malformed envelope; valid envelope around malformed event XML. */
     snprintf(q, sizeof q, "msg_signature=%s&timestamp=%s&nonce=%s", sig, G1_TS, G1_NONCE);
     post_raw(t.id, q, "<xml><Encrypt>abc", 17, &r);
-    expect_error(&r, 400, "invalid_xml", "body");
+    t_expect_error(&r, 400, "invalid_xml", "body");
     post_event(t.id, "<xml><Event>change_external_contact</Event", &r);
-    expect_error(&r, 400, "invalid_event_xml", "Encrypt");
+    t_expect_error(&r, 400, "invalid_event_xml", "Encrypt");
     post_event(t.id, "<!DOCTYPE x [<!ENTITY a \"b\">]><xml/>", &r);
-    expect_error(&r, 400, "invalid_event_xml", "Encrypt");
+    t_expect_error(&r, 400, "invalid_event_xml", "Encrypt");
 
     /* Missing parameters. */
     post_raw(t.id, "timestamp=1&nonce=2", "<xml/>", 6, &r);
-    expect_error(&r, 400, "missing_param", "msg_signature");
+    t_expect_error(&r, 400, "missing_param", "msg_signature");
 
     /* Oversized body (the route allows 256 KiB). */
     size_t big = (256u << 10) + 1;
@@ -481,7 +428,7 @@ static void test_rejections_change_nothing(void **state) {
 
     /* Unknown tenant, and a tenant id that is not a number. */
     post_event(99999, G1_PLAIN, &r);
-    expect_error(&r, 404, "not_found", NULL);
+    t_expect_error(&r, 404, "not_found", NULL);
     assert_int_equal(
         t_http(&F.s, "POST", "/wecom/callback/abc?" V1_QUERY, NULL, "<xml/>", 6, "text/xml", &r),
         0);
@@ -489,14 +436,17 @@ static void test_rejections_change_nothing(void **state) {
     t_resp_free(&r);
 
     assert_int_equal(domain_rows(t.id), 0);
-    assert_int_equal(db_int("SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND "
-                            "action='callback.rejected'",
-                            (long long)t.id),
+    assert_int_equal(t_sql_int(F.db_dir,
+                               "SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND "
+                               "action='callback.rejected'",
+                               (long long)t.id),
                      8);
-    assert_int_equal(db_int("SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND detail LIKE "
-                            "'%%" V1_KEY "%%'",
-                            (long long)t.id),
-                     0);
+    assert_int_equal(
+        t_sql_int(F.db_dir,
+                  "SELECT count(*) FROM audit_log WHERE tenant_id=%lld AND detail LIKE "
+                  "'%%" V1_KEY "%%'",
+                  (long long)t.id),
+        0);
     assert_true(metric("siyu_callbacks_rejected_total") - rej0 >= 9);
 }
 
@@ -514,15 +464,17 @@ static void test_full_lifecycle(void **state) {
     accept_contact(t.id, "add_external_contact", "zhangsan", EXT1, 3000,
                    "<State><![CDATA[livestream]]></State>");
     assert_string_equal(rel_status(t.id, "zhangsan", EXT1), "active");
-    assert_string_equal(db_text("SELECT state||'|'||added_at FROM relationship WHERE "
-                                "tenant_id=%lld",
-                                (long long)t.id),
+    assert_string_equal(t_sql_text(F.db_dir,
+                                   "SELECT state||'|'||added_at FROM relationship WHERE "
+                                   "tenant_id=%lld",
+                                   (long long)t.id),
                         "livestream|3000");
     accept_contact(t.id, "del_external_contact", "zhangsan", EXT1, 4000,
                    "<Source><![CDATA[DELETE_BY_TRANSFER]]></Source>");
     assert_string_equal(rel_status(t.id, "zhangsan", EXT1), "transferred");
-    assert_int_equal(db_int("SELECT count(*) FROM customer WHERE tenant_id=%lld", (long long)t.id),
-                     1);
+    assert_int_equal(
+        t_sql_int(F.db_dir, "SELECT count(*) FROM customer WHERE tenant_id=%lld", (long long)t.id),
+        1);
     api_customer_status(&t, cust, "lost");
 
     accept_chat(t.id, "create", 5000, NULL);
@@ -530,44 +482,54 @@ static void test_full_lifecycle(void **state) {
                 "<UpdateDetail><![CDATA[add_member]]></UpdateDetail><JoinScene>3</JoinScene>"
                 "<MemChangeCnt>2</MemChangeCnt><MemChangeList><Item>" EXT1 "</Item><Item>lisi"
                 "</Item></MemChangeList><CurMemVer>v1</CurMemVer>");
-    assert_int_equal(db_int("SELECT count(*) FROM group_member WHERE tenant_id=%lld AND "
-                            "status='in'",
-                            (long long)t.id),
+    assert_int_equal(t_sql_int(F.db_dir,
+                               "SELECT count(*) FROM group_member WHERE tenant_id=%lld AND "
+                               "status='in'",
+                               (long long)t.id),
                      2);
-    assert_int_equal(db_int("SELECT customer_id FROM group_member WHERE tenant_id=%lld AND "
-                            "member_id='" EXT1 "'",
-                            (long long)t.id),
+    assert_int_equal(t_sql_int(F.db_dir,
+                               "SELECT customer_id FROM group_member WHERE tenant_id=%lld AND "
+                               "member_id='" EXT1 "'",
+                               (long long)t.id),
                      cust);
     accept_chat(t.id, "update", 5200,
                 "<UpdateDetail>del_member</UpdateDetail><QuitScene>0</QuitScene>"
                 "<MemChangeList><Item>" EXT1 "</Item></MemChangeList>");
-    assert_string_equal(db_text("SELECT status||'|'||quit_scene||'|'||left_at FROM group_member "
-                                "WHERE tenant_id=%lld AND member_id='" EXT1 "'",
-                                (long long)t.id),
+    assert_string_equal(t_sql_text(F.db_dir,
+                                   "SELECT status||'|'||quit_scene||'|'||left_at FROM group_member "
+                                   "WHERE tenant_id=%lld AND member_id='" EXT1 "'",
+                                   (long long)t.id),
                         "left|0|5200");
     accept_chat(t.id, "dismiss", 5300, NULL);
-    assert_string_equal(db_text("SELECT status||'|'||dismissed_at||'|'||member_version FROM "
-                                "group_chat WHERE tenant_id=%lld",
-                                (long long)t.id),
+    assert_string_equal(t_sql_text(F.db_dir,
+                                   "SELECT status||'|'||dismissed_at||'|'||member_version FROM "
+                                   "group_chat WHERE tenant_id=%lld",
+                                   (long long)t.id),
                         "dismissed|5300|v1");
 
     accept_tag(t.id, "create", "etTAG1", "tag", 6000);
     assert_string_equal(
-        db_text("SELECT name FROM tag WHERE tenant_id=%lld AND wecom_id='etTAG1'", (long long)t.id),
+        t_sql_text(F.db_dir, "SELECT name FROM tag WHERE tenant_id=%lld AND wecom_id='etTAG1'",
+                   (long long)t.id),
         "etTAG1");
     accept_tag(t.id, "delete", "etTAG1", "tag", 6100);
-    assert_int_equal(db_int("SELECT count(*) FROM tag WHERE tenant_id=%lld AND wecom_id='etTAG1'",
-                            (long long)t.id),
-                     0);
+    assert_int_equal(
+        t_sql_int(F.db_dir, "SELECT count(*) FROM tag WHERE tenant_id=%lld AND wecom_id='etTAG1'",
+                  (long long)t.id),
+        0);
 
     /* One event per callback, each with its kind's type. */
-    assert_int_equal(db_int("SELECT count(*) FROM event WHERE tenant_id=%lld", (long long)t.id),
-                     10);
     assert_int_equal(
-        db_int("SELECT count(DISTINCT type) FROM event WHERE tenant_id=%lld", (long long)t.id), 8);
-    assert_int_equal(
-        db_int("SELECT count(*) FROM processed_callback WHERE tenant_id=%lld", (long long)t.id),
+        t_sql_int(F.db_dir, "SELECT count(*) FROM event WHERE tenant_id=%lld", (long long)t.id),
         10);
+    assert_int_equal(t_sql_int(F.db_dir,
+                               "SELECT count(DISTINCT type) FROM event WHERE tenant_id=%lld",
+                               (long long)t.id),
+                     8);
+    assert_int_equal(t_sql_int(F.db_dir,
+                               "SELECT count(*) FROM processed_callback WHERE tenant_id=%lld",
+                               (long long)t.id),
+                     10);
 }
 
 /* ---- replay window (its own server) ---- */
@@ -578,17 +540,13 @@ static void test_replay_window(void **state) {
     t_server s2;
     assert_int_equal(
         t_server_start(&s2, dir, (const char *const[]){"--replay-window", "300", NULL}), 0);
-    char *plat = NULL;
-    assert_int_equal(
-        t_siyu(&plat, (const char *[]){"token", "create", "--data", dir, "--role", "admin", NULL}),
-        0);
+    char *plat = t_token(dir, NULL, "admin", NULL);
+    assert_non_null(plat);
     t_server saved = F.s;
     char *saved_plat = F.platform;
-    char saved_db[512];
-    snprintf(saved_db, sizeof saved_db, "%s", F.db_path);
     F.s = s2;
     F.platform = plat;
-    snprintf(F.db_path, sizeof F.db_path, "%s/siyu.db", dir);
+    F.db_dir = dir;
 
     tenant t;
     new_tenant(&t, "replay");
@@ -599,15 +557,15 @@ static void test_replay_window(void **state) {
     assert_int_equal(r.status, 200);
     t_resp_free(&r);
     post_event_with(&F.cr, t.id, G1_PLAIN, G1_TS, NULL, &r); /* 2014: far outside */
-    expect_error(&r, 400, "stale_timestamp", "timestamp");
+    t_expect_error(&r, 400, "stale_timestamp", "timestamp");
     assert_int_equal(rejected_audits(t.id, "stale_timestamp"), 1);
     post_event_with(&F.cr, t.id, G1_PLAIN, "12ab", NULL, &r);
-    expect_error(&r, 400, "invalid_timestamp", "timestamp");
+    t_expect_error(&r, 400, "invalid_timestamp", "timestamp");
 
     t_server_stop(&F.s);
     F.s = saved;
     F.platform = saved_plat;
-    snprintf(F.db_path, sizeof F.db_path, "%s", saved_db);
+    F.db_dir = F.dir;
     free(plat);
     t_rmdir(dir);
 }

@@ -40,9 +40,8 @@ static void *writer(void *p) {
 static void test_kill9_keeps_acknowledged_writes(void **state) {
     (void)state;
     char *dir = t_tmpdir();
-    char *platform = NULL;
-    assert_int_equal(t_siyu(&platform, (const char *[]){"token", "create", "--data", dir, "--role",
-                                                        "admin", NULL}), 0);
+    char *platform = t_token(dir, NULL, "admin", NULL);
+    assert_non_null(platform);
     t_server s;
     assert_int_equal(t_server_start(&s, dir, NULL), 0);
     t_resp r;

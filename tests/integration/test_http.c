@@ -17,9 +17,8 @@ typedef struct {
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     f->dir = t_tmpdir();
-    if (t_siyu(&f->platform, (const char *[]){"token", "create", "--data", f->dir, "--role",
-                                              "admin", NULL}) != 0)
-        return -1;
+    f->platform = t_token(f->dir, NULL, "admin", NULL);
+    if (!f->platform) return -1;
     if (t_server_start(&f->s, f->dir, (const char *[]){"--max-body", "4096", NULL}) != 0)
         return -1;
     t_resp r;
@@ -171,9 +170,8 @@ static void *flood(void *p) {
 static void test_backpressure_429(void **state) {
     fixture *f = *state;
     char *dir = t_tmpdir();
-    char *plat = NULL;
-    assert_int_equal(t_siyu(&plat, (const char *[]){"token", "create", "--data", dir, "--role",
-                                                    "admin", NULL}), 0);
+    char *plat = t_token(dir, NULL, "admin", NULL);
+    assert_non_null(plat);
     t_server s;
     assert_int_equal(t_server_start(&s, dir, (const char *[]){"--queue-max", "1", NULL}), 0);
     t_resp r;

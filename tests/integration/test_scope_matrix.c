@@ -17,7 +17,6 @@
  * 501 (owner other). Tenant B (2) has department 20, store 60, employee 200
  * (userid "emp"), customer 1500, group chat 600, tag group 2, tag 310.
  * Rows run in order and some write, so test_lists runs first. */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,67 +244,30 @@ typedef struct fx {
     char *tok[R_N];
 } fx;
 
-static char *token(const char *dir, const char *tenant, const char *role, const char *emp) {
-    char *out = NULL;
-    const char *args[] = {"token",
-                          "create",
-                          "--data",
-                          dir,
-                          "--role",
-                          role,
-                          tenant ? "--tenant" : NULL,
-                          tenant,
-                          emp ? "--employee" : NULL,
-                          emp,
-                          NULL};
-    if (t_siyu(&out, args) != 0 || !out || strncmp(out, "sy_", 3) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-static int load_fixture(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/siyu.db", dir);
-    sqlite3 *db = NULL;
-    char *msg = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, fixture_sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) fprintf(stderr, "fixture: %s\n", msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    return rc == SQLITE_OK ? 0 : -1;
-}
-
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
-    f->dir = t_tmpdir();
-    for (int i = 0; i < 2; i++) {
-        const char *args[] = {"tenant", "create", "--data", f->dir, "--name", i ? "B" : "A", NULL};
-        if (t_siyu(NULL, args) != 0) return -1;
-    }
-    if (load_fixture(f->dir) != 0) return -1;
-    f->tok[R_PLATFORM] = token(f->dir, NULL, "admin", NULL);
-    f->tok[R_ADMIN] = token(f->dir, "1", "admin", NULL);
-    f->tok[R_OPERATOR] = token(f->dir, "1", "operator", NULL);
-    f->tok[R_MANAGER] = token(f->dir, "1", "manager", "boss");
-    f->tok[R_EMPLOYEE] = token(f->dir, "1", "employee", "emp");
-    f->tok[R_ADMIN_B] = token(f->dir, "2", "admin", NULL);
+    if (!f) return -1;
+    /* clang-format off */
+    const t_token_spec tokens[] = {
+        {&f->tok[R_PLATFORM], NULL, "admin",    NULL},
+        {&f->tok[R_ADMIN],    "1",  "admin",    NULL},
+        {&f->tok[R_OPERATOR], "1",  "operator", NULL},
+        {&f->tok[R_MANAGER],  "1",  "manager",  "boss"},
+        {&f->tok[R_EMPLOYEE], "1",  "employee", "emp"},
+        {&f->tok[R_ADMIN_B],  "2",  "admin",    NULL},
+    };
+    /* clang-format on */
+    *state = f;
     /* Well-formed but unknown. */
     f->tok[R_BAD] = strdup("sy_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-    for (int r = 0; r < R_N; r++)
-        if (r != R_NONE && !f->tok[r]) return -1;
-    if (t_server_start(&f->srv, f->dir, NULL) != 0) return -1;
-    *state = f;
-    return 0;
+    if (!f->tok[R_BAD]) return -1;
+    return t_fixture_start(&f->dir, &f->srv, fixture_sql, tokens, sizeof tokens / sizeof *tokens);
 }
 
 static int teardown(void **state) {
     fx *f = *state;
     if (!f) return 0;
-    t_server_stop(&f->srv);
-    t_rmdir(f->dir);
+    t_fixture_stop(&f->dir, &f->srv, NULL, 0); /* the tokens are freed below */
     for (int r = 0; r < R_N; r++)
         free(f->tok[r]);
     free(f);
