@@ -64,7 +64,7 @@ fuzz:
 
 bench-ingest: all
 	cmake --build $(BUILD) -j$(JOBS) --target bench_ingest
-	./$(BUILD)/bench_ingest --siyu ./$(BUILD)/siyu --out bench/RESULTS.md
+	./$(BUILD)/bench_ingest --siyu ./$(BUILD)/siyu --out bench/RESULTS.md $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-san build-fuzz
