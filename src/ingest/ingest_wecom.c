@@ -325,38 +325,30 @@ static int member_resolve(ictx *ic, const char *id, int64_t *cust, int64_t *emp)
     return customer_ensure(ic, id, cust);
 }
 
-static int member_join(ictx *ic, int64_t gid, const char *id, int64_t cust, int64_t emp) {
-    sqlite3_stmt *st = stmt(
-        ic, "INSERT INTO group_member(tenant_id, group_id, member_id, customer_id, employee_id, "
-            "status, join_scene, joined_at) VALUES(?1,?2,?3,?4,?5,'in',?6,?7) "
-            "ON CONFLICT(tenant_id, group_id, member_id) DO UPDATE SET status='in', "
-            "join_scene=excluded.join_scene, joined_at=excluded.joined_at, quit_scene=NULL, "
-            "left_at=NULL WHERE status<>'in' AND excluded.joined_at >= coalesce(left_at, 0)");
-    if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, ic->tenant);
-    sqlite3_bind_int64(st, 2, gid);
-    bind_text(st, 3, id);
-    bind_id(st, 4, cust);
-    bind_id(st, 5, emp);
-    bind_int(st, 6, ic->ev->join_scene);
-    sqlite3_bind_int64(st, 7, ic->ts);
-    return run(st);
-}
+/* Joins (join) or leaves a member; state only moves forward in time. */
+static const char *const member_sql[2] = {
+    "INSERT INTO group_member(tenant_id, group_id, member_id, customer_id, employee_id, "
+    "status, quit_scene, left_at) VALUES(?1,?2,?3,?4,?5,'left',?6,?7) "
+    "ON CONFLICT(tenant_id, group_id, member_id) DO UPDATE SET status='left', "
+    "quit_scene=excluded.quit_scene, left_at=excluded.left_at "
+    "WHERE status='in' AND coalesce(joined_at, 0) <= excluded.left_at",
+    "INSERT INTO group_member(tenant_id, group_id, member_id, customer_id, employee_id, "
+    "status, join_scene, joined_at) VALUES(?1,?2,?3,?4,?5,'in',?6,?7) "
+    "ON CONFLICT(tenant_id, group_id, member_id) DO UPDATE SET status='in', "
+    "join_scene=excluded.join_scene, joined_at=excluded.joined_at, quit_scene=NULL, "
+    "left_at=NULL WHERE status<>'in' AND excluded.joined_at >= coalesce(left_at, 0)",
+};
 
-static int member_leave(ictx *ic, int64_t gid, const char *id, int64_t cust, int64_t emp) {
-    sqlite3_stmt *st = stmt(
-        ic, "INSERT INTO group_member(tenant_id, group_id, member_id, customer_id, employee_id, "
-            "status, quit_scene, left_at) VALUES(?1,?2,?3,?4,?5,'left',?6,?7) "
-            "ON CONFLICT(tenant_id, group_id, member_id) DO UPDATE SET status='left', "
-            "quit_scene=excluded.quit_scene, left_at=excluded.left_at "
-            "WHERE status='in' AND coalesce(joined_at, 0) <= excluded.left_at");
+static int member_set(ictx *ic, int64_t gid, const char *id, int64_t cust, int64_t emp,
+                      bool join) {
+    sqlite3_stmt *st = stmt(ic, member_sql[join]);
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
     sqlite3_bind_int64(st, 2, gid);
     bind_text(st, 3, id);
     bind_id(st, 4, cust);
     bind_id(st, 5, emp);
-    bind_int(st, 6, ic->ev->quit_scene);
+    bind_int(st, 6, join ? ic->ev->join_scene : ic->ev->quit_scene);
     sqlite3_bind_int64(st, 7, ic->ts);
     return run(st);
 }
@@ -369,7 +361,7 @@ static int chat_members(ictx *ic, int64_t gid, bool join) {
         int64_t cust, emp;
         int rc = member_resolve(ic, id, &cust, &emp);
         if (rc == 0)
-            rc = join ? member_join(ic, gid, id, cust, emp) : member_leave(ic, gid, id, cust, emp);
+            rc = member_set(ic, gid, id, cust, emp, join);
         if (rc != 0) return rc;
         if (ev->mem_change_list_len == 1) { /* one member: link the event row */
             ic->out->customer_id = cust;
