@@ -13,9 +13,10 @@
  *
  * The write step does no parsing and no per-row allocation. Statements come
  * from the connection cache once per batch with the tenant bound once; every
- * customer_id of the batch is checked by one json_each statement; external
- * and employee userids are looked up per item, reusing the previous item's
- * answer when it repeats; rows go in, in idempotency-hash order, with
+ * customer_id of the batch is checked by one json_each statement; each
+ * distinct external_userid is looked up once, in sorted order (customers
+ * never seen are then created in input order); employee userids are looked up
+ * per item, reusing the previous item's answer when it repeats; rows go in, in idempotency-hash order, with
  * multi-row INSERT OR IGNORE statements (64, then 8, then 1 rows), and
  * sqlite3_changes() tells new rows from duplicates. The unique index holds
  * (tenant_id, idem_hash), 8 bytes instead of the key; a chunk that stored
@@ -784,10 +785,8 @@ typedef struct event_stmts {
     sqlite3_stmt *slot, *overflow_get, *overflow_put;
 } event_stmts;
 
-/* The previous item's resolutions, reused when the next item repeats them. */
+/* The previous item's employee, reused when the next item repeats it. */
 typedef struct event_memo {
-    events_str external;
-    int64_t customer;
     events_str employee_userid;
     int64_t employee;
 } event_memo;
@@ -917,21 +916,6 @@ static int create_customer(store_conn *c, const event_stmts *s, events_batch *b,
     return 0;
 }
 
-/* external_userid -> customer (through its identity row),
- * creating the customer when the tenant has never seen it. */
-static int resolve_external(store_conn *c, const event_stmts *s, events_batch *b, events_item *it,
-                            event_memo *m) {
-    if (str_eq(it->external_userid, m->external)) return it->customer = m->customer, 0;
-    sqlite3_bind_text(s->by_external, 2, it->external_userid.p, (int)it->external_userid.len,
-                      SQLITE_STATIC);
-    int rc = lookup_id(s->by_external, &it->customer);
-    if (rc == 0 && !it->customer) rc = create_customer(c, s, b, it->external_userid, &it->customer);
-    if (rc != 0) return rc;
-    m->external = it->external_userid;
-    m->customer = it->customer;
-    return 0;
-}
-
 static int resolve_employee(const event_stmts *s, events_batch *b, size_t i, event_memo *m) {
     events_item *it = &b->items[i];
     if (str_eq(it->employee_userid, m->employee_userid)) return it->employee = m->employee, 0;
@@ -945,14 +929,65 @@ static int resolve_employee(const event_stmts *s, events_batch *b, size_t i, eve
     return 0;
 }
 
+/* qsort_r comparator over item indices: by external_userid bytes, then by
+ * index. */
+static int external_cmp(const void *a, const void *b, void *ctx) {
+    const events_item *items = ctx;
+    uint16_t i = *(const uint16_t *)a, j = *(const uint16_t *)b;
+    events_str x = items[i].external_userid, y = items[j].external_userid;
+    int c = memcmp(x.p, y.p, x.len < y.len ? x.len : y.len);
+    if (c == 0) c = x.len < y.len ? -1 : x.len > y.len;
+    return c ? c : (i > j) - (i < j);
+}
+
+/* external_userid -> customer (through its identity row) for every item
+ * that names one: each distinct external_userid is looked up once, in
+ * sorted order (adjacent lookups touch adjacent index pages); then, in input
+ * order, a customer is created for each one the tenant has never seen, and
+ * given to every item naming it. */
+static int resolve_externals(store_conn *c, const event_stmts *s, events_batch *b) {
+    uint16_t ext[EVENTS_BATCH_MAX], pos[EVENTS_BATCH_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].external_userid.p) ext[n++] = (uint16_t)i;
+    qsort_r(ext, n, sizeof *ext, external_cmp, b->items);
+    for (size_t k = 0; k < n; k++) {
+        events_item *it = &b->items[ext[k]];
+        pos[ext[k]] = (uint16_t)k;
+        if (k && str_eq(it->external_userid, b->items[ext[k - 1]].external_userid)) {
+            it->customer = b->items[ext[k - 1]].customer;
+            continue;
+        }
+        sqlite3_bind_text(s->by_external, 2, it->external_userid.p, (int)it->external_userid.len,
+                          SQLITE_STATIC);
+        int rc = lookup_id(s->by_external, &it->customer);
+        if (rc != 0) return rc;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        events_item *it = &b->items[i];
+        if (!it->external_userid.p || it->customer) continue;
+        int64_t id = 0;
+        int rc = create_customer(c, s, b, it->external_userid, &id);
+        if (rc != 0) return rc;
+        size_t lo = pos[i], hi = pos[i];
+        while (lo > 0 && str_eq(b->items[ext[lo - 1]].external_userid, it->external_userid))
+            lo--;
+        while (hi + 1 < n && str_eq(b->items[ext[hi + 1]].external_userid, it->external_userid))
+            hi++;
+        for (size_t k = lo; k <= hi; k++)
+            b->items[ext[k]].customer = id;
+    }
+    return 0;
+}
+
 static int resolve_all(store_conn *c, const event_stmts *s, events_batch *b) {
     event_memo m = {0};
     int rc = check_customer_ids(c, b);
+    if (rc == 0) rc = resolve_externals(c, s, b);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         events_item *it = &b->items[i];
         it->employee = 0;
-        if (it->external_userid.p) rc = resolve_external(c, s, b, it, &m);
-        if (rc == 0 && it->employee_userid.p) rc = resolve_employee(s, b, i, &m);
+        if (it->employee_userid.p) rc = resolve_employee(s, b, i, &m);
     }
     return rc;
 }
