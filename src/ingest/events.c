@@ -8,16 +8,16 @@
  * not copied, which pays for the NUL), so an arena of len + 1 bytes is never
  * overrun: out - arena <= p - json holds throughout. Object keys are decoded
  * into the arena at `out` for comparison and then dropped (out not advanced).
- * Last, the parser plans the store's insert order (sorted by idempotency
- * key), still on the HTTP thread.
+ * Last, the parser hashes every idempotency key and sorts the items by key
+ * and by hash, still on the HTTP thread.
  *
  * The write step does no parsing and no per-row allocation. Statements come
  * from the connection cache once per batch with the tenant bound once; every
  * customer_id of the batch is checked by one json_each statement; each
  * distinct external_userid is looked up once, in sorted order (customers
  * never seen are then created in input order); employee userids are looked up
- * per item, reusing the previous item's answer when it repeats; rows go in, in idempotency-hash order, with
- * multi-row INSERT OR IGNORE statements (64, then 8, then 1 rows), and
+ * per item, reusing the previous item's answer when it repeats; rows go in,
+ * sorted by (customer, ts), with multi-row INSERT OR IGNORE statements (64, then 8, then 1 rows), and
  * sqlite3_changes() tells new rows from duplicates. The unique index holds
  * (tenant_id, idem_hash), 8 bytes instead of the key; a chunk that stored
  * fewer rows than it had is checked row by row against the stored key, so a
@@ -1089,11 +1089,21 @@ static int chunk_conflicts(store_conn *c, const event_stmts *s, events_batch *b,
     return 0;
 }
 
-/* Inserts every item (resolved) in hash order: items whose hash repeats the
+/* qsort_r comparator over item indices: by customer, ts, then index. */
+static int customer_cmp(const void *a, const void *b, void *ctx) {
+    const events_item *items = ctx;
+    uint16_t i = *(const uint16_t *)a, j = *(const uint16_t *)b;
+    const events_item *x = &items[i], *y = &items[j];
+    if (x->customer != y->customer) return x->customer < y->customer ? -1 : 1;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+/* Inserts every item (resolved): in hash order, items whose hash repeats the
  * previous item's are set aside and checked one by one after the others;
- * the rest go in multi-row INSERT OR IGNORE chunks, and a chunk that
- * inserted fewer rows than it had is checked row by row. Counts what was
- * new. */
+ * the rest go in multi-row INSERT OR IGNORE chunks sorted by (customer, ts),
+ * so the timeline index is filled in order, and a chunk that inserted fewer
+ * rows than it had is checked row by row. Counts what was new. */
 static int insert_all(store_conn *c, const event_stmts *s, events_batch *b) {
     sqlite3 *db = store_conn_db(c);
     uint16_t bulk[EVENTS_BATCH_MAX], later[EVENTS_BATCH_MAX];
@@ -1105,6 +1115,7 @@ static int insert_all(store_conn *c, const event_stmts *s, events_batch *b) {
         else
             bulk[nbulk++] = k;
     }
+    qsort_r(bulk, nbulk, sizeof *bulk, customer_cmp, b->items);
     for (size_t i = 0; i < nbulk;) {
         int k = 0;
         while ((size_t)chunk_rows[k] > nbulk - i)

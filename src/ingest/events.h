@@ -67,12 +67,13 @@ typedef struct events_item {
 typedef struct events_batch {
     events_item *items;
     size_t n;
-    /* The store's insert order: a permutation of 0..n-1 sorting the items by
-     * idempotency key (stable, so within a batch the first of two equal keys
-     * still wins). Adjacent inserts then touch adjacent index pages. */
+    /* A permutation of 0..n-1 sorting the items by idempotency key (stable).
+     * The write step no longer inserts in this order (the index holds
+     * hashes); it uses hash_order. */
     uint16_t *order;
-    /* The same items sorted by (idem_hash, index): the order rows go into the
-     * event table, so the idempotency index is filled left to right. */
+    /* The items sorted by (idem_hash, index), stable, so within a batch the
+     * first of two equal keys still wins: the write step finds repeated
+     * hashes here. */
     uint16_t *hash_order;
     char *arena; /* all strings of all items */
     size_t arena_len, arena_cap;
