@@ -17,8 +17,9 @@
  * distinct external_userid is looked up once, in sorted order (customers
  * never seen are then created in input order); employee userids are looked up
  * per item, reusing the previous item's answer when it repeats; rows go in,
- * sorted by (customer, ts), with multi-row INSERT OR IGNORE statements (64, then 8, then 1 rows), and
- * sqlite3_changes() tells new rows from duplicates. The unique index holds
+ * sorted by (customer, ts), with multi-row INSERT OR IGNORE statements (64,
+ * then 8, then 1 rows), and sqlite3_changes() tells new rows from
+ * duplicates. The unique index holds
  * (tenant_id, idem_hash), 8 bytes instead of the key; a chunk that stored
  * fewer rows than it had is checked row by row against the stored key, so a
  * hash collision between two different keys never drops an event (see
@@ -794,9 +795,10 @@ typedef struct event_memo {
 /* "INSERT ... VALUES(?1,?,?,?,?,'api',?,?,?),..." for rows rows: ?1 is the
  * tenant, row r's columns are parameters 2 + r*COLS_PER_ROW onwards. */
 static void insert_sql(int rows, char *buf, size_t cap) {
-    size_t n = (size_t)snprintf(buf, cap,
-                                "INSERT OR IGNORE INTO event(tenant_id, customer_id, "
-                                "type, ts, employee_id, source, idem_key, idem_hash, props) VALUES");
+    size_t n =
+        (size_t)snprintf(buf, cap,
+                         "INSERT OR IGNORE INTO event(tenant_id, customer_id, "
+                         "type, ts, employee_id, source, idem_key, idem_hash, props) VALUES");
     for (int r = 0; r < rows && n < cap; r++)
         n += (size_t)snprintf(buf + n, cap - n, "%s(?1,?,?,?,?,'api',?,?,?)", r ? "," : "");
 }
@@ -807,9 +809,8 @@ static int stmts_get(store_conn *c, int64_t tenant, event_stmts *s) {
         insert_sql(chunk_rows[k], sql, sizeof sql);
         s->insert[k] = store_conn_stmt(c, sql);
     }
-    s->by_external = store_conn_stmt(
-        c, "SELECT customer_id FROM identity WHERE tenant_id=?1 AND "
-           "kind='wecom_external_userid' AND value=?2");
+    s->by_external = store_conn_stmt(c, "SELECT customer_id FROM identity WHERE tenant_id=?1 AND "
+                                        "kind='wecom_external_userid' AND value=?2");
     s->new_customer = store_conn_stmt(c, "INSERT INTO customer(tenant_id, external_userid, "
                                          "created_at, updated_at) VALUES(?1,?2,?3,?3)");
     s->new_identity = store_conn_stmt(c, "INSERT INTO identity(tenant_id, customer_id, kind, "
@@ -822,8 +823,8 @@ static int stmts_get(store_conn *c, int64_t tenant, event_stmts *s) {
                                          "tenant_id=?1 AND idem_key=?2");
     s->overflow_put = store_conn_stmt(c, "INSERT INTO event_idem_overflow(tenant_id, idem_key, "
                                          "event_id) VALUES(?1,?2,?3)");
-    sqlite3_stmt *all[] = {s->insert[0],  s->insert[1],  s->insert[2],     s->by_external,
-                           s->new_customer, s->new_identity, s->employee,   s->slot,
+    sqlite3_stmt *all[] = {s->insert[0],    s->insert[1],    s->insert[2], s->by_external,
+                           s->new_customer, s->new_identity, s->employee,  s->slot,
                            s->overflow_get, s->overflow_put};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         if (!all[i]) return SIYU_EIO;
@@ -1049,7 +1050,8 @@ static int slot_get(const event_stmts *s, const events_item *it, int64_t *id, bo
  * the event is stored with a NULL hash. Events are never deleted, so the
  * holder of a hash never changes and a key that collided once always takes
  * this path again. */
-static int store_taken(store_conn *c, const event_stmts *s, events_batch *b, const events_item *it) {
+static int store_taken(store_conn *c, const event_stmts *s, events_batch *b,
+                       const events_item *it) {
     int64_t id;
     bool same;
     int rc = slot_get(s, it, &id, &same);
