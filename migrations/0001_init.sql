@@ -183,10 +183,23 @@ CREATE TABLE event (
     employee_id INTEGER,
     source      TEXT NOT NULL,          -- wecom | api | system
     idem_key    TEXT,
+    -- events_idem_hash(idem_key) (src/ingest/events.c): the idempotency index
+    -- holds this 8-byte hash instead of the key. NULL without a key, and for
+    -- the rare key whose hash another key already holds: that key's
+    -- uniqueness is kept in event_idem_overflow.
+    idem_hash   INTEGER,
     props       TEXT
 );
 CREATE INDEX event_customer ON event(tenant_id, customer_id, ts);
-CREATE UNIQUE INDEX event_idem ON event(tenant_id, idem_key) WHERE idem_key IS NOT NULL;
+CREATE UNIQUE INDEX event_idem ON event(tenant_id, idem_hash) WHERE idem_hash IS NOT NULL;
+
+-- Idempotency keys that collided on idem_hash with a different stored key.
+CREATE TABLE event_idem_overflow (
+    tenant_id   INTEGER NOT NULL,
+    idem_key    TEXT NOT NULL,
+    event_id    INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, idem_key)
+) WITHOUT ROWID;
 
 CREATE TABLE api_token (
     id          INTEGER PRIMARY KEY,

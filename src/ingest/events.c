@@ -8,16 +8,22 @@
  * not copied, which pays for the NUL), so an arena of len + 1 bytes is never
  * overrun: out - arena <= p - json holds throughout. Object keys are decoded
  * into the arena at `out` for comparison and then dropped (out not advanced).
- * Last, the parser plans the store's insert order (sorted by idempotency
- * key), still on the HTTP thread.
+ * Last, the parser hashes every idempotency key and sorts the items by key
+ * and by hash, still on the HTTP thread.
  *
  * The write step does no parsing and no per-row allocation. Statements come
  * from the connection cache once per batch with the tenant bound once; every
- * customer_id of the batch is checked by one json_each statement; external
- * and employee userids are looked up per item, reusing the previous item's
- * answer when it repeats; rows go in, in the planned order, with multi-row
- * INSERT OR IGNORE statements (64, then 8, then 1 rows), and
- * sqlite3_changes() tells new rows from duplicates.
+ * customer_id of the batch is checked by one json_each statement; each
+ * distinct external_userid is looked up once, in sorted order (customers
+ * never seen are then created in input order); employee userids are looked up
+ * per item, reusing the previous item's answer when it repeats; rows go in,
+ * sorted by (customer, ts), with multi-row INSERT OR IGNORE statements (64,
+ * then 8, then 1 rows), and sqlite3_changes() tells new rows from
+ * duplicates. The unique index holds
+ * (tenant_id, idem_hash), 8 bytes instead of the key; a chunk that stored
+ * fewer rows than it had is checked row by row against the stored key, so a
+ * hash collision between two different keys never drops an event (see
+ * store_taken).
  *
  * Without SIYU_EVENTS_PARSER_ONLY defined the file also holds the write step;
  * the fuzz target defines it to build the parser without SQLite. */
@@ -633,12 +639,39 @@ static int order_cmp(const void *a, const void *b, void *ctx) {
     return c ? c : (i > j) - (i < j);
 }
 
+int64_t events_idem_hash(const char *key, size_t len) {
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 0x100000001b3u;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb1b1fe1a85ecu;
+    h ^= h >> 33;
+    return (int64_t)h;
+}
+
+/* qsort_r comparator over item indices: by idem_hash, then by index. */
+static int hash_cmp(const void *a, const void *b, void *ctx) {
+    const events_item *items = ctx;
+    uint16_t i = *(const uint16_t *)a, j = *(const uint16_t *)b;
+    int64_t x = items[i].idem_hash, y = items[j].idem_hash;
+    if (x != y) return x < y ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
 static int plan_order(events_batch *b) {
     b->order = malloc(b->n * sizeof *b->order);
-    if (!b->order) return SIYU_ENOMEM;
-    for (size_t i = 0; i < b->n; i++)
-        b->order[i] = (uint16_t)i;
+    b->hash_order = malloc(b->n * sizeof *b->hash_order);
+    if (!b->order || !b->hash_order) return SIYU_ENOMEM;
+    for (size_t i = 0; i < b->n; i++) {
+        b->order[i] = b->hash_order[i] = (uint16_t)i;
+        b->items[i].idem_hash = events_idem_hash(b->items[i].idem_key.p, b->items[i].idem_key.len);
+    }
     qsort_r(b->order, b->n, sizeof *b->order, order_cmp, b->items);
+    qsort_r(b->hash_order, b->n, sizeof *b->hash_order, hash_cmp, b->items);
     return 0;
 }
 
@@ -669,6 +702,7 @@ void events_batch_free(events_batch *b) {
     if (!b) return;
     free(b->items);
     free(b->order);
+    free(b->hash_order);
     free(b->arena);
     memset(b, 0, sizeof *b);
 }
@@ -722,6 +756,15 @@ bool events_batch_validate(const events_batch *b, const char **why) {
         if (b->order[i] >= b->n || seen[b->order[i]]++) return false;
         if (i && order_cmp(&b->order[i - 1], &b->order[i], b->items) >= 0) return false;
     }
+    *why = "idem_hash is not the key's hash, or hash order is not a sorted permutation";
+    if (!b->hash_order) return false;
+    memset(seen, 0, sizeof seen);
+    for (size_t i = 0; i < b->n; i++) {
+        const events_item *it = &b->items[i];
+        if (it->idem_hash != events_idem_hash(it->idem_key.p, it->idem_key.len)) return false;
+        if (b->hash_order[i] >= b->n || seen[b->hash_order[i]]++) return false;
+        if (i && hash_cmp(&b->hash_order[i - 1], &b->hash_order[i], b->items) >= 0) return false;
+    }
     *why = NULL;
     return true;
 }
@@ -736,47 +779,53 @@ bool events_batch_validate(const events_batch *b, const char **why) {
  * less per row than single-row statements; tails use 8 and then 1. */
 static const int chunk_rows[] = {64, 8, 1};
 #define NCHUNK 3
-#define COLS_PER_ROW 6
+#define COLS_PER_ROW 7
 
 typedef struct event_stmts {
     sqlite3_stmt *insert[NCHUNK], *by_external, *new_customer, *new_identity, *employee;
+    sqlite3_stmt *slot, *overflow_get, *overflow_put;
 } event_stmts;
 
-/* The previous item's resolutions, reused when the next item repeats them. */
+/* The previous item's employee, reused when the next item repeats it. */
 typedef struct event_memo {
-    events_str external;
-    int64_t customer;
     events_str employee_userid;
     int64_t employee;
 } event_memo;
 
-/* "INSERT ... VALUES(?1,?,?,?,?,'api',?,?),..." for rows rows: ?1 is the
+/* "INSERT ... VALUES(?1,?,?,?,?,'api',?,?,?),..." for rows rows: ?1 is the
  * tenant, row r's columns are parameters 2 + r*COLS_PER_ROW onwards. */
 static void insert_sql(int rows, char *buf, size_t cap) {
-    size_t n = (size_t)snprintf(buf, cap,
-                                "INSERT OR IGNORE INTO event(tenant_id, customer_id, "
-                                "type, ts, employee_id, source, idem_key, props) VALUES");
+    size_t n =
+        (size_t)snprintf(buf, cap,
+                         "INSERT OR IGNORE INTO event(tenant_id, customer_id, "
+                         "type, ts, employee_id, source, idem_key, idem_hash, props) VALUES");
     for (int r = 0; r < rows && n < cap; r++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s(?1,?,?,?,?,'api',?,?)", r ? "," : "");
+        n += (size_t)snprintf(buf + n, cap - n, "%s(?1,?,?,?,?,'api',?,?,?)", r ? "," : "");
 }
 
 static int stmts_get(store_conn *c, int64_t tenant, event_stmts *s) {
-    char sql[64 * 32 + 160];
+    char sql[64 * 34 + 160];
     for (int k = 0; k < NCHUNK; k++) {
         insert_sql(chunk_rows[k], sql, sizeof sql);
         s->insert[k] = store_conn_stmt(c, sql);
     }
-    s->by_external = store_conn_stmt(
-        c, "SELECT customer_id FROM identity WHERE tenant_id=?1 AND "
-           "kind='wecom_external_userid' AND value=?2");
+    s->by_external = store_conn_stmt(c, "SELECT customer_id FROM identity WHERE tenant_id=?1 AND "
+                                        "kind='wecom_external_userid' AND value=?2");
     s->new_customer = store_conn_stmt(c, "INSERT INTO customer(tenant_id, external_userid, "
                                          "created_at, updated_at) VALUES(?1,?2,?3,?3)");
     s->new_identity = store_conn_stmt(c, "INSERT INTO identity(tenant_id, customer_id, kind, "
                                          "value, created_at) "
                                          "VALUES(?1,?2,'wecom_external_userid',?3,?4)");
     s->employee = store_conn_stmt(c, "SELECT id FROM employee WHERE tenant_id=?1 AND userid=?2");
+    s->slot = store_conn_stmt(c, "SELECT id, idem_key FROM event WHERE tenant_id=?1 AND "
+                                 "idem_hash=?2");
+    s->overflow_get = store_conn_stmt(c, "SELECT event_id FROM event_idem_overflow WHERE "
+                                         "tenant_id=?1 AND idem_key=?2");
+    s->overflow_put = store_conn_stmt(c, "INSERT INTO event_idem_overflow(tenant_id, idem_key, "
+                                         "event_id) VALUES(?1,?2,?3)");
     sqlite3_stmt *all[] = {s->insert[0],    s->insert[1],    s->insert[2], s->by_external,
-                           s->new_customer, s->new_identity, s->employee};
+                           s->new_customer, s->new_identity, s->employee,  s->slot,
+                           s->overflow_get, s->overflow_put};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         if (!all[i]) return SIYU_EIO;
         sqlite3_bind_int64(all[i], 1, tenant); /* ?1 is the tenant in each */
@@ -868,21 +917,6 @@ static int create_customer(store_conn *c, const event_stmts *s, events_batch *b,
     return 0;
 }
 
-/* external_userid -> customer (through its identity row),
- * creating the customer when the tenant has never seen it. */
-static int resolve_external(store_conn *c, const event_stmts *s, events_batch *b, events_item *it,
-                            event_memo *m) {
-    if (str_eq(it->external_userid, m->external)) return it->customer = m->customer, 0;
-    sqlite3_bind_text(s->by_external, 2, it->external_userid.p, (int)it->external_userid.len,
-                      SQLITE_STATIC);
-    int rc = lookup_id(s->by_external, &it->customer);
-    if (rc == 0 && !it->customer) rc = create_customer(c, s, b, it->external_userid, &it->customer);
-    if (rc != 0) return rc;
-    m->external = it->external_userid;
-    m->customer = it->customer;
-    return 0;
-}
-
 static int resolve_employee(const event_stmts *s, events_batch *b, size_t i, event_memo *m) {
     events_item *it = &b->items[i];
     if (str_eq(it->employee_userid, m->employee_userid)) return it->employee = m->employee, 0;
@@ -896,19 +930,72 @@ static int resolve_employee(const event_stmts *s, events_batch *b, size_t i, eve
     return 0;
 }
 
+/* qsort_r comparator over item indices: by external_userid bytes, then by
+ * index. */
+static int external_cmp(const void *a, const void *b, void *ctx) {
+    const events_item *items = ctx;
+    uint16_t i = *(const uint16_t *)a, j = *(const uint16_t *)b;
+    events_str x = items[i].external_userid, y = items[j].external_userid;
+    int c = memcmp(x.p, y.p, x.len < y.len ? x.len : y.len);
+    if (c == 0) c = x.len < y.len ? -1 : x.len > y.len;
+    return c ? c : (i > j) - (i < j);
+}
+
+/* external_userid -> customer (through its identity row) for every item
+ * that names one: each distinct external_userid is looked up once, in
+ * sorted order (adjacent lookups touch adjacent index pages); then, in input
+ * order, a customer is created for each one the tenant has never seen, and
+ * given to every item naming it. */
+static int resolve_externals(store_conn *c, const event_stmts *s, events_batch *b) {
+    uint16_t ext[EVENTS_BATCH_MAX], pos[EVENTS_BATCH_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].external_userid.p) ext[n++] = (uint16_t)i;
+    qsort_r(ext, n, sizeof *ext, external_cmp, b->items);
+    for (size_t k = 0; k < n; k++) {
+        events_item *it = &b->items[ext[k]];
+        pos[ext[k]] = (uint16_t)k;
+        if (k && str_eq(it->external_userid, b->items[ext[k - 1]].external_userid)) {
+            it->customer = b->items[ext[k - 1]].customer;
+            continue;
+        }
+        sqlite3_bind_text(s->by_external, 2, it->external_userid.p, (int)it->external_userid.len,
+                          SQLITE_STATIC);
+        int rc = lookup_id(s->by_external, &it->customer);
+        if (rc != 0) return rc;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        events_item *it = &b->items[i];
+        if (!it->external_userid.p || it->customer) continue;
+        int64_t id = 0;
+        int rc = create_customer(c, s, b, it->external_userid, &id);
+        if (rc != 0) return rc;
+        size_t lo = pos[i], hi = pos[i];
+        while (lo > 0 && str_eq(b->items[ext[lo - 1]].external_userid, it->external_userid))
+            lo--;
+        while (hi + 1 < n && str_eq(b->items[ext[hi + 1]].external_userid, it->external_userid))
+            hi++;
+        for (size_t k = lo; k <= hi; k++)
+            b->items[ext[k]].customer = id;
+    }
+    return 0;
+}
+
 static int resolve_all(store_conn *c, const event_stmts *s, events_batch *b) {
     event_memo m = {0};
     int rc = check_customer_ids(c, b);
+    if (rc == 0) rc = resolve_externals(c, s, b);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         events_item *it = &b->items[i];
         it->employee = 0;
-        if (it->external_userid.p) rc = resolve_external(c, s, b, it, &m);
-        if (rc == 0 && it->employee_userid.p) rc = resolve_employee(s, b, i, &m);
+        if (it->employee_userid.p) rc = resolve_employee(s, b, i, &m);
     }
     return rc;
 }
 
-static void bind_row(sqlite3_stmt *st, int p, const events_item *it) {
+/* Binds item it as the row whose first column is parameter p; hashed false
+ * stores a NULL idem_hash (the key is then kept in event_idem_overflow). */
+static void bind_row(sqlite3_stmt *st, int p, const events_item *it, bool hashed) {
     sqlite3_bind_int64(st, p, it->customer);
     sqlite3_bind_text(st, p + 1, it->type.p, (int)it->type.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, p + 2, it->ts);
@@ -917,28 +1004,140 @@ static void bind_row(sqlite3_stmt *st, int p, const events_item *it) {
     else
         sqlite3_bind_null(st, p + 3);
     sqlite3_bind_text(st, p + 4, it->idem_key.p, (int)it->idem_key.len, SQLITE_STATIC);
-    if (it->props.p)
-        sqlite3_bind_text(st, p + 5, it->props.p, (int)it->props.len, SQLITE_STATIC);
+    if (hashed)
+        sqlite3_bind_int64(st, p + 5, it->idem_hash);
     else
         sqlite3_bind_null(st, p + 5);
+    if (it->props.p)
+        sqlite3_bind_text(st, p + 6, it->props.p, (int)it->props.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, p + 6);
 }
 
-/* Inserts every item (resolved) in b->order, in chunks; counts what was
- * new. */
+/* Inserts one row with the single-row statement; *id is its rowid. */
+static int insert_one(store_conn *c, const event_stmts *s, const events_item *it, bool hashed,
+                      int64_t *id) {
+    sqlite3_stmt *st = s->insert[NCHUNK - 1];
+    bind_row(st, 2, it, hashed);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_rc(rc);
+    if (sqlite3_changes(store_conn_db(c)) != 1) return SIYU_EIO;
+    *id = sqlite3_last_insert_rowid(store_conn_db(c));
+    return 0;
+}
+
+/* The row holding it's hash in the idempotency index: *id (0 = none) and
+ * whether its key is it's key. */
+static int slot_get(const event_stmts *s, const events_item *it, int64_t *id, bool *same) {
+    sqlite3_bind_int64(s->slot, 2, it->idem_hash);
+    int rc = sqlite3_step(s->slot);
+    *id = 0;
+    *same = false;
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s->slot, 0);
+        const void *k = sqlite3_column_blob(s->slot, 1);
+        *same = (size_t)sqlite3_column_bytes(s->slot, 1) == it->idem_key.len &&
+                (it->idem_key.len == 0 || (k && memcmp(k, it->idem_key.p, it->idem_key.len) == 0));
+    }
+    sqlite3_reset(s->slot);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+}
+
+/* An item whose hash is taken: by an earlier item of the batch or by a
+ * stored event. Same key: a duplicate. A different key (a true hash
+ * collision): the key's uniqueness is then kept by event_idem_overflow, and
+ * the event is stored with a NULL hash. Events are never deleted, so the
+ * holder of a hash never changes and a key that collided once always takes
+ * this path again. */
+static int store_taken(store_conn *c, const event_stmts *s, events_batch *b,
+                       const events_item *it) {
+    int64_t id;
+    bool same;
+    int rc = slot_get(s, it, &id, &same);
+    if (rc != 0 || same) return rc;
+    if (!id) { /* the hash is free after all */
+        if ((rc = insert_one(c, s, it, true, &id)) == 0) b->accepted++;
+        return rc;
+    }
+    sqlite3_bind_text(s->overflow_get, 2, it->idem_key.p, (int)it->idem_key.len, SQLITE_STATIC);
+    rc = lookup_id(s->overflow_get, &id);
+    if (rc != 0 || id) return rc;
+    if ((rc = insert_one(c, s, it, false, &id)) != 0) return rc;
+    sqlite3_bind_text(s->overflow_put, 2, it->idem_key.p, (int)it->idem_key.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s->overflow_put, 3, id);
+    rc = sqlite3_step(s->overflow_put);
+    sqlite3_reset(s->overflow_put);
+    if (rc != SQLITE_DONE) return store_rc(rc);
+    b->accepted++;
+    return 0;
+}
+
+/* After a chunk inserted fewer rows than it had: each of its items whose
+ * hash slot is not one of the rows just inserted (rowids last-changed+1 ..
+ * last, contiguous as this is the only writer) goes through store_taken. */
+static int chunk_conflicts(store_conn *c, const event_stmts *s, events_batch *b,
+                           const uint16_t *items, int rows, int changed) {
+    int64_t last = changed ? sqlite3_last_insert_rowid(store_conn_db(c)) : 0;
+    for (int r = 0; r < rows; r++) {
+        const events_item *it = &b->items[items[r]];
+        int64_t id;
+        bool same;
+        int rc = slot_get(s, it, &id, &same);
+        if (rc != 0) return rc;
+        if (id && same && id > last - changed && id <= last) continue; /* inserted now */
+        if ((rc = store_taken(c, s, b, it)) != 0) return rc;
+    }
+    return 0;
+}
+
+/* qsort_r comparator over item indices: by customer, ts, then index. */
+static int customer_cmp(const void *a, const void *b, void *ctx) {
+    const events_item *items = ctx;
+    uint16_t i = *(const uint16_t *)a, j = *(const uint16_t *)b;
+    const events_item *x = &items[i], *y = &items[j];
+    if (x->customer != y->customer) return x->customer < y->customer ? -1 : 1;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+/* Inserts every item (resolved): in hash order, items whose hash repeats the
+ * previous item's are set aside and checked one by one after the others;
+ * the rest go in multi-row INSERT OR IGNORE chunks sorted by (customer, ts),
+ * so the timeline index is filled in order, and a chunk that inserted fewer
+ * rows than it had is checked row by row. Counts what was new. */
 static int insert_all(store_conn *c, const event_stmts *s, events_batch *b) {
     sqlite3 *db = store_conn_db(c);
-    for (size_t i = 0; i < b->n;) {
+    uint16_t bulk[EVENTS_BATCH_MAX], later[EVENTS_BATCH_MAX];
+    size_t nbulk = 0, nlater = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        uint16_t k = b->hash_order[i];
+        if (i && b->items[b->hash_order[i - 1]].idem_hash == b->items[k].idem_hash)
+            later[nlater++] = k;
+        else
+            bulk[nbulk++] = k;
+    }
+    qsort_r(bulk, nbulk, sizeof *bulk, customer_cmp, b->items);
+    for (size_t i = 0; i < nbulk;) {
         int k = 0;
-        while ((size_t)chunk_rows[k] > b->n - i)
+        while ((size_t)chunk_rows[k] > nbulk - i)
             k++;
         sqlite3_stmt *st = s->insert[k];
         for (int r = 0; r < chunk_rows[k]; r++)
-            bind_row(st, 2 + r * COLS_PER_ROW, &b->items[b->order[i + (size_t)r]]);
+            bind_row(st, 2 + r * COLS_PER_ROW, &b->items[bulk[i + (size_t)r]], true);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) return store_rc(rc);
-        b->accepted += (size_t)sqlite3_changes(db);
+        int changed = sqlite3_changes(db);
+        b->accepted += (size_t)changed;
+        if (changed < chunk_rows[k] &&
+            (rc = chunk_conflicts(c, s, b, &bulk[i], chunk_rows[k], changed)) != 0)
+            return rc;
         i += (size_t)chunk_rows[k];
+    }
+    for (size_t i = 0; i < nlater; i++) {
+        int rc = store_taken(c, s, b, &b->items[later[i]]);
+        if (rc != 0) return rc;
     }
     b->duplicates = b->n - b->accepted;
     return 0;

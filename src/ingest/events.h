@@ -58,6 +58,7 @@ typedef struct events_item {
     events_str props;
     int64_t ts;
     int64_t customer_id;
+    int64_t idem_hash; /* events_idem_hash(idem_key), set by the parser */
     /* Filled by events_batch_store: the resolved customer and employee (0 =
      * none). The parser leaves them 0. */
     int64_t customer, employee;
@@ -66,10 +67,14 @@ typedef struct events_item {
 typedef struct events_batch {
     events_item *items;
     size_t n;
-    /* The store's insert order: a permutation of 0..n-1 sorting the items by
-     * idempotency key (stable, so within a batch the first of two equal keys
-     * still wins). Adjacent inserts then touch adjacent index pages. */
+    /* A permutation of 0..n-1 sorting the items by idempotency key (stable).
+     * The write step no longer inserts in this order (the index holds
+     * hashes); it uses hash_order. */
     uint16_t *order;
+    /* The items sorted by (idem_hash, index), stable, so within a batch the
+     * first of two equal keys still wins: the write step finds repeated
+     * hashes here. */
+    uint16_t *hash_order;
     char *arena; /* all strings of all items */
     size_t arena_len, arena_cap;
     /* Inputs of events_batch_store, set by the caller. */
@@ -86,6 +91,11 @@ typedef struct events_batch {
  * field "events") or SIYU_ENOMEM, and leaves *out empty. Either way the caller
  * calls events_batch_free(out) when done. */
 int events_batch_parse(const char *json, size_t len, events_batch *out, siyu_err *err);
+
+/* The 64-bit hash of an idempotency key stored in event.idem_hash (FNV-1a,
+ * then the murmur3 finaliser). It is on disk: never change it. Two different
+ * keys may share a hash; the write step then checks the stored key. */
+int64_t events_idem_hash(const char *key, size_t len);
 
 /* Releases what events_batch_parse allocated and zeroes *b. NULL ok. */
 void events_batch_free(events_batch *b);

@@ -456,7 +456,15 @@ static void stop_ckpt(store *st) {
     pthread_join(st->ckpt, NULL);
 }
 
+/* Before SQLite's first use: no global allocation statistics (each malloc
+ * would otherwise take a global mutex). */
+static void sqlite_setup(void) {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 store *store_open(const char *dir, const store_options *opts, siyu_err *err) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
     store *st = calloc(1, sizeof *st);
     if (!st) {
         siyu_err_set(err, SIYU_ENOMEM, NULL, "out of memory");

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ingest/events.h"
 #include "testlib.h"
 
 #define T0 "1700000000"
@@ -214,6 +215,61 @@ static void test_duplicates(void **state) {
     assert_int_equal(t_sql_int(f->dir, "SELECT customer_id FROM event WHERE idem_key='d9'"), 1500);
 }
 
+/* A true idempotency-hash collision: a stored event (key "cHolder") holds
+ * the hash of key "cX", as a different key with the same 64-bit hash would.
+ * "cX" is still a new event (kept with a NULL hash, its key in
+ * event_idem_overflow), and stays a duplicate afterwards, alone, repeated
+ * within one batch and in a multi-row chunk. ("cHolder" itself is not
+ * posted: its real hash is not the one the fixture gave it.) */
+static void test_hash_collision(void **state) {
+    fx *f = *state;
+    char sql[512], body[4096];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO event(tenant_id,customer_id,type,ts,source,idem_key,idem_hash) "
+             "VALUES(1,1000,'a',1700000000,'api','cHolder',%lld)",
+             (long long)events_idem_hash("cX", 2));
+    assert_int_equal(t_sql_exec(f->dir, sql), 0);
+    const char *ev = "{\"idempotency_key\":\"%s\",\"type\":\"a\",\"ts\":1700000001,"
+                     "\"customer_id\":1000}";
+    char x[256];
+    snprintf(x, sizeof x, ev, "cX");
+    snprintf(body, sizeof body, "{\"events\":[%s]}", x);
+    post_counts(f, f->admin, body, 1, 0);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM event WHERE idem_key='cX' AND "
+                                       "idem_hash IS NULL"),
+                     1);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM event_idem_overflow o JOIN event e "
+                                       "ON e.id=o.event_id WHERE o.tenant_id=1 AND "
+                                       "o.idem_key='cX' AND e.idem_key='cX'"),
+                     1);
+    /* Again, twice in one batch, then after 70 new keys (the multi-row
+     * path). */
+    snprintf(body, sizeof body, "{\"events\":[%s,%s]}", x, x);
+    post_counts(f, f->admin, body, 0, 2);
+    char *b = batch("cN", 70, 0);
+    size_t len = strlen(b);
+    b[len - 2] = 0; /* drop "]}" */
+    snprintf(body, sizeof body, ",%s]}", x);
+    char *all = malloc(len + strlen(body) + 1);
+    assert_non_null(all);
+    strcpy(all, b);
+    strcat(all, body);
+    post_counts(f, f->admin, all, 70, 1);
+    free(all);
+    free(b);
+    assert_int_equal(events_like(f, "cX"), 1);
+    assert_int_equal(events_like(f, "cHolder"), 1);
+    assert_int_equal(events_like(f, "cN"), 70);
+    /* Tenant B may use the key: its hash is free there. */
+    snprintf(body, sizeof body,
+             "{\"events\":[{\"idempotency_key\":\"cX\",\"type\":\"a\",\"ts\":1700000001,"
+             "\"customer_id\":1500}]}");
+    post_counts(f, f->admin_b, body, 1, 0);
+    assert_int_equal(t_sql_int(f->dir, "SELECT count(*) FROM event WHERE tenant_id=2 AND "
+                                       "idem_key='cX' AND idem_hash IS NOT NULL"),
+                     1);
+}
+
 static void test_validation_stores_nothing(void **state) {
     fx *f = *state;
     const char *ok = "{\"idempotency_key\":\"v%d\",\"type\":\"a\",\"ts\":1700000000,"
@@ -358,6 +414,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_and_resolve),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_hash_collision),
         cmocka_unit_test(test_validation_stores_nothing),
         cmocka_unit_test(test_unknown_references_store_nothing),
         cmocka_unit_test(test_too_large),
