@@ -628,17 +628,6 @@ static int parse_body(parser *ps, events_batch *b, size_t cap) {
     return 0;
 }
 
-/* qsort_r comparator over item indices (ctx: the items): by key bytes, then
- * by index, which makes the order stable. */
-static int order_cmp(const void *a, const void *b, void *ctx) {
-    const events_item *items = ctx;
-    uint16_t i = *(const uint16_t *)a, j = *(const uint16_t *)b;
-    events_str x = items[i].idem_key, y = items[j].idem_key;
-    int c = memcmp(x.p, y.p, x.len < y.len ? x.len : y.len);
-    if (c == 0) c = x.len < y.len ? -1 : x.len > y.len;
-    return c ? c : (i > j) - (i < j);
-}
-
 int64_t events_idem_hash(const char *key, size_t len) {
     uint64_t h = 0xcbf29ce484222325u;
     for (size_t i = 0; i < len; i++) {
@@ -663,14 +652,12 @@ static int hash_cmp(const void *a, const void *b, void *ctx) {
 }
 
 static int plan_order(events_batch *b) {
-    b->order = malloc(b->n * sizeof *b->order);
     b->hash_order = malloc(b->n * sizeof *b->hash_order);
-    if (!b->order || !b->hash_order) return SIYU_ENOMEM;
+    if (!b->hash_order) return SIYU_ENOMEM;
     for (size_t i = 0; i < b->n; i++) {
-        b->order[i] = b->hash_order[i] = (uint16_t)i;
+        b->hash_order[i] = (uint16_t)i;
         b->items[i].idem_hash = events_idem_hash(b->items[i].idem_key.p, b->items[i].idem_key.len);
     }
-    qsort_r(b->order, b->n, sizeof *b->order, order_cmp, b->items);
     qsort_r(b->hash_order, b->n, sizeof *b->hash_order, hash_cmp, b->items);
     return 0;
 }
@@ -701,7 +688,6 @@ int events_batch_parse(const char *json, size_t len, events_batch *out, siyu_err
 void events_batch_free(events_batch *b) {
     if (!b) return;
     free(b->items);
-    free(b->order);
     free(b->hash_order);
     free(b->arena);
     memset(b, 0, sizeof *b);
@@ -749,16 +735,9 @@ bool events_batch_validate(const events_batch *b, const char **why) {
     if (!b->arena || b->arena_len > b->arena_cap) return false;
     for (size_t i = 0; i < b->n; i++)
         if (!item_ok(b, &b->items[i], why)) return false;
-    *why = "insert order is not a permutation sorted by key";
-    if (!b->order) return false;
-    unsigned char seen[EVENTS_BATCH_MAX] = {0};
-    for (size_t i = 0; i < b->n; i++) {
-        if (b->order[i] >= b->n || seen[b->order[i]]++) return false;
-        if (i && order_cmp(&b->order[i - 1], &b->order[i], b->items) >= 0) return false;
-    }
     *why = "idem_hash is not the key's hash, or hash order is not a sorted permutation";
     if (!b->hash_order) return false;
-    memset(seen, 0, sizeof seen);
+    unsigned char seen[EVENTS_BATCH_MAX] = {0};
     for (size_t i = 0; i < b->n; i++) {
         const events_item *it = &b->items[i];
         if (it->idem_hash != events_idem_hash(it->idem_key.p, it->idem_key.len)) return false;

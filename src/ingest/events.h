@@ -67,10 +67,6 @@ typedef struct events_item {
 typedef struct events_batch {
     events_item *items;
     size_t n;
-    /* A permutation of 0..n-1 sorting the items by idempotency key (stable).
-     * The write step no longer inserts in this order (the index holds
-     * hashes); it uses hash_order. */
-    uint16_t *order;
     /* The items sorted by (idem_hash, index), stable, so within a batch the
      * first of two equal keys still wins: the write step finds repeated
      * hashes here. */

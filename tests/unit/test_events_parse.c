@@ -124,7 +124,8 @@ static void test_string_decoding(void **state) {
 
 static void test_insert_order(void **state) {
     (void)state;
-    /* Sorted by key bytes (shorter prefix first), stable for equal keys. */
+    /* hash_order sorts by the key's hash, stable for equal keys (the first of
+     * two equal keys comes first, so it is the one stored). */
     const char *body =
         "{\"events\":["
         "{\"idempotency_key\":\"b\",\"type\":\"t\",\"ts\":1700000000,\"customer_id\":1},"
@@ -135,9 +136,22 @@ static void test_insert_order(void **state) {
         "\"customer_id\":5}]}";
     events_batch b;
     parse_ok(body, &b);
-    const uint16_t want[] = {3, 1, 0, 2, 4};
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(b.order[i], want[i]);
+    unsigned seen = 0;
+    for (int i = 0; i < 5; i++) {
+        uint16_t k = b.hash_order[i];
+        assert_true(k < 5 && !(seen & (1u << k)));
+        seen |= 1u << k;
+        assert_int_equal(b.items[k].idem_hash,
+                         events_idem_hash(b.items[k].idem_key.p, b.items[k].idem_key.len));
+        if (i) {
+            const events_item *p = &b.items[b.hash_order[i - 1]], *q = &b.items[k];
+            assert_true(p->idem_hash < q->idem_hash ||
+                        (p->idem_hash == q->idem_hash && b.hash_order[i - 1] < k));
+        }
+    }
+    /* The two items with key "b" (0 and 2) are adjacent, 0 first. */
+    for (int i = 0; i < 4; i++)
+        if (b.hash_order[i] == 0) assert_int_equal(b.hash_order[i + 1], 2);
     /* Items themselves stay in input order. */
     for (int i = 0; i < 5; i++)
         assert_int_equal(b.items[i].customer_id, i + 1);
