@@ -69,7 +69,10 @@ static void reply_record(http_req *r, http_resp *w, const org_kind *k, int statu
     http_json(w, status, j);
 }
 
-static void org_get(http_req *r, http_resp *w, const org_kind *k) {
+/* Route handlers shared by the three resources; the route row's data names
+ * the org_kind. */
+static void org_get(http_req *r, http_resp *w) {
+    const org_kind *k = r->route->data;
     int64_t id;
     if (http_param_id(r, w, 0, &id)) reply_record(r, w, k, 200, id);
 }
@@ -113,7 +116,8 @@ static bool query_parse(http_req *r, http_resp *w, const org_kind *k, org_list_q
     return true;
 }
 
-static void org_list(http_req *r, http_resp *w, const org_kind *k) {
+static void org_list(http_req *r, http_resp *w) {
+    const org_kind *k = r->route->data;
     org_list_query q = {.tenant_id = r->auth.tenant_id};
     if (!query_parse(r, w, k, &q)) return;
     store_conn *c = store_reader_acquire(r->ctx->st);
@@ -196,13 +200,14 @@ static void write_done(http_req *r, http_resp *w, int rc) {
     reply_record(r, w, op->kind, op->status, op->in.id);
 }
 
-static void org_create(http_req *r, http_resp *w, const org_kind *k) {
+static void org_create(http_req *r, http_resp *w) {
+    const org_kind *k = r->route->data;
     org_op *op = op_new(r, w, k, k->create_fields, 201);
     if (op) http_write(r, w, k->create, &op->in, write_done);
 }
 
-static void org_patch(http_req *r, http_resp *w, const org_kind *k, store_write_fn step,
-                      const json_field *fields) {
+static void org_write_record(http_req *r, http_resp *w, const org_kind *k, store_write_fn step,
+                             const json_field *fields) {
     int64_t id;
     if (!http_param_id(r, w, 0, &id)) return;
     org_op *op = op_new(r, w, k, fields, 200);
@@ -285,73 +290,42 @@ static const org_kind EMPLOYEE = {
     .filters = F_DEPARTMENT | F_STORE | F_STATUS,
 };
 
-static void departments_list(http_req *r, http_resp *w) {
-    org_list(r, w, &DEPARTMENT);
-}
-static void departments_create(http_req *r, http_resp *w) {
-    org_create(r, w, &DEPARTMENT);
-}
-static void departments_get(http_req *r, http_resp *w) {
-    org_get(r, w, &DEPARTMENT);
-}
-static void departments_patch(http_req *r, http_resp *w) {
-    org_patch(r, w, &DEPARTMENT, DEPARTMENT.update, DEPARTMENT.patch_fields);
+static void org_patch(http_req *r, http_resp *w) {
+    const org_kind *k = r->route->data;
+    org_write_record(r, w, k, k->update, k->patch_fields);
 }
 
-static void stores_list(http_req *r, http_resp *w) {
-    org_list(r, w, &STORE);
-}
-static void stores_create(http_req *r, http_resp *w) {
-    org_create(r, w, &STORE);
-}
-static void stores_get(http_req *r, http_resp *w) {
-    org_get(r, w, &STORE);
-}
-static void stores_patch(http_req *r, http_resp *w) {
-    org_patch(r, w, &STORE, STORE.update, STORE.patch_fields);
-}
-
-static void employees_list(http_req *r, http_resp *w) {
-    org_list(r, w, &EMPLOYEE);
-}
-static void employees_create(http_req *r, http_resp *w) {
-    org_create(r, w, &EMPLOYEE);
-}
-static void employees_get(http_req *r, http_resp *w) {
-    org_get(r, w, &EMPLOYEE);
-}
-static void employees_patch(http_req *r, http_resp *w) {
-    org_patch(r, w, &EMPLOYEE, EMPLOYEE.update, EMPLOYEE.patch_fields);
-}
 static void employees_resign(http_req *r, http_resp *w) {
-    org_patch(r, w, &EMPLOYEE, org_employee_resign, NULL);
+    org_write_record(r, w, &EMPLOYEE, org_employee_resign, NULL);
 }
 
 const http_route api_org_routes[] = {
-    {"GET", "/api/v1/departments", departments_list, ROLES_TENANT,
-     "List departments (?parent_id=, ?limit=, ?cursor=)", 0},
-    {"POST", "/api/v1/departments", departments_create, ROLES_OFFICE,
-     "Create a department: name, parent_id, wecom_id (unique per tenant)", 0},
-    {"GET", "/api/v1/departments/{id}", departments_get, ROLES_TENANT, "Get a department", 0},
-    {"PATCH", "/api/v1/departments/{id}", departments_patch, ROLES_OFFICE,
-     "Update a department's name, parent_id (no cycles) or wecom_id", 0},
-    {"GET", "/api/v1/stores", stores_list, ROLES_TENANT,
-     "List stores (?department_id=, ?limit=, ?cursor=)", 0},
-    {"POST", "/api/v1/stores", stores_create, ROLES_OFFICE,
-     "Create a store: name, department_id, city, address", 0},
-    {"GET", "/api/v1/stores/{id}", stores_get, ROLES_TENANT, "Get a store", 0},
-    {"PATCH", "/api/v1/stores/{id}", stores_patch, ROLES_OFFICE,
-     "Update a store's name, department_id, city or address", 0},
-    {"GET", "/api/v1/employees", employees_list, ROLES_TENANT,
+    {"GET", "/api/v1/departments", org_list, ROLES_TENANT,
+     "List departments (?parent_id=, ?limit=, ?cursor=)", 0, NULL, &DEPARTMENT},
+    {"POST", "/api/v1/departments", org_create, ROLES_OFFICE,
+     "Create a department: name, parent_id, wecom_id (unique per tenant)", 0, NULL, &DEPARTMENT},
+    {"GET", "/api/v1/departments/{id}", org_get, ROLES_TENANT, "Get a department", 0, NULL,
+     &DEPARTMENT},
+    {"PATCH", "/api/v1/departments/{id}", org_patch, ROLES_OFFICE,
+     "Update a department's name, parent_id (no cycles) or wecom_id", 0, NULL, &DEPARTMENT},
+    {"GET", "/api/v1/stores", org_list, ROLES_TENANT,
+     "List stores (?department_id=, ?limit=, ?cursor=)", 0, NULL, &STORE},
+    {"POST", "/api/v1/stores", org_create, ROLES_OFFICE,
+     "Create a store: name, department_id, city, address", 0, NULL, &STORE},
+    {"GET", "/api/v1/stores/{id}", org_get, ROLES_TENANT, "Get a store", 0, NULL, &STORE},
+    {"PATCH", "/api/v1/stores/{id}", org_patch, ROLES_OFFICE,
+     "Update a store's name, department_id, city or address", 0, NULL, &STORE},
+    {"GET", "/api/v1/employees", org_list, ROLES_TENANT,
      "List employees with their active customer counts (?department_id=, ?store_id=, "
      "?status=active|resigned, ?limit=, ?cursor=)",
-     0},
-    {"POST", "/api/v1/employees", employees_create, ROLES_OFFICE,
-     "Create an employee: userid (WeCom, unique per tenant), name, department_id, store_id", 0},
-    {"GET", "/api/v1/employees/{id}", employees_get, ROLES_TENANT,
-     "Get an employee with active_customers", 0},
-    {"PATCH", "/api/v1/employees/{id}", employees_patch, ROLES_OFFICE,
-     "Update an employee's name, department_id or store_id", 0},
+     0, NULL, &EMPLOYEE},
+    {"POST", "/api/v1/employees", org_create, ROLES_OFFICE,
+     "Create an employee: userid (WeCom, unique per tenant), name, department_id, store_id", 0,
+     NULL, &EMPLOYEE},
+    {"GET", "/api/v1/employees/{id}", org_get, ROLES_TENANT,
+     "Get an employee with active_customers", 0, NULL, &EMPLOYEE},
+    {"PATCH", "/api/v1/employees/{id}", org_patch, ROLES_OFFICE,
+     "Update an employee's name, department_id or store_id", 0, NULL, &EMPLOYEE},
     {"POST", "/api/v1/employees/{id}/resign", employees_resign, ROLES_OFFICE,
      "Mark an employee resigned (idempotent; customers stay, API tokens are revoked)", 0},
     {NULL, NULL, NULL, 0, NULL, 0},

@@ -62,6 +62,7 @@ typedef struct http_route {
     const char *summary;
     size_t max_body;       /* 0 = default limit */
     const char *body_type; /* request media type for OpenAPI; NULL = application/json */
+    const void *data;      /* handler's per-route data (r->route->data), e.g. a resource kind */
 } http_route;
 
 struct http_req {
