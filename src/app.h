@@ -11,6 +11,10 @@
 #define SIYU_VERSION "0.1.0"
 #define CB_KIND_MAX 32
 
+struct wecom_client;
+struct outbox;
+struct sync_mgr;
+
 struct siyu_ctx {
     store *st;
     http_server *http;
@@ -20,6 +24,9 @@ struct siyu_ctx {
     atomic_long cb_duplicate;
     atomic_long events_accepted;
     int replay_window; /* seconds; 0 = no timestamp check */
+    struct wecom_client *wc; /* outbound WeCom API client (wecom/wecom_client.h) */
+    struct outbox *ob;       /* outbox delivery workers (outbox/outbox.h); NULL = not started */
+    struct sync_mgr *sync;   /* periodic and on-demand full sync (sync/sync.h); NULL = not started */
 };
 
 #endif

@@ -13,6 +13,7 @@ static const json_field tenant_fields[] = {
     {"corp_id", JF_STRING, false, 64, false},
     {"callback_token", JF_STRING, false, 128, false},
     {"aes_key", JF_STRING, false, 43, false},
+    {"secret", JF_STRING, false, 128, false},
     {NULL, 0, false, 0, false},
 };
 
@@ -40,6 +41,7 @@ static tenant_op *tenant_op_new(http_req *r, json_t *body) {
     op->in.corp_id = json_string_value(json_object_get(body, "corp_id"));
     op->in.callback_token = json_string_value(json_object_get(body, "callback_token"));
     op->in.aes_key = json_string_value(json_object_get(body, "aes_key"));
+    op->in.secret = json_string_value(json_object_get(body, "secret"));
     r->user = op;
     r->user_free = tenant_op_free;
     return op;
@@ -221,7 +223,7 @@ const http_route api_tenant_routes[] = {
     {"GET", "/api/v1/tenants", tenants_list, ROLE_PLATFORM, "List tenants", 0},
     {"GET", "/api/v1/tenants/{id}", tenants_get, ROLE_PLATFORM | ROLE_ADMIN, "Get a tenant", 0},
     {"PATCH", "/api/v1/tenants/{id}", tenants_update, ROLE_PLATFORM | ROLE_ADMIN,
-     "Update a tenant's name, status or WeCom callback config (corp_id, callback_token, aes_key)",
+     "Update a tenant's name, status or WeCom callback config (corp_id, callback_token, aes_key) or API secret",
      0},
     {"POST", "/api/v1/tokens", tokens_create, ROLE_PLATFORM | ROLE_ADMIN,
      "Create an API token (shown once; only its hash is stored)", 0},

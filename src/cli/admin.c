@@ -53,12 +53,13 @@ static store *open_data(const char *data) {
 
 static const char tenant_usage[] =
     "usage: siyu tenant create --data DIR --name NAME [--corp-id ID --callback-token TOKEN "
-    "--aes-key KEY]\n"
-    "  Creates a tenant and prints its id. The three callback flags go together.\n";
+    "--aes-key KEY [--secret SECRET]]\n"
+    "  Creates a tenant and prints its id. The three callback flags go together;\n"
+    "  --secret (the 客户联系 secret for outbound WeCom API calls) needs them.\n";
 
 int cli_tenant(int argc, char **argv) {
     static const char *const allowed[] = {"data", "name", "corp-id", "callback-token",
-                                          "aes-key", NULL};
+                                          "aes-key", "secret", NULL};
     if (argc < 1 || strcmp(argv[0], "create") != 0) {
         fputs(tenant_usage, argc >= 1 && !strcmp(argv[0], "--help") ? stdout : stderr);
         return argc >= 1 && !strcmp(argv[0], "--help") ? 0 : 2;
@@ -69,6 +70,7 @@ int cli_tenant(int argc, char **argv) {
     in.corp_id = cli_flag(argc, argv, "corp-id");
     in.callback_token = cli_flag(argc, argv, "callback-token");
     in.aes_key = cli_flag(argc, argv, "aes-key");
+    in.secret = cli_flag(argc, argv, "secret");
     in.actor = "cli";
     if (!in.name) {
         fprintf(stderr, "siyu: --name is required\n%s", tenant_usage);

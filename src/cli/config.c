@@ -34,6 +34,14 @@ static const cfg_key keys[] = {
     INT(queue_max, "20000", 1, 10000000, "queued writes before requests get 429"),
     INT(replay_window, "0", 0, 86400 * 365,
         "reject callbacks whose timestamp is further than this many seconds from now (0 = off)"),
+    STR(wecom_base_url, "https://qyapi.weixin.qq.com",
+        "WeCom API base URL (point it at `siyu wecom-sim` for tests and demos)"),
+    INT(wecom_timeout_ms, "10000", 100, 120000, "timeout of one WeCom API request"),
+    INT(wecom_retries, "3", 0, 10, "retries of a WeCom call on busy/rate-limit/transport errors"),
+    INT(outbox_workers, "2", 1, 64, "threads delivering outbox calls to WeCom"),
+    INT(outbox_max_attempts, "8", 1, 100, "delivery attempts before an outbox call is dead"),
+    INT(sync_interval, "21600", 0, 86400 * 30,
+        "seconds between full syncs per tenant (0 = only on demand)"),
     STR(config, "", "config file of 'key = value' lines"),
 };
 #define NKEYS (sizeof keys / sizeof *keys)

@@ -17,6 +17,12 @@ typedef struct siyu_config {
     int batch_max;
     int queue_max;
     int replay_window;
+    char wecom_base_url[256];
+    int wecom_timeout_ms;
+    int wecom_retries;
+    int outbox_workers;
+    int outbox_max_attempts;
+    int sync_interval;
     char config[512];
 } siyu_config;
 

@@ -13,6 +13,7 @@ typedef struct tenant_input {
     const char *corp_id;      /* callback fields: all three or none */
     const char *callback_token;
     const char *aes_key;
+    const char *secret;       /* 客户联系 secret for outbound API calls; NULL = unchanged */
     const char *status;       /* update only: active | suspended */
     const char *actor;
     siyu_err err;
@@ -37,5 +38,15 @@ typedef struct tenant_callback {
 } tenant_callback;
 /* Loads the callback secrets for the receiver. 0 or SIYU_ENOTFOUND. */
 int tenant_callback_load(store_conn *c, int64_t tenant_id, tenant_callback *out);
+
+/* Loads the tenant's outbound API identity (corp id + secret) into *out
+ * (struct wecom_app, wecom/wecom_client.h). 0, SIYU_ENOTFOUND (no tenant or no
+ * callback config), or SIYU_EINVAL when no secret is configured. Only active
+ * tenants qualify. */
+struct wecom_app;
+int tenant_wecom_app(store_conn *c, int64_t tenant_id, struct wecom_app *out);
+/* Tenant ids with an active tenant and a configured secret, ascending, into
+ * ids[0..cap); returns how many (may exceed cap: then only cap were written). */
+int tenant_wecom_list(store_conn *c, int64_t *ids, int cap);
 
 #endif

@@ -18,6 +18,7 @@ const char *siyu_strerror(int code) {
     case SIYU_EDENIED: return "forbidden";
     case SIYU_ETOOBIG: return "too_large";
     case SIYU_ECRYPTO: return "crypto";
+    case SIYU_EREMOTE: return "wecom_error";
     }
     return "unknown";
 }

@@ -19,6 +19,7 @@ enum {
     SIYU_EDENIED = -8,   /* not allowed for this token */
     SIYU_ETOOBIG = -9,   /* input exceeds a limit */
     SIYU_ECRYPTO = -10,  /* signature or decryption failed */
+    SIYU_EREMOTE = -11,  /* the WeCom API refused or could not be reached (see wecom_res) */
 };
 
 typedef struct siyu_err {
