@@ -9,6 +9,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "sync/sync.h"
 #include "util/log.h"
 #include "wecom/wecom_client.h"
 
@@ -53,9 +54,18 @@ int cli_serve(int argc, char **argv) {
     }
     wecom_client_opts wo = {.base_url = cfg.wecom_base_url, .timeout_ms = cfg.wecom_timeout_ms,
                              .retries = cfg.wecom_retries ? cfg.wecom_retries : -1};
-    ctx->wc = wecom_client_new(&wo, &err);
+    if (!ctx->wc) ctx->wc = wecom_client_new(&wo, &err);
     if (!ctx->wc) {
         log_error("%s", err.msg);
+        store_close(ctx->st);
+        free(ctx);
+        return 1;
+    }
+    sync_mgr_opts syo = {.interval_s = cfg.sync_interval};
+    ctx->sync = sync_mgr_start(ctx->st, ctx->wc, &syo, &err);
+    if (!ctx->sync) {
+        log_error("%s", err.msg);
+        wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);
         return 1;
@@ -65,6 +75,7 @@ int cli_serve(int argc, char **argv) {
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);
     if (!ctx->http) {
         log_error("%s", err.msg);
+        sync_mgr_stop(ctx->sync);
         wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);
@@ -83,6 +94,7 @@ int cli_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     log_info("signal %d: shutting down", sig);
     http_server_stop(ctx->http);
+    sync_mgr_stop(ctx->sync); /* after HTTP: no callback notifies any more */
     store_close(ctx->st);
     wecom_client_free(ctx->wc);
     free(ctx);

@@ -32,6 +32,7 @@
 #include "ingest/ingest_wecom.h"
 #include "store/audit.h"
 #include "store/tenant.h"
+#include "sync/sync.h"
 #include "util/log.h"
 #include "wecom/wecom_crypto.h"
 #include "wecom/wecom_event.h"
@@ -46,6 +47,7 @@ typedef struct cb_op {
     char *props;
     char key[INGEST_DEDUPE_KEY_SIZE];
     ingest_wecom_cmd cmd;
+    char prev_mem_ver[129]; /* chat updates: the group's member_version before */
     /* rejection */
     int status;
     const char *code;  /* static */
@@ -301,6 +303,9 @@ static void post_done(http_req *r, http_resp *w, int rc) {
         atomic_fetch_add(&r->ctx->cb_duplicate, 1);
     else if ((int)op->ev.kind < CB_KIND_MAX)
         atomic_fetch_add(&r->ctx->cb_by_kind[op->ev.kind], 1);
+    /* Callbacks carry ids, not details: queue the targeted API read. */
+    if (!op->cmd.result.duplicate && r->ctx->sync)
+        sync_mgr_notify(r->ctx->sync, op->tenant_id, &op->ev, op->prev_mem_ver);
     reply_text(w, "", 0);
 }
 
@@ -343,6 +348,14 @@ static void callback_event(http_req *r, http_resp *w) {
     if (!op->props || !op->key[0]) {
         reply_error(w, 503, "internal", NULL, "out of memory");
         return;
+    }
+    if (r->ctx->sync && op->ev.kind == WECOM_EV_CHAT_UPDATE && op->ev.chat_id) {
+        store_conn *c = store_reader_acquire(r->ctx->st);
+        if (c) {
+            sync_chat_version(c, p.tenant_id, op->ev.chat_id, op->prev_mem_ver,
+                              sizeof op->prev_mem_ver);
+            store_reader_release(r->ctx->st, c);
+        }
     }
     op->cmd = (ingest_wecom_cmd){
         .tenant_id = p.tenant_id, .ev = &op->ev, .dedupe_key = op->key, .props = op->props};
