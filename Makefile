@@ -5,6 +5,7 @@
 #   make demo       build, seed a sample tenant into ./demo-data and serve on 127.0.0.1:8080
 #   make fuzz       build the libFuzzer targets into build-fuzz/
 #   make bench-ingest  run the ingest benchmark (writes bench/RESULTS.md section)
+#   make bench-sync    full sync of a 100,000-customer simulated brand (appends to bench/RESULTS.md)
 
 SANITIZE ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -17,7 +18,7 @@ endif
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
   libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev clang
 
-.PHONY: all deps configure test test-slow demo fuzz bench-ingest clean
+.PHONY: all deps configure test test-slow demo fuzz bench-ingest bench-sync clean
 
 all: configure
 	cmake --build $(BUILD) -j$(JOBS) --target siyu
@@ -65,6 +66,10 @@ fuzz:
 bench-ingest: all
 	cmake --build $(BUILD) -j$(JOBS) --target bench_ingest
 	./$(BUILD)/bench_ingest --siyu ./$(BUILD)/siyu --out bench/RESULTS.md $(BENCH_ARGS)
+
+bench-sync: all
+	cmake --build $(BUILD) -j$(JOBS) --target bench_sync
+	./$(BUILD)/bench_sync --siyu ./$(BUILD)/siyu --out bench/RESULTS.md $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-san build-fuzz

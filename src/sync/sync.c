@@ -192,8 +192,12 @@ typedef struct run {
     sync_progress p;
     int64_t t0_ms;
     siyu_err *err;
-    char **users; /* follow userids */
-    size_t nusers;
+    char **users; /* follow userids [0, nfollow), then handover userids of resigned members */
+    size_t nusers, nfollow, capusers;
+    char **ok_users;  /* sorted: userids whose customers were listed completely */
+    size_t nok_users;
+    char **ok_owners; /* sorted: owners whose groups were listed completely */
+    size_t nok_owners;
     char **chats; /* listed chat ids, sorted after listing */
     size_t nchats, capchats;
     sync_i64v seen; /* relationship ids active in WeCom */
@@ -208,6 +212,8 @@ static void strv_free(char **v, size_t n) {
 }
 
 static void run_free(run *r) {
+    free(r->ok_users); /* borrowed from users */
+    free(r->ok_owners);
     strv_free(r->users, r->nusers);
     strv_free(r->chats, r->nchats);
     sync__i64v_free(&r->seen);
@@ -368,8 +374,11 @@ static int phase_employees(run *r) {
     if (rc != 0) return rc;
     const json_t *list = json_object_get(out, "follow_user");
     size_t n = json_array_size(list), i;
-    r->users = calloc(n + 1, sizeof *r->users);
-    if (!r->users) rc = SIYU_ENOMEM;
+    r->capusers = n + 16;
+    r->users = calloc(r->capusers, sizeof *r->users);
+    r->ok_users = calloc(r->capusers, sizeof *r->ok_users);
+    r->ok_owners = calloc(r->capusers, sizeof *r->ok_owners);
+    if (!r->users || !r->ok_users || !r->ok_owners) rc = SIYU_ENOMEM;
     const json_t *u;
     json_array_foreach(list, i, u) {
         if (rc != 0) break;
@@ -380,6 +389,7 @@ static int phase_employees(run *r) {
     }
     json_decref(out);
     if (rc != 0) return siyu_err_set(r->err, rc, NULL, "out of memory");
+    r->nfollow = r->nusers;
     r->p.done = 1;
     r->p.items += (int64_t)r->nusers;
     return step(r, apply_employees, NULL, siyu_now());
@@ -431,17 +441,105 @@ static int customers_batch(run *r, size_t from, size_t to) {
     return rc;
 }
 
+static int cmp_strp(const void *x, const void *y) {
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static bool in_sorted(char *const *v, size_t n, const char *s) {
+    return n && bsearch(&s, v, n, sizeof *v, cmp_strp) != NULL;
+}
+
+/* Adds userid to users unless present; under the initial capacity plus
+ * growth. */
+static int users_add(run *r, const char *userid) {
+    for (size_t i = 0; i < r->nusers; i++)
+        if (!strcmp(r->users[i], userid)) return 0;
+    if (r->nusers + 1 >= r->capusers) {
+        size_t cap = r->capusers * 2 + 16;
+        char **u = realloc(r->users, cap * sizeof *u);
+        if (u) r->users = u;
+        char **a = u ? realloc(r->ok_users, cap * sizeof *a) : NULL;
+        if (a) r->ok_users = a;
+        char **b = a ? realloc(r->ok_owners, cap * sizeof *b) : NULL;
+        if (b) r->ok_owners = b;
+        if (!b) return SIYU_ENOMEM;
+        r->capusers = cap;
+    }
+    if (!(r->users[r->nusers] = strdup(userid))) return SIYU_ENOMEM;
+    r->nusers++;
+    return 0;
+}
+
+/* Customers of resigned members wait for inheritance: their relationships
+ * are still WeCom's, but get_follow_user_list no longer names them. Their
+ * handover userids join the customer and group listings; a failure here only
+ * means their relationships are left as they are. */
+static int phase_unassigned(run *r) {
+    phase(r, "unassigned", 0);
+    char cursor[CURSOR_MAX] = "";
+    int rc = 0;
+    for (int page = 0; page < 1000; page++) {
+        json_t *body = json_pack("{s:i,s:s}", "page_size", 1000, "cursor", cursor), *out = NULL;
+        rc = body ? call(r, "externalcontact/get_unassigned_list", NULL, body, &out) : SIYU_ENOMEM;
+        json_decref(body);
+        if (rc != 0) break;
+        size_t i;
+        const json_t *e;
+        json_array_foreach(json_object_get(out, "info"), i, e) {
+            const char *u = sync__nz(sync__jstr(e, "handover_userid"));
+            if (u && (rc = users_add(r, u)) != 0) break;
+        }
+        const char *next = sync__jstr(out, "next_cursor");
+        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        bool last = json_is_true(json_object_get(out, "is_last")) || !cursor[0];
+        json_decref(out);
+        if (rc != 0 || last) break;
+    }
+    if (rc == SIYU_ENOMEM) return siyu_err_set(r->err, rc, NULL, "out of memory");
+    if (rc != 0) {
+        log_warn("sync: tenant=%lld: unassigned customers not listed: %s", (long long)r->tenant,
+                 r->err->msg);
+        siyu_err_clear(r->err);
+    }
+    r->p.items += (int64_t)(r->nusers - r->nfollow);
+    return step(r, NULL, NULL, 0);
+}
+
+/* Runs fn over users in batches of BATCH_USERS (follow users, then handover
+ * users, never mixed). A failed batch of follow users fails the phase; of
+ * handover users it is logged and skipped. Completed batches' userids go to
+ * ok (sorted at the end). */
+static int users_batched(run *r, int (*fn)(run *, size_t, size_t), char **ok, size_t *nok) {
+    *nok = 0;
+    for (int part = 0; part < 2; part++) {
+        size_t from = part ? r->nfollow : 0, to = part ? r->nusers : r->nfollow;
+        for (size_t b = from; b < to; b += BATCH_USERS) {
+            size_t e = b + BATCH_USERS < to ? b + BATCH_USERS : to;
+            int rc = fn(r, b, e);
+            if (rc != 0 && (part == 0 || rc == SIYU_ENOMEM || rc == SIYU_ECLOSED ||
+                            r->err->code != SIYU_EREMOTE))
+                return rc;
+            if (rc != 0) {
+                log_warn("sync: tenant=%lld: resigned members' %s skipped: %s",
+                         (long long)r->tenant, r->p.phase, r->err->msg);
+                siyu_err_clear(r->err);
+                continue;
+            }
+            for (size_t i = b; i < e; i++)
+                ok[(*nok)++] = r->users[i];
+            r->p.done = (int64_t)e;
+        }
+    }
+    if (*nok) qsort(ok, *nok, sizeof *ok, cmp_strp);
+    return 0;
+}
+
 static int phase_customers(run *r) {
     phase(r, "customers", (int64_t)r->nusers);
     r->cust_start = siyu_now();
-    for (size_t b = 0; b < r->nusers; b += BATCH_USERS) {
-        size_t e = b + BATCH_USERS < r->nusers ? b + BATCH_USERS : r->nusers;
-        int rc = customers_batch(r, b, e);
-        if (rc != 0) return rc;
-        r->p.done = (int64_t)e;
-    }
-    r->customers_ok = true;
-    return 0;
+    int rc = users_batched(r, customers_batch, r->ok_users, &r->nok_users);
+    if (rc == 0) r->customers_ok = true;
+    return rc;
 }
 
 static int chats_push(run *r, const char *id) {
@@ -485,10 +583,6 @@ static int chats_list(run *r, size_t from, size_t to) {
     return rc;
 }
 
-static int cmp_strp(const void *x, const void *y) {
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
 static int apply_chats(sync_apply *a, run *r, void *arg) {
     const json_t *list = arg, *g;
     size_t i;
@@ -504,10 +598,9 @@ static int apply_chats(sync_apply *a, run *r, void *arg) {
 static int phase_groups(run *r) {
     phase(r, "groups", 0);
     r->groups_start = siyu_now();
-    int rc = 0;
-    for (size_t b = 0; rc == 0 && b < r->nusers; b += BATCH_USERS)
-        rc = chats_list(r, b, b + BATCH_USERS < r->nusers ? b + BATCH_USERS : r->nusers);
+    int rc = users_batched(r, chats_list, r->ok_owners, &r->nok_owners);
     if (rc != 0) return rc;
+    r->p.done = 0;
     if (r->nchats) qsort(r->chats, r->nchats, sizeof *r->chats, cmp_strp);
     size_t k = 0; /* unique */
     for (size_t i = 0; i < r->nchats; i++) {
@@ -556,7 +649,8 @@ static int apply_prune(sync_apply *a, run *r, void *arg) {
     (void)arg;
     int rc = sync__follow_tags_prune(a, 0, 0);
     if (rc == 0 && r->groups_ok)
-        rc = sync__chats_dismiss_missing(a, r->chats, r->nchats, r->groups_start);
+        rc = sync__chats_dismiss_missing(a, r->chats, r->nchats, r->ok_owners, r->nok_owners,
+                                         r->groups_start);
     return rc;
 }
 
@@ -570,8 +664,9 @@ static int cmp_i64(const void *x, const void *y) {
 static int missing_rels(run *r, sync_i64v *out) {
     store_conn *c = store_reader_acquire(r->st);
     if (!c) return SIYU_EIO;
-    sqlite3_stmt *st = store_conn_stmt(c, "SELECT id FROM relationship WHERE tenant_id=?1 AND "
-                                          "status='active' AND updated_at < ?2");
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT r.id, e.userid FROM relationship r JOIN employee e ON e.id=r.employee_id "
+           "WHERE r.tenant_id=?1 AND r.status='active' AND r.updated_at < ?2");
     int rc = st ? 0 : SIYU_EIO, src = SQLITE_DONE;
     if (st) {
         sqlite3_bind_int64(st, 1, r->tenant);
@@ -579,6 +674,10 @@ static int missing_rels(run *r, sync_i64v *out) {
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
             int64_t id = sqlite3_column_int64(st, 0);
             bool seen = r->seen.n && bsearch(&id, r->seen.v, r->seen.n, sizeof id, cmp_i64);
+            /* Only members whose customers WeCom listed completely. */
+            if (!seen && !in_sorted(r->ok_users, r->nok_users,
+                                    (const char *)sqlite3_column_text(st, 1)))
+                seen = true;
             if (!seen && (rc = sync__i64v_push(out, id)) != 0) break;
         }
         sqlite3_reset(st);
@@ -656,6 +755,7 @@ int sync_full_run(store *st, wecom_client *wc, int64_t tenant_id, int64_t run_id
     int rc = load_app(&r);
     if (rc == 0) rc = phase_tags(&r);
     if (rc == 0) rc = phase_employees(&r);
+    if (rc == 0) rc = phase_unassigned(&r);
     if (rc == 0) rc = phase_customers(&r);
     if (rc == 0) rc = phase_groups(&r);
     if (rc == 0) rc = phase_reconcile(&r);

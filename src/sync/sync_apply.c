@@ -978,16 +978,19 @@ int sync__chat_apply(sync_apply *a, const json_t *chat, bool force_members) {
     return json_is_array(list) ? members_apply(a, gid, list) : 0;
 }
 
-int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n, int64_t before) {
+int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n,
+                                char *const *owners, size_t nowners, int64_t before) {
     sync_i64v gone = {0};
-    sqlite3_stmt *st = stmt(a, "SELECT id, chat_id FROM group_chat WHERE tenant_id=?1 AND "
-                               "status='active' AND updated_at < ?2");
+    sqlite3_stmt *st = stmt(a, "SELECT id, chat_id, owner_userid FROM group_chat WHERE "
+                               "tenant_id=?1 AND status='active' AND updated_at < ?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, before);
     int src, rc = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *cid = (const char *)sqlite3_column_text(st, 1);
+        const char *owner = (const char *)sqlite3_column_text(st, 2);
+        if (owner && !has_str(owners, nowners, owner)) continue; /* owner not listed */
         if (cid && !has_str(chat_ids, n, cid) &&
             (rc = sync__i64v_push(&gone, sqlite3_column_int64(st, 0))) != 0)
             break;

@@ -62,9 +62,11 @@ int sync__chat_apply(sync_apply *a, const json_t *chat, bool force_members);
  * (status deleted_by_employee, end_reason sync_missing). */
 int sync__rels_end(sync_apply *a, const int64_t *ids, size_t n, int64_t before);
 
-/* Dismisses the tenant's active groups not in chat_ids (sorted strings) and
- * not updated since before. */
-int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n, int64_t before);
+/* Dismisses the tenant's active groups not in chat_ids (sorted strings), not
+ * updated since before, whose owner is in owners (sorted; the owners whose
+ * groups were listed) or unknown. */
+int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n,
+                                char *const *owners, size_t nowners, int64_t before);
 
 /* Drops follow-record tags of relationships that are not active, and the
  * 'wecom' customer_tag rows no follow record backs any more. pair_cust and
