@@ -127,11 +127,11 @@ static int cmp_str(const void *x, const void *y) {
 }
 
 static bool has_i64(const int64_t *v, size_t n, int64_t x) {
-    return bsearch(&x, v, n, sizeof *v, cmp_i64) != NULL;
+    return n && bsearch(&x, v, n, sizeof *v, cmp_i64) != NULL;
 }
 
 static bool has_str(char *const *v, size_t n, const char *s) {
-    return bsearch(&s, v, n, sizeof *v, cmp_str) != NULL;
+    return n && bsearch(&s, v, n, sizeof *v, cmp_str) != NULL;
 }
 
 /* ---- employees and customers ------------------------------------------ */
@@ -415,8 +415,8 @@ static int follow_tags_apply(sync_apply *a, int64_t cust, int64_t emp, const jso
         rc = store_rc(src);
         goto done;
     }
-    qsort(want.v, want.n, sizeof *want.v, cmp_i64);
-    qsort(have.v, have.n, sizeof *have.v, cmp_i64);
+    if (want.n) qsort(want.v, want.n, sizeof *want.v, cmp_i64);
+    if (have.n) qsort(have.v, have.n, sizeof *have.v, cmp_i64);
     for (i = 0; i < want.n && rc == 0; i++) {
         if (i > 0 && want.v[i] == want.v[i - 1]) continue;
         if (!has_i64(have.v, have.n, want.v[i])) rc = follow_tag_set(a, cust, emp, want.v[i], true);
@@ -714,8 +714,8 @@ static int missing_ids(sync_apply *a, const char *sql, char *const *seen, size_t
 
 static int tags_delete_missing(sync_apply *a, char **seen_g, size_t ng, char **seen_t,
                                size_t nt) {
-    qsort(seen_g, ng, sizeof *seen_g, cmp_str);
-    qsort(seen_t, nt, sizeof *seen_t, cmp_str);
+    if (ng) qsort(seen_g, ng, sizeof *seen_g, cmp_str);
+    if (nt) qsort(seen_t, nt, sizeof *seen_t, cmp_str);
     sync_i64v tags = {0}, groups = {0};
     int rc = missing_ids(a, "SELECT id, wecom_id FROM tag WHERE tenant_id=?1 AND wecom_id IS NOT "
                             "NULL",
