@@ -17,6 +17,7 @@ static const struct {
     {"sync", cli_sync, "full sync of a tenant with WeCom, with progress (server may run)"},
     {"demo", cli_demo, "run the live demo: server + WeCom simulator + simulated brand (make demo)"},
     {"demo-seed", cli_demo_seed, "seed a sample tenant into a data directory (used by make demo)"},
+    {"wecom-sim", cli_wecom_sim, "simulate WeCom: its API, callbacks and a seeded population"},
 };
 
 static void usage(FILE *f) {
