@@ -129,8 +129,8 @@ typedef struct sync_res {
 } sync_res;
 
 static sync_res do_sync(const char *siyu, const char *dir, const char *base) {
-    char *argv[] = {(char *)siyu, "sync", "--data", (char *)dir, "--tenant", "1", "--base-url",
-                    (char *)base, "--json", NULL};
+    char *argv[] = {(char *)siyu, "sync",       "--data",     (char *)dir, "--tenant",
+                    "1",          "--base-url", (char *)base, "--json",    NULL};
     char *out = NULL;
     double t0 = now_s();
     int rc = run(&out, argv);
@@ -148,10 +148,14 @@ static int64_t counts(const json_t *j, const char *entity, const char *what) {
 int main(int argc, char **argv) {
     const char *siyu = "./build/siyu", *out_path = NULL, *customers = "100000", *seed = "1";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--siyu") && i + 1 < argc) siyu = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
-        else if (!strcmp(argv[i], "--customers") && i + 1 < argc) customers = argv[++i];
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = argv[++i];
+        if (!strcmp(argv[i], "--siyu") && i + 1 < argc)
+            siyu = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            out_path = argv[++i];
+        else if (!strcmp(argv[i], "--customers") && i + 1 < argc)
+            customers = argv[++i];
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = argv[++i];
         else {
             fprintf(stderr, "usage: bench_sync [--siyu PATH] [--out FILE] [--customers N] "
                             "[--seed S]\n");
@@ -161,10 +165,22 @@ int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char dir[] = "/tmp/siyu-bench-sync-XXXXXX";
     if (!mkdtemp(dir)) die("mkdtemp");
-    char *tenant[] = {(char *)siyu, "tenant", "create", "--data", dir, "--name", "Bench",
-                      "--corp-id", CORP, "--callback-token", "BenchTok",
-                      "--aes-key", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "--secret",
-                      SECRET, NULL};
+    char *tenant[] = {(char *)siyu,
+                      "tenant",
+                      "create",
+                      "--data",
+                      dir,
+                      "--name",
+                      "Bench",
+                      "--corp-id",
+                      CORP,
+                      "--callback-token",
+                      "BenchTok",
+                      "--aes-key",
+                      "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+                      "--secret",
+                      SECRET,
+                      NULL};
     if (run(NULL, tenant) != 0) die("tenant create failed");
 
     /* The simulator: world only, no callbacks. */
@@ -241,7 +257,8 @@ int main(int argc, char **argv) {
         {"groups", groups, jint(stats, "groups")},
         {"group members", members, jint(stats, "group_members")},
         {"corp tags", tags, jint(stats, "tags")},
-        {"API requests of both syncs (Siyu / simulator count)", jint(s1.j, "requests") + jint(s2.j, "requests"), sim_calls},
+        {"API requests of both syncs (Siyu / simulator count)",
+         jint(s1.j, "requests") + jint(s2.j, "requests"), sim_calls},
         {"changes made by the second sync", jint(s2.j, "changes"), 0},
     };
     int failed = 0;
@@ -264,12 +281,13 @@ int main(int argc, char **argv) {
     double la[3] = {0};
     getloadavg(la, 3);
     fprintf(r, "\n## Full sync (`make bench-sync`) %s — commit %s\n\n", when, commit);
-    fprintf(r, "- Machine: %s %s %s, %ld CPUs; load average at the end %.2f %.2f %.2f\n",
-            u.sysname, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN), la[0], la[1], la[2]);
-    fprintf(r, "- Command: `./build/bench_sync --siyu %s --customers %s --seed %s`; simulator "
-               "`siyu wecom-sim --customers %s --seed %s` (default shape: 500 employees, 1,000 "
-               "groups, 60 tags; no replayed history), Siyu `siyu sync --json` in-process "
-               "(WAL, synchronous=FULL), both on this machine\n\n",
+    fprintf(r, "- Machine: %s %s %s, %ld CPUs; load average at the end %.2f %.2f %.2f\n", u.sysname,
+            u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN), la[0], la[1], la[2]);
+    fprintf(r,
+            "- Command: `./build/bench_sync --siyu %s --customers %s --seed %s`; simulator "
+            "`siyu wecom-sim --customers %s --seed %s` (default shape: 500 employees, 1,000 "
+            "groups, 60 tags; no replayed history), Siyu `siyu sync --json` in-process "
+            "(WAL, synchronous=FULL), both on this machine\n\n",
             siyu, customers, seed, customers, seed);
     fprintf(r, "| sync | wall s | API calls | records | records/s | customers/s | changes |\n"
                "|---|---|---|---|---|---|---|\n");
@@ -281,8 +299,9 @@ int main(int argc, char **argv) {
                 (long long)jint(s->j, "calls"), (long long)items, (double)items / s->wall,
                 (double)custs / s->wall, (long long)jint(s->j, "changes"));
     }
-    fprintf(r, "\nFirst sync created: customers %lld, relationships %lld, follow-record tags %lld, "
-               "groups %lld, members %lld, employees %lld, tags %lld.\n",
+    fprintf(r,
+            "\nFirst sync created: customers %lld, relationships %lld, follow-record tags %lld, "
+            "groups %lld, members %lld, employees %lld, tags %lld.\n",
             (long long)counts(s1.j, "customers", "created"),
             (long long)counts(s1.j, "relationships", "created"),
             (long long)counts(s1.j, "follow_tags", "created"),
@@ -290,9 +309,10 @@ int main(int argc, char **argv) {
             (long long)counts(s1.j, "members", "created"),
             (long long)counts(s1.j, "employees", "created"),
             (long long)counts(s1.j, "tags", "created"));
-    fprintf(r, "Checksum: %lld customers with an active relationship, %lld relationships, %lld "
-               "follow-record tags, %lld groups, %lld members; FNV-1a sum of "
-               "`ext|userid|state|remark|added_at` over active relationships %016llx.\n\n",
+    fprintf(r,
+            "Checksum: %lld customers with an active relationship, %lld relationships, %lld "
+            "follow-record tags, %lld groups, %lld members; FNV-1a sum of "
+            "`ext|userid|state|remark|added_at` over active relationships %016llx.\n\n",
             (long long)custs, (long long)rels, (long long)ftags, (long long)groups,
             (long long)members, (unsigned long long)sum);
     fprintf(r, "| check | Siyu | simulator | |\n|---|---|---|---|\n");

@@ -71,12 +71,12 @@ static void print_summary(const sync_progress *p, int rc, const siyu_err *err, b
                                 json_pack("{s:I,s:I,s:I}", "created", (json_int_t)p->n[i].created,
                                           "updated", (json_int_t)p->n[i].updated, "ended",
                                           (json_int_t)p->n[i].ended));
-        json_t *o = json_pack("{s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:I,s:o}", "run_id",
-                              (json_int_t)p->run_id, "tenant_id", (json_int_t)p->tenant_id,
-                              "state", rc == 0 ? "done" : "failed", "wall_s", s, "calls",
-                              (json_int_t)p->calls, "requests", (json_int_t)p->requests, "items",
-                              (json_int_t)p->items, "changes",
-                              (json_int_t)sync_progress_changes(p), "counts", counts);
+        json_t *o =
+            json_pack("{s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:I,s:o}", "run_id", (json_int_t)p->run_id,
+                      "tenant_id", (json_int_t)p->tenant_id, "state", rc == 0 ? "done" : "failed",
+                      "wall_s", s, "calls", (json_int_t)p->calls, "requests",
+                      (json_int_t)p->requests, "items", (json_int_t)p->items, "changes",
+                      (json_int_t)sync_progress_changes(p), "counts", counts);
         if (rc != 0) json_object_set_new(o, "error", json_string(err->msg));
         char *txt = json_dumps(o, JSON_COMPACT);
         printf("%s\n", txt ? txt : "{}");

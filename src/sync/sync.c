@@ -25,16 +25,16 @@
 #include "sync/sync_int.h"
 #include "util/log.h"
 
-#define BATCH_USERS 100  /* batch/get_by_user userid_list and groupchat/list owner_filter */
-#define BATCH_LIMIT 100  /* batch/get_by_user limit */
-#define CHAT_LIMIT 1000  /* groupchat/list limit */
-#define CHAT_FLUSH 20    /* groupchat/get answers per write step */
-#define END_CHUNK 500    /* relationships ended per write step */
+#define BATCH_USERS 100 /* batch/get_by_user userid_list and groupchat/list owner_filter */
+#define BATCH_LIMIT 100 /* batch/get_by_user limit */
+#define CHAT_LIMIT 1000 /* groupchat/list limit */
+#define CHAT_FLUSH 20   /* groupchat/get answers per write step */
+#define END_CHUNK 500   /* relationships ended per write step */
 #define CURSOR_MAX 1024
 
 const char *const sync_entity_names[SYNC_ENTITY_COUNT] = {
-    "tag_groups", "tags", "employees", "customers", "relationships", "follow_tags", "groups",
-    "members"};
+    "tag_groups",    "tags",        "employees", "customers",
+    "relationships", "follow_tags", "groups",    "members"};
 
 int64_t sync_progress_changes(const sync_progress *p) {
     int64_t s = 0;
@@ -116,9 +116,8 @@ static json_t *col_text(sqlite3_stmt *st, int i) {
 
 static json_t *run_row_json(sqlite3_stmt *st) {
     json_t *o = json_object();
-    static const char *const names[] = {"id",    "tenant_id", "kind",     "origin",
-                                        "state", "phase",     "done",     "total",
-                                        "calls", "requests",  "items",    NULL};
+    static const char *const names[] = {"id",   "tenant_id", "kind",  "origin",   "state", "phase",
+                                        "done", "total",     "calls", "requests", "items", NULL};
     for (int i = 0; names[i]; i++)
         json_object_set_new(o, names[i],
                             sqlite3_column_type(st, i) == SQLITE_INTEGER
@@ -194,7 +193,7 @@ typedef struct run {
     siyu_err *err;
     char **users; /* follow userids [0, nfollow), then handover userids of resigned members */
     size_t nusers, nfollow, capusers;
-    char **ok_users;  /* sorted: userids whose customers were listed completely */
+    char **ok_users; /* sorted: userids whose customers were listed completely */
     size_t nok_users;
     char **ok_owners; /* sorted: owners whose groups were listed completely */
     size_t nok_owners;
@@ -384,8 +383,10 @@ static int phase_employees(run *r) {
         if (rc != 0) break;
         const char *s = sync__nz(json_string_value(u));
         if (!s) continue;
-        if (!(r->users[r->nusers] = strdup(s))) rc = SIYU_ENOMEM;
-        else r->nusers++;
+        if (!(r->users[r->nusers] = strdup(s)))
+            rc = SIYU_ENOMEM;
+        else
+            r->nusers++;
     }
     json_decref(out);
     if (rc != 0) return siyu_err_set(r->err, rc, NULL, "out of memory");
@@ -424,8 +425,8 @@ static int customers_batch(run *r, size_t from, size_t to) {
     char cursor[CURSOR_MAX] = "";
     int rc = 0;
     do {
-        json_t *body = json_pack("{s:O,s:s,s:i}", "userid_list", ul, "cursor", cursor, "limit",
-                                 BATCH_LIMIT);
+        json_t *body =
+            json_pack("{s:O,s:s,s:i}", "userid_list", ul, "cursor", cursor, "limit", BATCH_LIMIT);
         json_t *out = NULL;
         int64_t fetched = siyu_now();
         rc = body ? call(r, "externalcontact/batch/get_by_user", NULL, body, &out) : SIYU_ENOMEM;
@@ -675,8 +676,8 @@ static int missing_rels(run *r, sync_i64v *out) {
             int64_t id = sqlite3_column_int64(st, 0);
             bool seen = r->seen.n && bsearch(&id, r->seen.v, r->seen.n, sizeof id, cmp_i64);
             /* Only members whose customers WeCom listed completely. */
-            if (!seen && !in_sorted(r->ok_users, r->nok_users,
-                                    (const char *)sqlite3_column_text(st, 1)))
+            if (!seen &&
+                !in_sorted(r->ok_users, r->nok_users, (const char *)sqlite3_column_text(st, 1)))
                 seen = true;
             if (!seen && (rc = sync__i64v_push(out, id)) != 0) break;
         }
@@ -721,8 +722,8 @@ static void run_finish(run *r, int rc) {
     r->p.elapsed_ms = sync__now_ms() - r->t0_ms;
     const char *phase_failed = r->p.phase;
     r->p.phase = rc == 0 ? "finished" : phase_failed;
-    finish_arg f = {.r = r, .state = rc == 0 ? "done" : "failed",
-                    .error = rc == 0 ? NULL : r->err->msg};
+    finish_arg f = {
+        .r = r, .state = rc == 0 ? "done" : "failed", .error = rc == 0 ? NULL : r->err->msg};
     int wrc = store_write(r->st, finish_step, &f);
     if (wrc != 0)
         log_error("sync: tenant=%lld run=%lld: cannot record the end: %s", (long long)r->tenant,
@@ -745,8 +746,15 @@ int sync_full_run(store *st, wecom_client *wc, int64_t tenant_id, int64_t run_id
                   atomic_bool *cancel, sync_progress_fn fn, void *fn_arg, sync_progress *out,
                   siyu_err *err) {
     siyu_err local = {0};
-    run r = {.st = st, .wc = wc, .tenant = tenant_id, .run_id = run_id, .cancel = cancel,
-             .fn = fn, .fn_arg = fn_arg, .t0_ms = sync__now_ms(), .err = err ? err : &local};
+    run r = {.st = st,
+             .wc = wc,
+             .tenant = tenant_id,
+             .run_id = run_id,
+             .cancel = cancel,
+             .fn = fn,
+             .fn_arg = fn_arg,
+             .t0_ms = sync__now_ms(),
+             .err = err ? err : &local};
     siyu_err_clear(r.err);
     r.p.run_id = run_id;
     r.p.tenant_id = tenant_id;

@@ -67,7 +67,7 @@ extern const char *const sync_entity_names[SYNC_ENTITY_COUNT]; /* "customers", .
 
 typedef struct sync_progress {
     int64_t run_id, tenant_id;
-    const char *phase; /* static string */
+    const char *phase;   /* static string */
     int64_t done, total; /* phase progress: userids, chats, ... */
     int64_t calls;       /* API calls made by this run */
     int64_t requests;    /* HTTP requests (retries included) */

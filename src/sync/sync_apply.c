@@ -182,8 +182,7 @@ static void contact_parse(const json_t *o, contact_vals *v) {
     v->has_type = v->type >= 0;
 }
 
-static int customer_insert(sync_apply *a, const contact_vals *v, int64_t added_at,
-                           int64_t *cust) {
+static int customer_insert(sync_apply *a, const contact_vals *v, int64_t added_at, int64_t *cust) {
     sqlite3_stmt *st =
         stmt(a, "INSERT INTO customer(tenant_id, external_userid, name, gender, type, corp_name, "
                 "first_added_at, created_at, updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?8)");
@@ -229,8 +228,8 @@ int sync__customer_upsert(sync_apply *a, const json_t *contact, int64_t added_at
     *cust = sqlite3_column_int64(st, 0);
     bool same = true;
     if (v.has_name && !text_eq(sqlite3_column_text(st, 1), v.name)) same = false;
-    if (v.has_gender && (sqlite3_column_type(st, 2) == SQLITE_NULL ||
-                         sqlite3_column_int64(st, 2) != v.gender))
+    if (v.has_gender &&
+        (sqlite3_column_type(st, 2) == SQLITE_NULL || sqlite3_column_int64(st, 2) != v.gender))
         same = false;
     if (v.has_type &&
         (sqlite3_column_type(st, 3) == SQLITE_NULL || sqlite3_column_int64(st, 3) != v.type))
@@ -423,7 +422,8 @@ static int follow_tags_apply(sync_apply *a, int64_t cust, int64_t emp, const jso
         if (rc == 0) rc = customer_tag_ensure(a, cust, emp, want.v[i]);
     }
     for (i = 0; i < have.n && rc == 0; i++)
-        if (!has_i64(want.v, want.n, have.v[i])) rc = follow_tag_set(a, cust, emp, have.v[i], false);
+        if (!has_i64(want.v, want.n, have.v[i]))
+            rc = follow_tag_set(a, cust, emp, have.v[i], false);
 done:
     sync__i64v_free(&want);
     sync__i64v_free(&have);
@@ -712,18 +712,19 @@ static int missing_ids(sync_apply *a, const char *sql, char *const *seen, size_t
     return ret;
 }
 
-static int tags_delete_missing(sync_apply *a, char **seen_g, size_t ng, char **seen_t,
-                               size_t nt) {
+static int tags_delete_missing(sync_apply *a, char **seen_g, size_t ng, char **seen_t, size_t nt) {
     if (ng) qsort(seen_g, ng, sizeof *seen_g, cmp_str);
     if (nt) qsort(seen_t, nt, sizeof *seen_t, cmp_str);
     sync_i64v tags = {0}, groups = {0};
-    int rc = missing_ids(a, "SELECT id, wecom_id FROM tag WHERE tenant_id=?1 AND wecom_id IS NOT "
-                            "NULL",
+    int rc = missing_ids(a,
+                         "SELECT id, wecom_id FROM tag WHERE tenant_id=?1 AND wecom_id IS NOT "
+                         "NULL",
                          seen_t, nt, &tags);
     if (rc == 0) rc = tags_delete(a, tags.v, tags.n, false);
     if (rc == 0)
-        rc = missing_ids(a, "SELECT id, wecom_id FROM tag_group WHERE tenant_id=?1 AND wecom_id IS "
-                            "NOT NULL",
+        rc = missing_ids(a,
+                         "SELECT id, wecom_id FROM tag_group WHERE tenant_id=?1 AND wecom_id IS "
+                         "NOT NULL",
                          seen_g, ng, &groups);
     if (rc == 0) rc = tags_delete(a, groups.v, groups.n, true);
     if (rc == 0) {
@@ -841,8 +842,8 @@ static int member_resolve(sync_apply *a, const char *id, int64_t type, int64_t *
     return external ? customer_ensure_bare(a, id, cust) : sync__employee_ensure(a, id, emp);
 }
 
-static int member_join(sync_apply *a, int64_t gid, const json_t *m, const char *id,
-                       int64_t scene, int64_t joined) {
+static int member_join(sync_apply *a, int64_t gid, const json_t *m, const char *id, int64_t scene,
+                       int64_t joined) {
     int64_t cust, emp;
     int rc = member_resolve(a, id, sync__jint(m, "type", -1), &cust, &emp);
     if (rc != 0) return rc;
@@ -891,7 +892,8 @@ static int members_apply(sync_apply *a, int64_t gid, const json_t *list) {
         member_row key = {.id = (char *)id};
         member_row *c = n ? bsearch(&key, cur, n, sizeof *cur, member_cmp) : NULL;
         if (c) listed[c - cur] = true;
-        bool same = c && c->in && (scene < 0 ? !c->has_scene : c->has_scene && c->join_scene == scene) &&
+        bool same = c && c->in &&
+                    (scene < 0 ? !c->has_scene : c->has_scene && c->join_scene == scene) &&
                     (joined <= 0 ? !c->has_joined : c->has_joined && c->joined_at == joined);
         if (same) continue;
         rc = member_join(a, gid, m, id, scene, joined);
@@ -978,8 +980,8 @@ int sync__chat_apply(sync_apply *a, const json_t *chat, bool force_members) {
     return json_is_array(list) ? members_apply(a, gid, list) : 0;
 }
 
-int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n,
-                                char *const *owners, size_t nowners, int64_t before) {
+int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n, char *const *owners,
+                                size_t nowners, int64_t before) {
     sync_i64v gone = {0};
     sqlite3_stmt *st = stmt(a, "SELECT id, chat_id, owner_userid FROM group_chat WHERE "
                                "tenant_id=?1 AND status='active' AND updated_at < ?2");

@@ -27,7 +27,7 @@ typedef struct sync_follow {
     const char *userid;
     const char *remark, *description, *state; /* "" is stored as NULL */
     int64_t createtime;
-    int add_way;          /* -1 = absent */
+    int add_way;           /* -1 = absent */
     const json_t *tag_ids; /* array of tag id strings, or NULL */
 } sync_follow;
 
@@ -65,8 +65,8 @@ int sync__rels_end(sync_apply *a, const int64_t *ids, size_t n, int64_t before);
 /* Dismisses the tenant's active groups not in chat_ids (sorted strings), not
  * updated since before, whose owner is in owners (sorted; the owners whose
  * groups were listed) or unknown. */
-int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n,
-                                char *const *owners, size_t nowners, int64_t before);
+int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n, char *const *owners,
+                                size_t nowners, int64_t before);
 
 /* Drops follow-record tags of relationships that are not active, and the
  * 'wecom' customer_tag rows no follow record backs any more. pair_cust and

@@ -60,8 +60,8 @@ struct sync_mgr {
     sync_mgr_opts o;
     int64_t started_at;
     pthread_mutex_t mu;
-    pthread_cond_t wake;  /* workers: an item or stopping */
-    pthread_cond_t tick;  /* scheduler: stopping */
+    pthread_cond_t wake; /* workers: an item or stopping */
+    pthread_cond_t tick; /* scheduler: stopping */
     bool stopping;
     atomic_bool cancel;
     job *jobs;
@@ -94,8 +94,7 @@ static uint32_t item_hash(int64_t tenant, rf_kind kind, const char *a, const cha
     return h;
 }
 
-static bool item_eq(const rf_item *x, int64_t tenant, rf_kind kind, const char *a,
-                    const char *b) {
+static bool item_eq(const rf_item *x, int64_t tenant, rf_kind kind, const char *a, const char *b) {
     return x->tenant == tenant && x->kind == kind && !strcmp(x->a, a) && !strcmp(x->b, b);
 }
 
@@ -247,7 +246,7 @@ void sync_mgr_notify(sync_mgr *m, int64_t tenant_id, const wecom_event *ev,
 
 typedef struct rf_cmd {
     const rf_item *it;
-    json_t *out;        /* API answer */
+    json_t *out;          /* API answer */
     const json_t *follow; /* RF_CONTACT: the follow_user entry of it->b */
     int64_t fetched_at;
     sync_counts n[SYNC_ENTITY_COUNT];
@@ -256,8 +255,12 @@ typedef struct rf_cmd {
 static int rf_step(store_conn *c, void *arg) {
     rf_cmd *cmd = arg;
     const rf_item *it = cmd->it;
-    sync_apply a = {.c = c, .tenant = it->tenant, .now = siyu_now(),
-                    .fetched_at = cmd->fetched_at, .placeholders = true, .n = cmd->n};
+    sync_apply a = {.c = c,
+                    .tenant = it->tenant,
+                    .now = siyu_now(),
+                    .fetched_at = cmd->fetched_at,
+                    .placeholders = true,
+                    .n = cmd->n};
     switch (it->kind) {
     case RF_CONTACT: {
         int64_t cust = 0;
@@ -618,8 +621,8 @@ sync_mgr *sync_mgr_start(store *st, wecom_client *wc, const sync_mgr_opts *o, si
         if (pthread_create(&m->workers[i], NULL, worker_main, m) != 0) break;
         m->nworkers++;
     }
-    log_info("sync: manager started (interval %d s, refresh queue %d, workers %d)",
-             m->o.interval_s, m->o.queue_max, m->nworkers);
+    log_info("sync: manager started (interval %d s, refresh queue %d, workers %d)", m->o.interval_s,
+             m->o.queue_max, m->nworkers);
     return m;
 }
 

@@ -59,13 +59,13 @@ static int sim_start(t_server *s, int port, int srv_port) {
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(cb, sizeof cb, "http://127.0.0.1:%d/wecom/callback/1", srv_port);
     const char *bin = getenv("SIYU_BIN");
-    const char *argv[] = {bin,         "wecom-sim",      "--listen",  listen,      "--corp-id",
-                          CORP,        "--secret",       SECRET,      "--callback-url",
-                          cb,          "--callback-token", CB_TOKEN,  "--aes-key",   AES_KEY,
-                          "--seed",    "7",              "--customers", CUSTOMERS, "--employees",
-                          "60",        "--groups",       "80",        "--tags",      "30",
-                          "--stores",  "5",              "--departments", "4",    "--channels",
-                          "20",        NULL};
+    const char *argv[] = {
+        bin,           "wecom-sim", "--listen",       listen, "--corp-id",        CORP,
+        "--secret",    SECRET,      "--callback-url", cb,     "--callback-token", CB_TOKEN,
+        "--aes-key",   AES_KEY,     "--seed",         "7",    "--customers",      CUSTOMERS,
+        "--employees", "60",        "--groups",       "80",   "--tags",           "30",
+        "--stores",    "5",         "--departments",  "4",    "--channels",       "20",
+        NULL};
     int pfd[2];
     if (!bin || pipe(pfd) != 0) return -1;
     pid_t pid = fork();
@@ -108,10 +108,9 @@ static int sim_start(t_server *s, int port, int srv_port) {
 static int setup(void **state) {
     (void)state;
     F.dir = t_tmpdir();
-    const char *args[] = {"tenant",   "create", "--data",           F.dir,    "--name",
-                          "Sync",     "--corp-id", CORP,            "--callback-token",
-                          CB_TOKEN,   "--aes-key", AES_KEY,         "--secret", SECRET,
-                          NULL};
+    const char *args[] = {
+        "tenant",           "create", "--data",    F.dir,   "--name",   "Sync", "--corp-id", CORP,
+        "--callback-token", CB_TOKEN, "--aes-key", AES_KEY, "--secret", SECRET, NULL};
     if (t_siyu(NULL, args) != 0) {
         fprintf(stderr, "setup: tenant create failed\n");
         return -1;
@@ -469,8 +468,8 @@ static void test_cli_sync(void **state) {
         !strstr(out, "records/s") || !strstr(out, "0 changes"))
         fail_msg("siyu sync exited %d:\n%s", rc, out ? out : "");
     free(out);
-    const char *jargs[] = {"sync", "--data", F.dir, "--tenant", "1", "--base-url", base, "--json",
-                           NULL};
+    const char *jargs[] = {"sync",       "--data", F.dir,    "--tenant", "1",
+                           "--base-url", base,     "--json", NULL};
     assert_int_equal(t_siyu(&out, jargs), 0);
     json_t *j = json_loads(out, 0, NULL);
     free(out);
@@ -523,12 +522,12 @@ static void test_refresh_after_callback(void **state) {
     remark[0] = 0;
     size_t i, j;
     json_t *c, *f;
-    json_array_foreach(json_object_get(d, "customers"), i, c)
-        if (!strcmp(json_string_value(json_object_get(c, "external_userid")), ext))
-            json_array_foreach(json_object_get(c, "follow"), j, f)
-                if (!strcmp(json_string_value(json_object_get(f, "userid")), uid))
-                    snprintf(remark, sizeof remark, "%s",
-                             json_string_value(json_object_get(f, "remark")));
+    json_array_foreach(
+        json_object_get(d, "customers"), i,
+        c) if (!strcmp(json_string_value(json_object_get(c, "external_userid")), ext))
+        json_array_foreach(json_object_get(c, "follow"), j,
+                           f) if (!strcmp(json_string_value(json_object_get(f, "userid")), uid))
+            snprintf(remark, sizeof remark, "%s", json_string_value(json_object_get(f, "remark")));
     json_decref(d);
     const char *got = "";
     double t0 = now_s();
