@@ -61,6 +61,16 @@ static void sync_start(http_req *r, http_resp *w) {
     http_write(r, w, sync_run_begin, &op->b, sync_started);
 }
 
+/* The callback-driven refresh counters (server-wide). */
+static json_t *refresh_json(sync_mgr *m) {
+    sync_mgr_stats s;
+    sync_mgr_stats_get(m, &s);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queued", (json_int_t)s.queued, "done",
+                     (json_int_t)s.done, "deduplicated", (json_int_t)s.deduped, "dropped",
+                     (json_int_t)s.dropped, "failed", (json_int_t)s.failed, "calls",
+                     (json_int_t)s.calls, "pending", (json_int_t)s.pending);
+}
+
 static void sync_latest_read(http_req *r, http_resp *w, store_conn *c) {
     json_t *j = sync_run_get_json(c, r->auth.tenant_id, 0);
     if (!j) {
@@ -69,6 +79,7 @@ static void sync_latest_read(http_req *r, http_resp *w, store_conn *c) {
     }
     json_object_set_new(j, "needs_full_sync",
                         json_boolean(sync_mgr_needs_full(r->ctx->sync, r->auth.tenant_id)));
+    json_object_set_new(j, "refresh", refresh_json(r->ctx->sync));
     http_json(w, 200, j);
 }
 

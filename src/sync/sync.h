@@ -154,8 +154,9 @@ bool sync_mgr_needs_full(sync_mgr *m, int64_t tenant_id);
 void sync_mgr_notify(sync_mgr *m, int64_t tenant_id, const wecom_event *ev,
                      const char *prev_mem_ver);
 
+/* Refresh counters since start; pending = queued now + being processed. */
 typedef struct sync_mgr_stats {
-    long queued, done, deduped, dropped, failed, calls;
+    long queued, done, deduped, dropped, failed, calls, pending;
 } sync_mgr_stats;
 void sync_mgr_stats_get(sync_mgr *m, sync_mgr_stats *out);
 

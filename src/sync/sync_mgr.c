@@ -73,7 +73,7 @@ struct sync_mgr {
     rf_item *pool;
     int *buckets;
     int nbuckets;
-    int free_head, qhead, qtail, queued;
+    int free_head, qhead, qtail, queued, inflight;
     /* tenants whose refreshes overflowed */
     int64_t flagged[64];
     int nflagged;
@@ -181,6 +181,7 @@ static bool dequeue(sync_mgr *m, rf_item *out) {
     it->qnext = m->free_head;
     m->free_head = i;
     m->queued--;
+    m->inflight++;
     pthread_mutex_unlock(&m->mu);
     return true;
 }
@@ -392,8 +393,12 @@ static void rf_process(sync_mgr *m, const rf_item *it) {
 static void *worker_main(void *arg) {
     sync_mgr *m = arg;
     rf_item it;
-    while (dequeue(m, &it))
+    while (dequeue(m, &it)) {
         rf_process(m, &it);
+        pthread_mutex_lock(&m->mu);
+        m->inflight--;
+        pthread_mutex_unlock(&m->mu);
+    }
     return NULL;
 }
 
@@ -660,4 +665,7 @@ void sync_mgr_stats_get(sync_mgr *m, sync_mgr_stats *out) {
     out->dropped = atomic_load(&m->st_dropped);
     out->failed = atomic_load(&m->st_failed);
     out->calls = atomic_load(&m->st_calls);
+    pthread_mutex_lock(&m->mu);
+    out->pending = m->queued + m->inflight;
+    pthread_mutex_unlock(&m->mu);
 }

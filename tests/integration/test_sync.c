@@ -555,6 +555,59 @@ static void test_refresh_after_callback(void **state) {
                           ext) >= (want[0] ? 1 : 0));
 }
 
+/* Waits until the server's refresh queue is empty (callbacks the simulator
+ * pushed are acknowledged before /sim/act and /sim/run return, so their
+ * refreshes are queued by then). */
+static void wait_refresh_idle(void) {
+    double t0 = now_s();
+    for (;;) {
+        json_t *j = t_call(&F.srv, "GET", "/api/v1/sync", F.admin, NULL, 200);
+        json_int_t pending =
+            json_integer_value(json_object_get(json_object_get(j, "refresh"), "pending"));
+        json_decref(j);
+        if (pending == 0) return;
+        assert_true(now_s() - t0 < 20);
+        usleep(50000);
+    }
+}
+
+static void test_refresh_tags_and_groups(void **state) {
+    (void)state;
+    json_t *a = t_call(&F.sim, "POST", "/sim/act", NULL,
+                       "{\"type\":\"create_tag\",\"name\":\"Refreshed\",\"group_name\":"
+                       "\"Sync test\",\"deliver\":true}",
+                       200);
+    const char *tag = json_string_value(json_object_get(a, "tag_id"));
+    assert_non_null(tag);
+    wait_refresh_idle();
+    assert_string_equal(t_sql_text(F.dir,
+                                   "SELECT g.name || '/' || t.name FROM tag t JOIN tag_group g ON "
+                                   "g.id=t.group_id WHERE t.wecom_id='%s'",
+                                   tag),
+                        "Sync test/Refreshed");
+    json_decref(a);
+    a = t_call(&F.sim, "POST", "/sim/act", NULL,
+               "{\"type\":\"create_group\",\"name\":\"Refreshed group\",\"deliver\":true}", 200);
+    const char *chat = json_string_value(json_object_get(a, "chat_id"));
+    assert_non_null(chat);
+    wait_refresh_idle();
+    assert_string_equal(
+        t_sql_text(F.dir,
+                   "SELECT name || '/' || coalesce(owner_userid, '') FROM group_chat "
+                   "WHERE chat_id='%s'",
+                   chat)[0]
+            ? t_sql_text(F.dir, "SELECT name FROM group_chat WHERE chat_id='%s'", chat)
+            : "",
+        "Refreshed group");
+    json_decref(a);
+    /* Random live traffic (adds, edits, deletes, group joins and quits, tags, ...)
+     * with its callbacks: callbacks plus refreshes keep Siyu equal to WeCom
+     * without a full sync. */
+    json_decref(t_call(&F.sim, "POST", "/sim/run", NULL, "{\"actions\":80}", 200));
+    wait_refresh_idle();
+    expect_mirror();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_sync_mirrors_sim),
@@ -562,6 +615,7 @@ int main(void) {
         cmocka_unit_test(test_missed_callbacks_reconciled),
         cmocka_unit_test(test_cli_sync),
         cmocka_unit_test(test_refresh_after_callback),
+        cmocka_unit_test(test_refresh_tags_and_groups),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
