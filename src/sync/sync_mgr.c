@@ -34,6 +34,7 @@
 #define TENANTS_MAX 4096
 #define SCHEDULE_EVERY_S 5
 #define CONTACT_PAGES_MAX 20
+#define NOSECRET_TTL_S 10
 
 typedef enum rf_kind { RF_CONTACT, RF_PAIR_END, RF_TAG, RF_TAG_GROUP, RF_TAG_ALL, RF_CHAT } rf_kind;
 
@@ -77,6 +78,11 @@ struct sync_mgr {
     /* tenants whose refreshes overflowed */
     int64_t flagged[64];
     int nflagged;
+    /* tenants found without a WeCom secret: their callbacks queue nothing
+     * until the entry expires (NOSECRET_TTL_S) */
+    struct {
+        int64_t tenant, until;
+    } nosecret[16];
     atomic_long st_queued, st_done, st_deduped, st_dropped, st_failed, st_calls;
 };
 
@@ -113,7 +119,30 @@ static void unflag_tenant(sync_mgr *m, int64_t tenant) {
         }
 }
 
-/* Queues (tenant, kind, a, b) unless an equal item waits; under mu. */
+/* Under mu: whether tenant was recently found without a secret. */
+static bool nosecret_known(sync_mgr *m, int64_t tenant) {
+    int64_t now = siyu_now();
+    for (size_t i = 0; i < sizeof m->nosecret / sizeof *m->nosecret; i++)
+        if (m->nosecret[i].tenant == tenant && m->nosecret[i].until > now) return true;
+    return false;
+}
+
+static void nosecret_note(sync_mgr *m, int64_t tenant) {
+    pthread_mutex_lock(&m->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof m->nosecret / sizeof *m->nosecret; i++) {
+        if (m->nosecret[i].tenant == tenant) {
+            k = i;
+            break;
+        }
+        if (m->nosecret[i].until < m->nosecret[k].until) k = i; /* the oldest */
+    }
+    m->nosecret[k].tenant = tenant;
+    m->nosecret[k].until = siyu_now() + NOSECRET_TTL_S;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Queues (tenant, kind, a, b) unless an equal item waits. */
 static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, const char *b) {
     if (!a) a = "";
     if (!b) b = "";
@@ -123,6 +152,11 @@ static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, co
     }
     uint32_t h = item_hash(tenant, kind, a, b);
     pthread_mutex_lock(&m->mu);
+    if (nosecret_known(m, tenant)) {
+        pthread_mutex_unlock(&m->mu);
+        atomic_fetch_add(&m->st_dropped, 1);
+        return;
+    }
     int *bucket = &m->buckets[h % (uint32_t)m->nbuckets];
     for (int i = *bucket; i >= 0; i = m->pool[i].hnext)
         if (m->pool[i].hash == h && item_eq(&m->pool[i], tenant, kind, a, b)) {
@@ -348,6 +382,7 @@ static void rf_process(sync_mgr *m, const rf_item *it) {
     int rc = c ? tenant_wecom_app(c, it->tenant, &app) : SIYU_EIO;
     if (c) store_reader_release(m->st, c);
     if (rc != 0) { /* no secret: nothing to ask WeCom with */
+        if (rc != SIYU_EIO) nosecret_note(m, it->tenant);
         atomic_fetch_add(&m->st_dropped, 1);
         return;
     }
