@@ -603,6 +603,46 @@ static void test_refresh_tags_and_groups(void **state) {
     expect_mirror();
 }
 
+/* A run cut short by a crash is marked failed at the next start; a server
+ * with a sync interval syncs on its own. */
+static void test_interrupted_and_periodic(void **state) {
+    (void)state;
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
+                       "{\"path\":\"externalcontact/get_corp_tag_list\",\"delay_ms\":3000,"
+                       "\"count\":1}",
+                       200));
+    json_t *run = t_call(&F.srv, "POST", "/api/v1/sync", F.admin, "{}", 202);
+    json_int_t id = json_integer_value(json_object_get(run, "id"));
+    json_decref(run);
+    t_server_kill(&F.srv);
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", F.sim.port);
+    const char *extra[] = {"--wecom-base-url", base, "--sync-interval", "1", NULL};
+    assert_int_equal(t_server_start(&F.srv, F.dir, extra), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/sync/runs?before=%lld", (long long)id + 1);
+    json_t *runs = t_call(&F.srv, "GET", path, F.admin, NULL, 200);
+    json_t *cut = json_array_get(json_object_get(runs, "items"), 0);
+    assert_int_equal(json_integer_value(json_object_get(cut, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(cut, "state")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(cut, "error")), "interrupted"));
+    json_decref(runs);
+    double t0 = now_s();
+    for (;;) {
+        json_t *j = t_call(&F.srv, "GET", "/api/v1/sync", F.admin, NULL, 200);
+        bool done = json_integer_value(json_object_get(j, "id")) > id &&
+                    !strcmp(json_string_value(json_object_get(j, "state")), "done");
+        if (done) {
+            assert_string_equal(json_string_value(json_object_get(j, "origin")), "periodic");
+            json_decref(j);
+            break;
+        }
+        json_decref(j);
+        assert_true(now_s() - t0 < 30);
+        usleep(100000);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_sync_mirrors_sim),
@@ -611,6 +651,7 @@ int main(void) {
         cmocka_unit_test(test_cli_sync),
         cmocka_unit_test(test_refresh_after_callback),
         cmocka_unit_test(test_refresh_tags_and_groups),
+        cmocka_unit_test(test_interrupted_and_periodic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
