@@ -1,6 +1,7 @@
 /* sync.c — `siyu sync`: a full sync of one tenant with WeCom, in this
  * process, against the data directory (the server may be running or not:
- * SQLite serialises the writes). Shows progress on the terminal (one
+ * SQLite serialises the writes; a writer thread group-commits the steps of
+ * the concurrent fetchers). Shows progress on the terminal (one
  * rewritten line on a TTY, a line per second otherwise) and a summary; with
  * --json the summary is one JSON object on stdout. */
 #include <signal.h>
@@ -145,7 +146,7 @@ int cli_sync(int argc, char **argv) {
     }
     log_set_level(LOG_WARN);
     siyu_err err = {0};
-    store_options so = {.writer_thread = false};
+    store_options so = {.writer_thread = true};
     store *st = store_open(data, &so, &err);
     if (!st) {
         fprintf(stderr, "siyu sync: %s\n", err.msg);

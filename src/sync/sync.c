@@ -17,6 +17,7 @@
  * of relationships seen active (8 bytes each), plus one API page at a time.
  * Ownership: everything in `run` is freed by run_free; API answers are
  * decref'd after their step. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #define CHAT_FLUSH 20   /* groupchat/get answers per write step */
 #define END_CHUNK 500   /* relationships ended per write step */
 #define CURSOR_MAX 1024
+#define FETCHERS 3 /* concurrent API readers per run (spec §3.11: 2–5 per corp) */
 
 const char *const sync_entity_names[SYNC_ENTITY_COUNT] = {
     "tag_groups",    "tags",        "employees", "customers",
@@ -180,7 +182,20 @@ json_t *sync_run_list_json(store_conn *c, int64_t tenant_id, int limit, int64_t 
 
 /* ---- the run ------------------------------------------------------------ */
 
+typedef struct ubatch {
+    size_t from, to; /* users[from, to) */
+    bool handover;   /* resigned members: a failure skips the batch */
+} ubatch;
+
+/* Concurrency: the customer and group-detail phases fetch with FETCHERS
+ * threads. mu guards everything they share — p, seen, the ok lists, err,
+ * and the observer call; write steps take it too (on the writer thread), so
+ * nobody may hold mu while calling store_write. */
 typedef struct run {
+    pthread_mutex_t mu;
+    atomic_bool failed;
+    ubatch *ub;
+    size_t nub;
     store *st;
     wecom_client *wc;
     wecom_app app;
@@ -211,6 +226,7 @@ static void strv_free(char **v, size_t n) {
 }
 
 static void run_free(run *r) {
+    free(r->ub);
     free(r->ok_users); /* borrowed from users */
     free(r->ok_owners);
     strv_free(r->users, r->nusers);
@@ -223,22 +239,32 @@ static bool cancelled(run *r) {
     return r->cancel && atomic_load(r->cancel);
 }
 
-/* One API call; counts it. On failure err says which path and errcode. */
-static int call(run *r, const char *path, const char *query, const json_t *body, json_t **out) {
+/* One API call; counts it. On failure err says which path and errcode, and
+ * *errcode (may be NULL) holds WeCom's. Thread-safe. */
+static int call_e(run *r, siyu_err *err, const char *path, const char *query, const json_t *body,
+                  json_t **out, int *errcode) {
     *out = NULL;
-    if (cancelled(r)) return siyu_err_set(r->err, SIYU_ECLOSED, NULL, "cancelled");
+    if (errcode) *errcode = 0;
+    if (cancelled(r)) return siyu_err_set(err, SIYU_ECLOSED, NULL, "cancelled");
     wecom_res res;
     memset(&res, 0, sizeof res);
     int rc = wecom_call(r->wc, &r->app, path, query, body, out, &res);
+    pthread_mutex_lock(&r->mu);
     r->p.calls++;
     r->p.requests += res.attempts > 0 ? res.attempts : 1;
+    pthread_mutex_unlock(&r->mu);
     if (rc != 0) {
         json_decref(*out);
         *out = NULL;
-        return siyu_err_set(r->err, rc, NULL, "%s: %s (errcode %d: %.120s)", path,
+        if (errcode) *errcode = res.errcode;
+        return siyu_err_set(err, rc, NULL, "%s: %s (errcode %d: %.120s)", path,
                             wecom_errcode_name(res.errcode), res.errcode, res.errmsg);
     }
     return 0;
+}
+
+static int call(run *r, const char *path, const char *query, const json_t *body, json_t **out) {
+    return call_e(r, r->err, path, query, body, out, NULL);
 }
 
 static void counts_text(const sync_progress *p, char *buf, size_t cap) {
@@ -295,6 +321,7 @@ typedef struct step_cmd {
 static int step_run(store_conn *c, void *arg) {
     step_cmd *s = arg;
     run *r = s->r;
+    pthread_mutex_lock(&r->mu);
     sync_counts saved[SYNC_ENTITY_COUNT];
     memcpy(saved, r->p.n, sizeof saved);
     sync_apply a = {.c = c,
@@ -306,21 +333,81 @@ static int step_run(store_conn *c, void *arg) {
     int rc = s->fn ? s->fn(&a, r, s->arg) : 0;
     if (rc == 0) rc = progress_write(c, r, NULL, NULL);
     if (rc != 0) memcpy(r->p.n, saved, sizeof saved); /* rolled back */
+    pthread_mutex_unlock(&r->mu);
     return rc;
 }
 
 /* Applies fn(arg) and the progress in one write step, then tells the
- * observer. fn NULL = progress only. */
-static int step(run *r, apply_fn fn, void *arg, int64_t fetched_at) {
+ * observer. fn NULL = progress only. Thread-safe; never call with mu held. */
+static int step_e(run *r, siyu_err *err, apply_fn fn, void *arg, int64_t fetched_at) {
     step_cmd s = {.r = r, .fn = fn, .arg = arg, .fetched_at = fetched_at};
+    pthread_mutex_lock(&r->mu);
     r->p.elapsed_ms = sync__now_ms() - r->t0_ms;
+    pthread_mutex_unlock(&r->mu);
     int rc = store_write(r->st, step_run, &s);
     if (rc != 0) {
-        if (!r->err->code)
-            siyu_err_set(r->err, rc, NULL, "%s: write failed: %s", r->p.phase, siyu_strerror(rc));
+        if (!err->code)
+            siyu_err_set(err, rc, NULL, "%s: write failed: %s", r->p.phase, siyu_strerror(rc));
         return rc;
     }
-    if (r->fn) r->fn(r->fn_arg, &r->p);
+    if (r->fn) {
+        pthread_mutex_lock(&r->mu);
+        r->fn(r->fn_arg, &r->p);
+        pthread_mutex_unlock(&r->mu);
+    }
+    return 0;
+}
+
+static int step(run *r, apply_fn fn, void *arg, int64_t fetched_at) {
+    return step_e(r, r->err, fn, arg, fetched_at);
+}
+
+/* ---- parallel units ------------------------------------------------------ */
+
+typedef int (*unit_fn)(run *r, size_t i, siyu_err *err);
+
+typedef struct par {
+    run *r;
+    unit_fn fn;
+    size_t n;
+    atomic_size_t next;
+} par;
+
+static void *par_main(void *arg) {
+    par *p = arg;
+    run *r = p->r;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n || atomic_load(&r->failed) || cancelled(r)) break;
+        siyu_err e = {0};
+        int rc = p->fn(r, i, &e);
+        if (rc == 0) continue;
+        pthread_mutex_lock(&r->mu);
+        if (!atomic_load(&r->failed)) { /* the first failure is the run's */
+            *r->err = e;
+            if (!r->err->code) r->err->code = rc;
+            atomic_store(&r->failed, true);
+        }
+        pthread_mutex_unlock(&r->mu);
+        break;
+    }
+    return NULL;
+}
+
+/* Runs fn(r, 0..n) on up to FETCHERS threads (this one included); stops at
+ * the first failure. 0 or its code (r->err set). */
+static int par_run(run *r, unit_fn fn, size_t n) {
+    par p = {.r = r, .fn = fn, .n = n};
+    atomic_init(&p.next, 0);
+    pthread_t th[FETCHERS];
+    int k = 0, want = n < FETCHERS ? (int)n : FETCHERS;
+    for (; k < want - 1; k++)
+        if (pthread_create(&th[k], NULL, par_main, &p) != 0) break;
+    par_main(&p);
+    for (int i = 0; i < k; i++)
+        pthread_join(th[i], NULL);
+    if (atomic_load(&r->failed)) return r->err->code ? r->err->code : SIYU_EIO;
+    if (cancelled(r)) return siyu_err_set(r->err, SIYU_ECLOSED, NULL, "cancelled");
     return 0;
 }
 
@@ -418,7 +505,7 @@ static int apply_contacts(sync_apply *a, run *r, void *arg) {
 }
 
 /* One batch of ≤100 userids through every page of batch/get_by_user. */
-static int customers_batch(run *r, size_t from, size_t to) {
+static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
     json_t *ul = json_array();
     for (size_t i = from; i < to; i++)
         json_array_append_new(ul, json_string(r->users[i]));
@@ -429,11 +516,12 @@ static int customers_batch(run *r, size_t from, size_t to) {
             json_pack("{s:O,s:s,s:i}", "userid_list", ul, "cursor", cursor, "limit", BATCH_LIMIT);
         json_t *out = NULL;
         int64_t fetched = siyu_now();
-        rc = body ? call(r, "externalcontact/batch/get_by_user", NULL, body, &out) : SIYU_ENOMEM;
+        rc = body ? call_e(r, err, "externalcontact/batch/get_by_user", NULL, body, &out, NULL)
+                  : SIYU_ENOMEM;
         json_decref(body);
         if (rc != 0) break;
         json_t *list = json_object_get(out, "external_contact_list");
-        if (json_is_array(list)) rc = step(r, apply_contacts, list, fetched);
+        if (json_is_array(list)) rc = step_e(r, err, apply_contacts, list, fetched);
         const char *next = sync__jstr(out, "next_cursor");
         snprintf(cursor, sizeof cursor, "%s", next ? next : "");
         json_decref(out);
@@ -506,10 +594,10 @@ static int phase_unassigned(run *r) {
     return step(r, NULL, NULL, 0);
 }
 
-/* Runs fn over users in batches of BATCH_USERS (follow users, then handover
- * users, never mixed). A failed batch of follow users fails the phase; of
- * handover users it is logged and skipped. Completed batches' userids go to
- * ok (sorted at the end). */
+/* Runs fn (group listing) over users in batches of BATCH_USERS (follow
+ * users, then handover users, never mixed), one batch at a time. A failed batch of follow users
+ * fails the phase; of handover users it is logged and skipped. Completed batches' userids go to ok
+ * (sorted at the end). */
 static int users_batched(run *r, int (*fn)(run *, size_t, size_t), char **ok, size_t *nok) {
     *nok = 0;
     for (int part = 0; part < 2; part++) {
@@ -535,12 +623,39 @@ static int users_batched(run *r, int (*fn)(run *, size_t, size_t), char **ok, si
     return 0;
 }
 
+static int customers_unit(run *r, size_t i, siyu_err *err) {
+    const ubatch *b = &r->ub[i];
+    int rc = customers_batch(r, b->from, b->to, err);
+    if (rc != 0) {
+        if (!b->handover || rc == SIYU_ENOMEM || rc == SIYU_ECLOSED || err->code != SIYU_EREMOTE)
+            return rc;
+        log_warn("sync: tenant=%lld: resigned members' customers skipped: %s", (long long)r->tenant,
+                 err->msg);
+        return 0;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (size_t k = b->from; k < b->to; k++)
+        r->ok_users[r->nok_users++] = r->users[k];
+    r->p.done += (int64_t)(b->to - b->from);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
 static int phase_customers(run *r) {
     phase(r, "customers", (int64_t)r->nusers);
     r->cust_start = siyu_now();
-    int rc = users_batched(r, customers_batch, r->ok_users, &r->nok_users);
-    if (rc == 0) r->customers_ok = true;
-    return rc;
+    r->ub = calloc(r->nusers / BATCH_USERS + 3, sizeof *r->ub);
+    if (!r->ub) return siyu_err_set(r->err, SIYU_ENOMEM, NULL, "out of memory");
+    for (int part = 0; part < 2; part++) {
+        size_t from = part ? r->nfollow : 0, to = part ? r->nusers : r->nfollow;
+        for (size_t b = from; b < to; b += BATCH_USERS)
+            r->ub[r->nub++] = (ubatch){b, b + BATCH_USERS < to ? b + BATCH_USERS : to, part == 1};
+    }
+    int rc = par_run(r, customers_unit, r->nub);
+    if (rc != 0) return rc;
+    if (r->nok_users) qsort(r->ok_users, r->nok_users, sizeof *r->ok_users, cmp_strp);
+    r->customers_ok = true;
+    return 0;
 }
 
 static int chats_push(run *r, const char *id) {
@@ -596,6 +711,38 @@ static int apply_chats(sync_apply *a, run *r, void *arg) {
     return 0;
 }
 
+/* groupchat/get for chats[i*CHAT_FLUSH ...], applied in one step. A chat
+ * WeCom refuses (dismissed meanwhile, ...) is skipped. */
+static int chats_unit(run *r, size_t i, siyu_err *err) {
+    size_t from = i * CHAT_FLUSH,
+           to = from + CHAT_FLUSH < r->nchats ? from + CHAT_FLUSH : r->nchats;
+    json_t *pending = json_array();
+    int64_t fetched = siyu_now();
+    int rc = 0;
+    for (size_t k = from; rc == 0 && k < to; k++) {
+        json_t *body = json_pack("{s:s,s:i}", "chat_id", r->chats[k], "need_name", 1), *out;
+        int ec = 0;
+        rc = call_e(r, err, "externalcontact/groupchat/get", NULL, body, &out, &ec);
+        json_decref(body);
+        if (rc == SIYU_EREMOTE && wecom_errcode_class(ec) == WECOM_EC_REJECT) {
+            siyu_err_clear(err);
+            rc = 0;
+            continue;
+        }
+        json_t *gc = json_object_get(out, "group_chat");
+        if (rc == 0 && json_is_object(gc)) json_array_append(pending, gc);
+        json_decref(out);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&r->mu);
+        r->p.done += (int64_t)(to - from);
+        pthread_mutex_unlock(&r->mu);
+        rc = step_e(r, err, apply_chats, pending, fetched);
+    }
+    json_decref(pending);
+    return rc;
+}
+
 static int phase_groups(run *r) {
     phase(r, "groups", 0);
     r->groups_start = siyu_now();
@@ -613,25 +760,7 @@ static int phase_groups(run *r) {
     }
     r->nchats = k;
     r->p.total = (int64_t)k;
-    json_t *pending = json_array();
-    int64_t fetched = 0;
-    for (size_t i = 0; rc == 0 && i < r->nchats; i++) {
-        json_t *body = json_pack("{s:s,s:i}", "chat_id", r->chats[i], "need_name", 1), *out;
-        int64_t t = siyu_now();
-        rc = call(r, "externalcontact/groupchat/get", NULL, body, &out);
-        json_decref(body);
-        if (rc != 0) break;
-        if (!json_array_size(pending)) fetched = t;
-        json_t *gc = json_object_get(out, "group_chat");
-        if (json_is_object(gc)) json_array_append(pending, gc);
-        json_decref(out);
-        r->p.done = (int64_t)i + 1;
-        if (json_array_size(pending) >= CHAT_FLUSH || i + 1 == r->nchats) {
-            rc = step(r, apply_chats, pending, fetched);
-            json_array_clear(pending);
-        }
-    }
-    json_decref(pending);
+    rc = par_run(r, chats_unit, (r->nchats + CHAT_FLUSH - 1) / CHAT_FLUSH);
     if (rc == 0) r->groups_ok = true;
     return rc;
 }
@@ -715,7 +844,10 @@ typedef struct finish_arg {
 
 static int finish_step(store_conn *c, void *arg) {
     finish_arg *f = arg;
-    return progress_write(c, f->r, f->state, f->error);
+    pthread_mutex_lock(&f->r->mu);
+    int rc = progress_write(c, f->r, f->state, f->error);
+    pthread_mutex_unlock(&f->r->mu);
+    return rc;
 }
 
 static void run_finish(run *r, int rc) {
@@ -756,6 +888,8 @@ int sync_full_run(store *st, wecom_client *wc, int64_t tenant_id, int64_t run_id
              .t0_ms = sync__now_ms(),
              .err = err ? err : &local};
     siyu_err_clear(r.err);
+    pthread_mutex_init(&r.mu, NULL);
+    atomic_init(&r.failed, false);
     r.p.run_id = run_id;
     r.p.tenant_id = tenant_id;
     r.p.phase = "start";
@@ -777,5 +911,6 @@ int sync_full_run(store *st, wecom_client *wc, int64_t tenant_id, int64_t run_id
                  (long long)run_id, r.p.phase, r.err->msg);
     if (out) *out = r.p;
     run_free(&r);
+    pthread_mutex_destroy(&r.mu);
     return rc;
 }
