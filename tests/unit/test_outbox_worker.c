@@ -1,4 +1,4 @@
-/* test_outbox.c — the outbox workers against a scripted fake WeCom API (a
+/* test_outbox_worker.c — the outbox workers against a scripted fake WeCom API (a
  * libmicrohttpd server in this process): every state, backoff, deadlines,
  * lanes, doubt policies after a crash, operator actions and listeners.
  * Integration tests (tests/integration/test_outbox.c) repeat the important
@@ -96,7 +96,8 @@ static json_t *fake_answer(const char *path, const char *body) {
         pthread_mutex_lock(&F.mu);
         for (int i = 0; code && i < F.nused; i++)
             if (!strcmp(F.used[i], code)) used = 1;
-        if (code && !used && F.nused < 32) snprintf(F.used[F.nused++], sizeof F.used[0], "%s", code);
+        if (code && !used && F.nused < 32)
+            snprintf(F.used[F.nused++], sizeof F.used[0], "%s", code);
         pthread_mutex_unlock(&F.mu);
         a = used ? json_pack("{s:i,s:s}", "errcode", 41051, "errmsg", "already chatting")
                  : json_pack("{s:i,s:s}", "errcode", 0, "errmsg", "ok");
@@ -171,9 +172,9 @@ static void fake_start(void) {
     memset(F.calls, 0, sizeof F.calls);
     F.nfaults = F.nused = 0;
     pthread_mutex_unlock(&F.mu);
-    F.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                           NULL, NULL, fake_handler, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-                           fake_completed, NULL, MHD_OPTION_END);
+    F.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                           NULL, fake_handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, fake_completed,
+                           NULL, MHD_OPTION_END);
     assert_non_null(F.d);
     F.port = MHD_get_daemon_info(F.d, MHD_DAEMON_INFO_BIND_PORT)->port;
 }
@@ -210,8 +211,11 @@ static void fx_open(fx *f) {
     store_options so = {.writer_thread = true};
     f->st = store_open(f->dir, &so, NULL);
     assert_non_null(f->st);
-    tenant_input a = {.name = "A", .corp_id = "wwA", .callback_token = "tok",
-                      .aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", .secret = "SEC"};
+    tenant_input a = {.name = "A",
+                      .corp_id = "wwA",
+                      .callback_token = "tok",
+                      .aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+                      .secret = "SEC"};
     tenant_input b = {.name = "B"};
     assert_int_equal(store_write(f->st, tenant_create, &a), 0);
     assert_int_equal(store_write(f->st, tenant_create, &b), 0);
@@ -224,8 +228,11 @@ static void fx_open(fx *f) {
 }
 
 static void fx_start(fx *f, int workers, int max_attempts) {
-    outbox_opts o = {.workers = workers, .max_attempts = max_attempts, .poll_ms = 50,
-                     .backoff_ms = 40, .backoff_max_ms = 200};
+    outbox_opts o = {.workers = workers,
+                     .max_attempts = max_attempts,
+                     .poll_ms = 50,
+                     .backoff_ms = 40,
+                     .backoff_max_ms = 200};
     f->ob = outbox_start(f->st, f->wc, &o, NULL);
     assert_non_null(f->ob);
     outbox_on_result(f->ob, "mark_tag", on_result, f);
@@ -255,8 +262,13 @@ static int enq_step(store_conn *c, void *arg) {
 static int64_t enqueue(fx *f, int64_t tenant, const char *kind, const char *body, int lane,
                        int64_t deadline_ms) {
     json_t *b = json_loads(body, 0, NULL);
-    enq e = {.it = {.tenant_id = tenant, .kind = kind, .body = b, .lane = lane,
-                    .deadline_ms = deadline_ms, .origin = "test", .ref = "test:1"}};
+    enq e = {.it = {.tenant_id = tenant,
+                    .kind = kind,
+                    .body = b,
+                    .lane = lane,
+                    .deadline_ms = deadline_ms,
+                    .origin = "test",
+                    .ref = "test:1"}};
     assert_int_equal(store_write(f->st, enq_step, &e), 0);
     json_decref(b);
     outbox_kick(f->ob, lane);
@@ -322,8 +334,10 @@ static void test_sent_and_listener(void **state) {
     fx f;
     fx_open(&f);
     fx_start(&f, 2, 5);
-    int64_t id = enqueue(&f, 1, "mark_tag", "{\"userid\":\"u\",\"external_userid\":\"wm1\","
-                                            "\"add_tag\":[\"t1\"]}", OUTBOX_LANE_NORMAL, 0);
+    int64_t id = enqueue(&f, 1, "mark_tag",
+                         "{\"userid\":\"u\",\"external_userid\":\"wm1\","
+                         "\"add_tag\":[\"t1\"]}",
+                         OUTBOX_LANE_NORMAL, 0);
     json_t *j = wait_state(&f, 1, id, "sent");
     assert_int_equal(jint(j, "attempts"), 1);
     assert_int_equal(jint(j, "errcode"), 0);
@@ -331,7 +345,8 @@ static void test_sent_and_listener(void **state) {
     assert_int_equal(jint(json_object_get(j, "result"), "errcode"), 0);
     assert_string_equal(jstr(json_object_get(j, "body"), "userid"), "u");
     json_decref(j);
-    for (int i = 0; i < 100 && f.finals == 0; i++) usleep(10000);
+    for (int i = 0; i < 100 && f.finals == 0; i++)
+        usleep(10000);
     assert_int_equal(f.sent, 1);
     assert_string_equal(f.last_ref, "test:1");
     assert_int_equal(fake_calls("externalcontact/mark_tag"), 1);
@@ -366,7 +381,8 @@ static void test_dead_after_max_attempts(void **state) {
     assert_non_null(strstr(jstr(j, "error"), "system_busy"));
     json_decref(j);
     assert_int_equal(fake_calls("externalcontact/mark_tag"), 3);
-    for (int i = 0; i < 100 && f.finals == 0; i++) usleep(10000);
+    for (int i = 0; i < 100 && f.finals == 0; i++)
+        usleep(10000);
     assert_int_equal(f.dead, 1);
     fx_close(&f);
 }
@@ -462,20 +478,21 @@ static void test_doubt_policies(void **state) {
     fx_open(&f);
     fake_use_code("WD"); /* delivered before the "crash" */
     assert_int_equal(
-        store_write(f.st, sql_step,
-                    "INSERT INTO outbox(id,tenant_id,kind,body,lane,state,attempts,next_at,"
-                    "deadline,created_at,updated_at) VALUES"
-                    " (11,1,'send_welcome_msg','{\"welcome_code\":\"WD\",\"text\":{}}',0,"
-                    "  'sending',1,0,NULL,1,1),"
-                    " (12,1,'add_msg_template','{\"text\":{\"content\":\"x\"}}',1,'sending',1,0,"
-                    "  NULL,1,1),"
-                    " (13,1,'add_contact_way','{\"type\":1,\"scene\":2,\"state\":\"known-state\"}',"
-                    "  1,'sending',1,0,NULL,1,1),"
-                    " (14,1,'add_contact_way','{\"type\":1,\"scene\":2,\"state\":\"new-state\"}',"
-                    "  1,'sending',1,0,NULL,1,1),"
-                    " (15,1,'add_corp_tag','{\"group_name\":\"Level\",\"tag\":[{\"name\":\"VIP\"}]}',"
-                    "  1,'sending',1,0,NULL,1,1),"
-                    " (16,1,'mark_tag','{\"userid\":\"u\"}',1,'sending',1,0,NULL,1,1)"),
+        store_write(
+            f.st, sql_step,
+            "INSERT INTO outbox(id,tenant_id,kind,body,lane,state,attempts,next_at,"
+            "deadline,created_at,updated_at) VALUES"
+            " (11,1,'send_welcome_msg','{\"welcome_code\":\"WD\",\"text\":{}}',0,"
+            "  'sending',1,0,NULL,1,1),"
+            " (12,1,'add_msg_template','{\"text\":{\"content\":\"x\"}}',1,'sending',1,0,"
+            "  NULL,1,1),"
+            " (13,1,'add_contact_way','{\"type\":1,\"scene\":2,\"state\":\"known-state\"}',"
+            "  1,'sending',1,0,NULL,1,1),"
+            " (14,1,'add_contact_way','{\"type\":1,\"scene\":2,\"state\":\"new-state\"}',"
+            "  1,'sending',1,0,NULL,1,1),"
+            " (15,1,'add_corp_tag','{\"group_name\":\"Level\",\"tag\":[{\"name\":\"VIP\"}]}',"
+            "  1,'sending',1,0,NULL,1,1),"
+            " (16,1,'mark_tag','{\"userid\":\"u\"}',1,'sending',1,0,NULL,1,1)"),
         0);
     fx_start(&f, 2, 5);
     json_t *j = wait_state(&f, 1, 11, "sent");
@@ -492,8 +509,8 @@ static void test_doubt_policies(void **state) {
     assert_string_equal(jstr(json_object_get(j, "result"), "config_id"), "cw-new");
     json_decref(j);
     j = wait_state(&f, 1, 15, "sent");
-    assert_string_equal(jstr(json_object_get(json_object_get(j, "result"), "tag_group"), "group_id"),
-                        "g1");
+    assert_string_equal(
+        jstr(json_object_get(json_object_get(j, "result"), "tag_group"), "group_id"), "g1");
     json_decref(j);
     j = wait_state(&f, 1, 16, "sent");
     assert_int_equal(jint(j, "attempts"), 2);
@@ -529,8 +546,7 @@ static void test_operator_actions(void **state) {
     assert_int_equal(outbox_counts_get(c, 1, &n), 0);
     assert_int_equal(n.sent, 1);
     json_t *s = outbox_stats_json(c, 1);
-    assert_int_equal(
-        jint(json_object_get(json_object_get(s, "by_kind"), "mark_tag"), "sent"), 1);
+    assert_int_equal(jint(json_object_get(json_object_get(s, "by_kind"), "mark_tag"), "sent"), 1);
     json_decref(s);
     sqlite3_stmt *st =
         store_conn_stmt(c, "SELECT count(*) FROM audit_log WHERE action='outbox.retry'");
