@@ -38,11 +38,12 @@ static void outbox_metrics(http_req *r, FILE *f) {
     }
     outbox_stats os;
     outbox_stats_get(r->ctx->ob, &os);
-    fprintf(f, "# HELP siyu_outbox_outcomes_total Delivery outcomes recorded by this process.\n"
-               "# TYPE siyu_outbox_outcomes_total counter\n"
-               "siyu_outbox_outcomes_total{outcome=\"sent\"} %ld\n"
-               "siyu_outbox_outcomes_total{outcome=\"failed\"} %ld\n"
-               "siyu_outbox_outcomes_total{outcome=\"dead\"} %ld\n",
+    fprintf(f,
+            "# HELP siyu_outbox_outcomes_total Delivery outcomes recorded by this process.\n"
+            "# TYPE siyu_outbox_outcomes_total counter\n"
+            "siyu_outbox_outcomes_total{outcome=\"sent\"} %ld\n"
+            "siyu_outbox_outcomes_total{outcome=\"failed\"} %ld\n"
+            "siyu_outbox_outcomes_total{outcome=\"dead\"} %ld\n",
             os.sent, os.failed, os.dead);
 }
 
