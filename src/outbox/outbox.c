@@ -288,16 +288,21 @@ static int claim_step(store_conn *c, void *arg) {
 
     const char *why = NULL;
     bool welcome = !strcmp(cl->kind, WELCOME_KIND);
-    /* A row in doubt is still resent after its deadline: the answer tells
-     * whether the first attempt got through (41051) or not (41050). */
-    if (cl->deadline && now > cl->deadline && !cl->doubt)
+    /* A welcome in doubt is still resent after its deadline: a used or expired
+     * code cannot deliver twice, and the answer tells whether the first
+     * attempt got through (41051) or not (41050). */
+    int app_rc = 0;
+    if (cl->deadline && now > cl->deadline && !(cl->doubt && welcome))
         why = welcome ? "welcome_code_expired: not sent within 20 s"
                       : "deadline_passed: not sent before its deadline";
     else if (cl->doubt && policy_of(cl->kind)->policy == DOUBT_HOLD)
         why = "in_doubt: the server stopped during delivery and WeCom cannot tell whether the "
               "call arrived; retry to send it again";
-    else if (tenant_wecom_app(c, cl->tenant_id, &cl->app) != 0)
+    else if ((app_rc = tenant_wecom_app(c, cl->tenant_id, &cl->app)) == SIYU_EINVAL ||
+             app_rc == SIYU_ENOTFOUND)
         why = "wecom_not_configured: the tenant has no WeCom secret (configure it, then retry)";
+    else if (app_rc != 0)
+        return app_rc;
     if (why) {
         snprintf(cl->final_error, sizeof cl->final_error, "%s", why);
         cl->action = CLAIM_FINAL;
