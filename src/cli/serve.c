@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "util/log.h"
+#include "wecom/wecom_client.h"
 
 static void serve_usage(FILE *f) {
     fprintf(f, "usage: siyu serve [--data DIR] [--listen ADDR:PORT] [options]\n"
@@ -50,11 +51,21 @@ int cli_serve(int argc, char **argv) {
         free(ctx);
         return 1;
     }
+    wecom_client_opts wo = {.base_url = cfg.wecom_base_url, .timeout_ms = cfg.wecom_timeout_ms,
+                             .retries = cfg.wecom_retries ? cfg.wecom_retries : -1};
+    ctx->wc = wecom_client_new(&wo, &err);
+    if (!ctx->wc) {
+        log_error("%s", err.msg);
+        store_close(ctx->st);
+        free(ctx);
+        return 1;
+    }
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,
                        .max_body = (size_t)cfg.max_body};
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);
     if (!ctx->http) {
         log_error("%s", err.msg);
+        wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);
         return 1;
@@ -73,6 +84,7 @@ int cli_serve(int argc, char **argv) {
     log_info("signal %d: shutting down", sig);
     http_server_stop(ctx->http);
     store_close(ctx->st);
+    wecom_client_free(ctx->wc);
     free(ctx);
     log_info("stopped");
     return 0;
