@@ -834,9 +834,19 @@ json_t *outbox_get_json(store_conn *c, int64_t tenant_id, int64_t id, bool with_
 int outbox_list(store_conn *c, int64_t tenant_id, const char *state, const char *kind,
                 int64_t before, int limit, json_t *items, int64_t *next) {
     *next = 0;
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "SELECT " ROW_COLS " FROM outbox WHERE tenant_id=?1 AND id < ?2"
-           " AND (?3 IS NULL OR state=?3) AND (?4 IS NULL OR kind=?4) ORDER BY id DESC LIMIT ?5");
+    /* One statement per filter combination, so each uses its index
+     * (outbox_tenant, outbox_tenant_state, outbox_tenant_kind). */
+#define LIST_SQL(filter)                                                                           \
+    "SELECT " ROW_COLS " FROM outbox WHERE tenant_id=?1 AND id < ?2" filter                        \
+    " ORDER BY id DESC LIMIT ?5"
+    static const char *const sql[4] = {
+        LIST_SQL(""),
+        LIST_SQL(" AND state=?3"),
+        LIST_SQL(" AND kind=?4"),
+        LIST_SQL(" AND state=?3 AND kind=?4"),
+    };
+#undef LIST_SQL
+    sqlite3_stmt *st = store_conn_stmt(c, sql[(state ? 1 : 0) + (kind ? 2 : 0)]);
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
