@@ -62,9 +62,12 @@ int cli_serve(int argc, char **argv) {
         return 1;
     }
     outbox_opts oo = {.workers = cfg.outbox_workers, .max_attempts = cfg.outbox_max_attempts};
-    ctx->ob = outbox_start(ctx->st, ctx->wc, &oo, &err);
-    if (!ctx->ob) {
+    /* Modules that listen to delivery results (outbox_on_result) register
+     * between outbox_new and outbox_run, before any row is delivered. */
+    ctx->ob = outbox_new(ctx->st, ctx->wc, &oo, &err);
+    if (!ctx->ob || outbox_run(ctx->ob, &err) != 0) {
         log_error("%s", err.msg);
+        outbox_stop(ctx->ob);
         wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);

@@ -683,7 +683,7 @@ static int start_step(store_conn *c, void *arg) {
     return 0;
 }
 
-outbox *outbox_start(store *st, struct wecom_client *wc, const outbox_opts *opts, siyu_err *err) {
+outbox *outbox_new(store *st, struct wecom_client *wc, const outbox_opts *opts, siyu_err *err) {
     if (!st || !wc) {
         siyu_err_set(err, SIYU_EINVAL, NULL, "the outbox needs a store and a WeCom client");
         return NULL;
@@ -704,41 +704,45 @@ outbox *outbox_start(store *st, struct wecom_client *wc, const outbox_opts *opts
     pthread_mutex_init(&ob->mu, NULL);
     pthread_cond_init(&ob->cond[0], NULL);
     pthread_cond_init(&ob->cond[1], NULL);
+    return ob;
+}
+
+int outbox_run(outbox *ob, siyu_err *err) {
+    if (ob->workers) return siyu_err_set(err, SIYU_EINVAL, NULL, "the outbox is already running");
     int doubtful = 0;
-    int rc = store_write(st, start_step, &doubtful);
-    if (rc != 0) {
-        siyu_err_set(err, rc, NULL, "outbox: resolving in-doubt rows failed: %s",
-                     siyu_strerror(rc));
-        outbox_stop(ob);
-        return NULL;
-    }
+    int rc = store_write(ob->st, start_step, &doubtful);
+    if (rc != 0)
+        return siyu_err_set(err, rc, NULL, "outbox: resolving in-doubt rows failed: %s",
+                            siyu_strerror(rc));
     if (doubtful)
         log_warn("outbox: %d row(s) were being delivered when the server stopped; in doubt, "
                  "resolved by each kind's policy",
                  doubtful);
-    ob->nworkers = 1 + ob->o.workers;
-    ob->workers = calloc((size_t)ob->nworkers, sizeof *ob->workers);
-    if (!ob->workers) {
-        siyu_err_set(err, SIYU_ENOMEM, NULL, "out of memory");
-        outbox_stop(ob);
-        return NULL;
-    }
-    for (int i = 0; i < ob->nworkers; i++) {
+    ob->workers = calloc((size_t)1 + (size_t)ob->o.workers, sizeof *ob->workers);
+    if (!ob->workers) return siyu_err_set(err, SIYU_ENOMEM, NULL, "out of memory");
+    for (int i = 0; i < 1 + ob->o.workers; i++) {
         worker *w = &ob->workers[i];
         w->ob = ob;
         w->group = i == 0 ? 0 : 1;
         w->lane_lo = i == 0 ? OUTBOX_LANE_URGENT : OUTBOX_LANE_NORMAL;
         w->lane_hi = i == 0 ? OUTBOX_LANE_URGENT : OUTBOX_LANE_BULK;
         w->seed = (unsigned)now_ms() ^ (unsigned)(i * 2654435761u);
-        if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
-            siyu_err_set(err, SIYU_ENOMEM, NULL, "outbox: cannot start a worker thread");
-            outbox_stop(ob);
-            return NULL;
-        }
+        if (pthread_create(&w->th, NULL, worker_main, w) != 0)
+            return siyu_err_set(err, SIYU_ENOMEM, NULL, "outbox: cannot start a worker thread");
         w->started = true;
+        ob->nworkers = i + 1;
     }
     log_info("outbox: started (%d urgent + %d normal/bulk workers, max %d attempts)", 1,
              ob->o.workers, ob->o.max_attempts);
+    return 0;
+}
+
+outbox *outbox_start(store *st, struct wecom_client *wc, const outbox_opts *opts, siyu_err *err) {
+    outbox *ob = outbox_new(st, wc, opts, err);
+    if (ob && outbox_run(ob, err) != 0) {
+        outbox_stop(ob);
+        return NULL;
+    }
     return ob;
 }
 

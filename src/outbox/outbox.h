@@ -82,6 +82,11 @@ typedef struct outbox_opts {
 
 /* Starts the workers (resolving in-doubt rows first). NULL on failure. */
 outbox *outbox_start(store *st, struct wecom_client *wc, const outbox_opts *opts, siyu_err *err);
+/* outbox_start in two steps, so listeners can be registered before any row
+ * is delivered: outbox_new (NULL on failure; free with outbox_stop), then
+ * outbox_run (0, or an error after which the caller calls outbox_stop). */
+outbox *outbox_new(store *st, struct wecom_client *wc, const outbox_opts *opts, siyu_err *err);
+int outbox_run(outbox *ob, siyu_err *err);
 /* Stops claiming, waits for in-flight calls to finish and record, frees. NULL ok. */
 void outbox_stop(outbox *ob);
 /* Registers a listener for results of one kind (before or after start). */
