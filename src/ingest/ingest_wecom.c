@@ -18,6 +18,10 @@
  *   active ──del_follow_user: rel_end()──> deleted_by_customer
  *   active ──del_external_contact: rel_end()──> deleted_by_employee
  *                                   (Source DELETE_BY_TRANSFER: transferred)
+ *
+ * Transfers (store/transfer.c) are finished in the same step: the takeover's
+ * add_external_contact and the handover's DELETE_BY_TRANSFER delete mark the
+ * customer's transfer done, transfer_fail marks it refused or failed.
  *   ended  ──add (CreateTime >= ended_at): rel_add()──> active (revived)
  *
  * Group member lifecycle: (none)|left ──add_member: member_join()──> in
@@ -40,6 +44,7 @@
 
 #include "store/audit.h"
 #include "store/org.h"
+#include "store/transfer.h"
 
 #define WECOM_GROUP_NAME "(wecom)" /* tag group for tags whose group is unknown */
 
@@ -264,7 +269,10 @@ static int apply_contact(ictx *ic) {
     if (rc != 0 || !cust || !emp) return rc; /* half-described: event only */
     const wecom_event *ev = ic->ev;
     switch (ev->kind) {
-    case WECOM_EV_ADD_EXTERNAL_CONTACT:
+    case WECOM_EV_ADD_EXTERNAL_CONTACT: {
+        rc = rel_add(ic, cust, emp);
+        return rc ? rc : transfer_on_add(ic->c, ic->tenant, cust, emp, ic->ts);
+    }
     case WECOM_EV_ADD_HALF_EXTERNAL_CONTACT:
         return rel_add(ic, cust, emp);
     case WECOM_EV_EDIT_EXTERNAL_CONTACT:
@@ -274,9 +282,13 @@ static int apply_contact(ictx *ic) {
     case WECOM_EV_DEL_EXTERNAL_CONTACT: {
         const char *src = nz(ev->source);
         bool transfer = src && strcmp(src, "DELETE_BY_TRANSFER") == 0;
-        return rel_end(ic, cust, emp, transfer ? "transferred" : "deleted_by_employee",
-                       src ? src : "del_external_contact");
+        rc = rel_end(ic, cust, emp, transfer ? "transferred" : "deleted_by_employee",
+                     src ? src : "del_external_contact");
+        if (rc == 0 && transfer) rc = transfer_on_transfer_delete(ic->c, ic->tenant, cust, emp, ic->ts);
+        return rc;
     }
+    case WECOM_EV_TRANSFER_FAIL:
+        return transfer_on_fail(ic->c, ic->tenant, cust, emp, nz(ev->fail_reason), ic->ts);
     default:
         return 0; /* transfer_fail, msg_audit_approved: event only */
     }
