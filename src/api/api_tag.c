@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "store/tag.h"
+#include "store/tag_wecom.h"
 
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
@@ -129,6 +130,7 @@ static void reply_page(http_resp *w, json_t *items, const tag_page *pg) {
 static const json_field group_create_fields[] = {
     {"name", JF_STRING, true, TAG_NAME_MAX, false},
     {"sort_order", JF_INT, false, 0, false},
+    {"wecom", JF_BOOL, false, 0, false},
     {NULL, 0, false, 0, false},
 };
 static const json_field group_update_fields[] = {
@@ -149,6 +151,7 @@ static void reply_group(http_req *r, http_resp *w, int status, int64_t id) {
 
 static void group_created(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->group.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->group.err);
     else
@@ -157,6 +160,7 @@ static void group_created(http_req *r, http_resp *w, int rc) {
 
 static void group_updated(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->group.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->group.err);
     else
@@ -165,6 +169,7 @@ static void group_updated(http_req *r, http_resp *w, int rc) {
 
 static void group_deleted(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->group.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->group.err);
     else
@@ -178,6 +183,7 @@ static tag_op *group_op(http_req *r, http_resp *w, const json_field *fields) {
     tag_op *op = tag_op_new(r, w, body);
     if (!op) return NULL;
     op->group.name = body_str(body, "name");
+    op->group.wecom = json_is_true(json_object_get(body, "wecom"));
     if (!body_sort_order(body, w, &op->group.has_sort_order, &op->group.sort_order)) return NULL;
     return op;
 }
@@ -232,6 +238,7 @@ static const json_field tag_create_fields[] = {
     {"group_id", JF_INT, true, 0, false},
     {"name", JF_STRING, true, TAG_NAME_MAX, false},
     {"sort_order", JF_INT, false, 0, false},
+    {"wecom", JF_BOOL, false, 0, false},
     {NULL, 0, false, 0, false},
 };
 static const json_field tag_update_fields[] = {
@@ -253,6 +260,7 @@ static void reply_tag(http_req *r, http_resp *w, int status, int64_t id) {
 
 static void tag_created(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->tag.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->tag.err);
     else
@@ -261,6 +269,7 @@ static void tag_created(http_req *r, http_resp *w, int rc) {
 
 static void tag_updated(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->tag.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->tag.err);
     else
@@ -269,6 +278,7 @@ static void tag_updated(http_req *r, http_resp *w, int rc) {
 
 static void tag_deleted(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->tag.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->tag.err);
     else
@@ -281,6 +291,9 @@ static tag_op *tag_body_op(http_req *r, http_resp *w, const json_field *fields) 
     tag_op *op = tag_op_new(r, w, body);
     if (!op) return NULL;
     op->tag.name = body_str(body, "name");
+    json_t *wecom = json_object_get(body, "wecom");
+    op->tag.has_wecom = wecom != NULL;
+    op->tag.wecom = json_is_true(wecom);
     json_t *g = json_object_get(body, "group_id");
     op->tag.group_id = g ? json_integer_value(g) : 0;
     if (g && op->tag.group_id <= 0) {
@@ -375,10 +388,12 @@ static char *id_list(http_resp *w, const json_t *body, const char *key, size_t *
 
 static void bulk_done(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->bulk.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->bulk.err);
     else
-        http_json(w, 200, json_pack("{s:I}", "changed", (json_int_t)op->bulk.changed));
+        http_json(w, 200, json_pack("{s:I,s:I}", "changed", (json_int_t)op->bulk.changed,
+                                    "wecom_pushes", (json_int_t)op->bulk.pushed));
 }
 
 static void tags_bulk(http_req *r, http_resp *w) {
@@ -404,7 +419,9 @@ static void tags_bulk(http_req *r, http_resp *w) {
 const http_route api_tag_routes[] = {
     {"GET", "/api/v1/tag-groups", groups_list, ROLES_TENANT, "List tag groups with their tags", 0},
     {"POST", "/api/v1/tag-groups", groups_create, ROLES_OFFICE,
-     "Create a tag group (name unique in the tenant)", 0},
+     "Create a tag group (name unique in the tenant; \"wecom\": true for a WeCom corp tag group, "
+     "whose tags are pushed to WeCom)",
+     0},
     {"GET", "/api/v1/tag-groups/{id}", groups_get, ROLES_TENANT, "Get a tag group with its tags",
      0},
     {"PATCH", "/api/v1/tag-groups/{id}", groups_update, ROLES_OFFICE,

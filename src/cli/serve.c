@@ -9,6 +9,8 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "store/tag_wecom.h"
+#include "store/transfer.h"
 #include "util/log.h"
 
 static void serve_usage(FILE *f) {
@@ -50,6 +52,9 @@ int cli_serve(int argc, char **argv) {
         free(ctx);
         return 1;
     }
+    /* Domain listeners for outbox answers (no-ops while ctx->ob is NULL). */
+    tag_wecom_listen(ctx);
+    transfer_listen(ctx);
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,
                        .max_body = (size_t)cfg.max_body};
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);

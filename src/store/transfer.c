@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "outbox/outbox.h"
 #include "store/audit.h"
 #include "util/log.h"
@@ -438,10 +439,10 @@ int transfer_result_step(store_conn *c, void *arg) {
 static void on_result(void *arg, int64_t tenant_id, const char *kind, const char *ref,
                       const char *state, const json_t *answer, int errcode) {
     (void)kind;
-    store *st = arg;
+    siyu_ctx *ctx = arg;
     transfer_result t = {.tenant_id = tenant_id, .ref = ref, .state = state ? state : "",
                          .answer = answer, .errcode = errcode};
-    int rc = store_write(st, transfer_result_step, &t);
+    int rc = store_write(ctx->st, transfer_result_step, &t);
     if (rc != 0)
         log_error("transfer: recording the answer for %s failed: %s", ref ? ref : "?",
                   siyu_strerror(rc));
@@ -450,10 +451,10 @@ static void on_result(void *arg, int64_t tenant_id, const char *kind, const char
                  (long long)t.updated);
 }
 
-void transfer_listen(struct outbox *ob, store *st) {
-    if (!ob) return;
-    outbox_on_result(ob, TRANSFER_KIND_ON_JOB, on_result, st);
-    outbox_on_result(ob, TRANSFER_KIND_RESIGNED, on_result, st);
+void transfer_listen(siyu_ctx *ctx) {
+    if (!ctx || !ctx->ob) return;
+    outbox_on_result(ctx->ob, TRANSFER_KIND_ON_JOB, on_result, ctx);
+    outbox_on_result(ctx->ob, TRANSFER_KIND_RESIGNED, on_result, ctx);
 }
 
 /* ---- reads --------------------------------------------------------------- */

@@ -81,10 +81,11 @@ int transfer_on_fail(store_conn *c, int64_t tenant_id, int64_t customer_id, int6
  * with *error set to the reason for failed (static string). */
 const char *transfer_state_for_errcode(int errcode, const char **error);
 
-struct outbox;
-/* Registers the result listeners of both transfer kinds; the answers are
- * applied with store_write on st. */
-void transfer_listen(struct outbox *ob, store *st);
+/* Registers the result listeners of both transfer kinds on ctx->ob (nothing
+ * when NULL); answers are applied with store_write on ctx->st. ctx must
+ * outlive the outbox. */
+typedef struct siyu_ctx siyu_ctx;
+void transfer_listen(siyu_ctx *ctx);
 
 /* Applies one outbox result to the batch named by ref
  * ("transfer_batch:<id>"). Write step, exposed for tests. */
