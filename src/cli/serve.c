@@ -9,9 +9,11 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "outbox/outbox.h"
 #include "store/tag_wecom.h"
 #include "store/transfer.h"
 #include "util/log.h"
+#include "wecom/wecom_client.h"
 
 static void serve_usage(FILE *f) {
     fprintf(f, "usage: siyu serve [--data DIR] [--listen ADDR:PORT] [options]\n"
@@ -52,7 +54,25 @@ int cli_serve(int argc, char **argv) {
         free(ctx);
         return 1;
     }
-    /* Domain listeners for outbox answers (no-ops while ctx->ob is NULL). */
+    wecom_client_opts wo = {.base_url = cfg.wecom_base_url, .timeout_ms = cfg.wecom_timeout_ms,
+                             .retries = cfg.wecom_retries ? cfg.wecom_retries : -1};
+    ctx->wc = wecom_client_new(&wo, &err);
+    if (!ctx->wc) {
+        log_error("%s", err.msg);
+        store_close(ctx->st);
+        free(ctx);
+        return 1;
+    }
+    outbox_opts oo = {.workers = cfg.outbox_workers, .max_attempts = cfg.outbox_max_attempts};
+    ctx->ob = outbox_start(ctx->st, ctx->wc, &oo, &err);
+    if (!ctx->ob) {
+        log_error("%s", err.msg);
+        wecom_client_free(ctx->wc);
+        store_close(ctx->st);
+        free(ctx);
+        return 1;
+    }
+    /* Domain listeners for outbox answers. */
     tag_wecom_listen(ctx);
     transfer_listen(ctx);
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,
@@ -60,6 +80,8 @@ int cli_serve(int argc, char **argv) {
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);
     if (!ctx->http) {
         log_error("%s", err.msg);
+        outbox_stop(ctx->ob);
+        wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);
         return 1;
@@ -77,7 +99,9 @@ int cli_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     log_info("signal %d: shutting down", sig);
     http_server_stop(ctx->http);
+    outbox_stop(ctx->ob); /* in-flight deliveries finish and record first */
     store_close(ctx->st);
+    wecom_client_free(ctx->wc);
     free(ctx);
     log_info("stopped");
     return 0;

@@ -166,6 +166,23 @@ static const row matrix[] = {
     /* behaviour events: admin/operator; another tenant's customer is unknown */
     ROLES7("POST", "/api/v1/events", EVENT("m-1", OTHER), 403, 200, 200, 403, 403),
     ROLES7("POST", "/api/v1/events", EVENT("m-2", TENANT_B), 403, 400, 400, 403, 403),
+    /* outbox and welcome messages: admin and operator, own tenant's rows only */
+    TENANT_GET("/api/v1/outbox", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox?state=dead&kind=send_welcome_msg", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox/stats", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox/3", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox/2", 404, 404, 403, 403),
+    {R_ADMIN_B, "GET", "/api/v1/outbox/2", NULL, 200},
+    {R_ADMIN_B, "GET", "/api/v1/outbox/3", NULL, 404},
+    OFFICE_PAIR("POST", "/api/v1/outbox/1/retry", "/api/v1/outbox/4/retry", 200),
+    OFFICE_WRITE("POST", "/api/v1/outbox/3/retry", NULL, NULL, 409),
+    OFFICE_WRITE("POST", "/api/v1/outbox/2/retry", NULL, NULL, 404),
+    OFFICE_PAIR("POST", "/api/v1/outbox/5/cancel", "/api/v1/outbox/6/cancel", 200),
+    OFFICE_WRITE("POST", "/api/v1/outbox/3/cancel", NULL, NULL, 409),
+    OFFICE_WRITE("POST", "/api/v1/outbox/2/cancel", NULL, NULL, 404),
+    TENANT_GET("/api/v1/welcome", 200, 200, 403, 403),
+    OFFICE_WRITE("PUT", "/api/v1/welcome", "{\"text\":\"Hi\"}", "{\"text\":\"Hello\"}", 200),
+    TENANT_GET("/api/v1/welcome/log", 200, 200, 403, 403),
     /* WeCom callbacks: public, but only for a configured receiver */
     {R_NONE, "GET", "/wecom/callback/1", NULL, 404},
     {R_NONE, "POST", "/wecom/callback/1", "<xml></xml>", 404},
@@ -206,6 +223,10 @@ static const list_row lists[] = {
     {R_ADMIN_B, "/api/v1/group-chats", "600"},
     {R_EMPLOYEE, "/api/v1/customers/" OWN "/events", "1"},
     {R_ADMIN_B, "/api/v1/customers/" TENANT_B "/events", "9"},
+    {R_ADMIN, "/api/v1/outbox", "6,5,4,3,1"},
+    {R_OPERATOR, "/api/v1/outbox?state=dead", "4,1"},
+    {R_ADMIN, "/api/v1/outbox?limit=2&cursor=5", "4,3"},
+    {R_ADMIN_B, "/api/v1/outbox", "2"},
 };
 
 static const char fixture_sql[] =
@@ -236,7 +257,13 @@ static const char fixture_sql[] =
     " (2,600,'wmOwn',1500,NULL,'in');"
     "INSERT INTO event(id,tenant_id,customer_id,type,ts,source) VALUES"
     " (1,1,1000,'message',100,'api'),(2,1,1001,'message',100,'api'),"
-    " (3,1,1002,'message',100,'api'),(9,2,1500,'message',100,'api');";
+    " (3,1,1002,'message',100,'api'),(9,2,1500,'message',100,'api');"
+    /* pending rows wait far in the future, so the workers leave them alone */
+    "INSERT INTO outbox(id,tenant_id,kind,body,lane,state,next_at,created_at,updated_at) VALUES"
+    " (1,1,'send_welcome_msg','{}',0,'dead',0,1,1),(2,2,'mark_tag','{}',1,'dead',0,1,1),"
+    " (3,1,'mark_tag','{}',1,'sent',0,1,1),(4,1,'mark_tag','{}',1,'dead',0,1,1),"
+    " (5,1,'mark_tag','{}',1,'pending',9000000000000000,1,1),"
+    " (6,1,'mark_tag','{}',1,'pending',9000000000000000,1,1);";
 
 typedef struct fx {
     char *dir;
