@@ -14,6 +14,7 @@ static const struct {
     {"tenant", cli_tenant, "tenant create: create a tenant and print its id"},
     {"token", cli_token, "token create: create an API token and print it once"},
     {"migrate", cli_migrate, "apply schema migrations and print the schema version"},
+    {"demo", cli_demo, "run the live demo: server + WeCom simulator + simulated brand (make demo)"},
     {"demo-seed", cli_demo_seed, "seed a sample tenant into a data directory (used by make demo)"},
 };
 
