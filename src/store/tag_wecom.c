@@ -297,6 +297,12 @@ int tag_wecom_result_step(store_conn *c, void *arg) {
                                   "AND id=?2 AND wecom_id IS NULL",
                                   r->tenant_id, ti.group_id, gid)) != 0)
         return rc;
+    const char *gname = json_string_value(json_object_get(grp, "group_name"));
+    if (gid && gname && strcmp(gname, ti.group_name) != 0 && /* group renamed while pending */
+        (rc = enqueue(c, r->tenant_id, "edit_corp_tag",
+                      json_pack("{s:s,s:s}", "id", gid, "name", ti.group_name),
+                      OUTBOX_LANE_NORMAL, "wecom", r->ref, &r->kick, &r->err)) != 0)
+        return rc;
     const json_t *t = answer_tag(tags, ti.name);
     if (!t) t = json_array_get(tags, 0); /* renamed while pending: ours is the one sent */
     const char *tid = json_string_value(json_object_get(t, "id"));
