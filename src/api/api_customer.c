@@ -168,12 +168,11 @@ static void remark_done(http_req *r, http_resp *w, int rc) {
         return;
     }
     if (r->ctx->ob) outbox_kick(r->ctx->ob, OUTBOX_LANE_NORMAL);
-    json_t *j = json_pack("{s:I,s:I,s:I}", "id", (json_int_t)op->in.relationship_id,
-                          "customer_id", (json_int_t)op->in.customer_id, "employee_id",
-                          (json_int_t)op->in.employee_id);
+    json_t *j =
+        json_pack("{s:I,s:I,s:I}", "id", (json_int_t)op->in.relationship_id, "customer_id",
+                  (json_int_t)op->in.customer_id, "employee_id", (json_int_t)op->in.employee_id);
     if (op->in.remark) json_object_set_new(j, "remark", json_string(op->in.remark));
-    if (op->in.description)
-        json_object_set_new(j, "description", json_string(op->in.description));
+    if (op->in.description) json_object_set_new(j, "description", json_string(op->in.description));
     http_json(w, 200, j);
 }
 

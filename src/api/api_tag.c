@@ -392,8 +392,9 @@ static void bulk_done(http_req *r, http_resp *w, int rc) {
     if (rc != 0)
         api_reply_write_error(w, rc, &op->bulk.err);
     else
-        http_json(w, 200, json_pack("{s:I,s:I}", "changed", (json_int_t)op->bulk.changed,
-                                    "wecom_pushes", (json_int_t)op->bulk.pushed));
+        http_json(w, 200,
+                  json_pack("{s:I,s:I}", "changed", (json_int_t)op->bulk.changed, "wecom_pushes",
+                            (json_int_t)op->bulk.pushed));
 }
 
 static void tags_bulk(http_req *r, http_resp *w) {

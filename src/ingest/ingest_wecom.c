@@ -284,7 +284,8 @@ static int apply_contact(ictx *ic) {
         bool transfer = src && strcmp(src, "DELETE_BY_TRANSFER") == 0;
         rc = rel_end(ic, cust, emp, transfer ? "transferred" : "deleted_by_employee",
                      src ? src : "del_external_contact");
-        if (rc == 0 && transfer) rc = transfer_on_transfer_delete(ic->c, ic->tenant, cust, emp, ic->ts);
+        if (rc == 0 && transfer)
+            rc = transfer_on_transfer_delete(ic->c, ic->tenant, cust, emp, ic->ts);
         return rc;
     }
     case WECOM_EV_TRANSFER_FAIL:

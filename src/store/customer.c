@@ -802,8 +802,12 @@ int customer_relationship_remark(store_conn *c, void *arg) {
     char ref[48], origin[64];
     snprintf(ref, sizeof ref, "relationship:%lld", (long long)in->relationship_id);
     snprintf(origin, sizeof origin, "remark:%s", in->actor ? in->actor : "system");
-    outbox_item it = {.tenant_id = in->auth.tenant_id, .kind = "remark", .body = body,
-                      .lane = OUTBOX_LANE_NORMAL, .origin = origin, .ref = ref};
+    outbox_item it = {.tenant_id = in->auth.tenant_id,
+                      .kind = "remark",
+                      .body = body,
+                      .lane = OUTBOX_LANE_NORMAL,
+                      .origin = origin,
+                      .ref = ref};
     rc = outbox_enqueue(c, &it, NULL, &in->err);
     json_decref(body);
     if (rc != 0) return rc;

@@ -253,8 +253,8 @@ int tag_delete(store_conn *c, void *arg) {
     int64_t gone;
     int rc = tag_wecom_deleting(c, in->tenant_id, false, in->id, in->actor, &in->kick, &in->err);
     if (rc != 0) return rc;
-    rc = delete_rows(c, "DELETE FROM customer_tag WHERE tenant_id=?1 AND tag_id=?2",
-                         in->tenant_id, in->id, &in->removed_links);
+    rc = delete_rows(c, "DELETE FROM customer_tag WHERE tenant_id=?1 AND tag_id=?2", in->tenant_id,
+                     in->id, &in->removed_links);
     if (rc == 0)
         rc = delete_rows(c, "DELETE FROM tag WHERE tenant_id=?1 AND id=?2", in->tenant_id, in->id,
                          &gone);

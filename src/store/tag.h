@@ -34,8 +34,8 @@ typedef struct tag_group_input {
     bool has_sort_order; /* update: false = unchanged */
     int64_t sort_order;
     const char *actor;
-    bool wecom;       /* create: a WeCom corp tag group (source 'wecom') */
-    unsigned kick;    /* filled: outbox lanes written (1 << lane), see tag_wecom.h */
+    bool wecom;    /* create: a WeCom corp tag group (source 'wecom') */
+    unsigned kick; /* filled: outbox lanes written (1 << lane), see tag_wecom.h */
     int64_t removed_tags, removed_links; /* delete: filled */
     siyu_err err;
 } tag_group_input;

@@ -29,8 +29,12 @@ static int enqueue(store_conn *c, int64_t tenant, const char *kind, json_t *body
     if (!body) return SIYU_ENOMEM;
     char origin[64];
     snprintf(origin, sizeof origin, "%s:%s", kind, actor ? actor : "system");
-    outbox_item it = {.tenant_id = tenant, .kind = kind, .body = body, .lane = lane,
-                      .origin = origin, .ref = ref};
+    outbox_item it = {.tenant_id = tenant,
+                      .kind = kind,
+                      .body = body,
+                      .lane = lane,
+                      .origin = origin,
+                      .ref = ref};
     int rc = outbox_enqueue(c, &it, NULL, err);
     json_decref(body);
     if (rc == 0 && kick) *kick |= 1u << lane;
@@ -201,20 +205,19 @@ static json_t *wecom_tag_ids(store_conn *c, int64_t tenant, const char *tag_ids)
 }
 
 int tag_wecom_mark(store_conn *c, int64_t tenant, const char *tag_ids, const char *customer_ids,
-                   bool remove, const char *actor, unsigned *kick, int64_t *queued,
-                   siyu_err *err) {
+                   bool remove, const char *actor, unsigned *kick, int64_t *queued, siyu_err *err) {
     *queued = 0;
     json_t *wids = wecom_tag_ids(c, tenant, tag_ids);
     if (json_array_size(wids) == 0) {
         json_decref(wids);
         return 0;
     }
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "SELECT cj.value, e.userid, i.value FROM json_each(?1) cj "
-           "JOIN relationship r ON r.tenant_id=?2 AND r.customer_id=cj.value AND "
-           "r.status='active' JOIN employee e ON e.id=r.employee_id "
-           "JOIN identity i ON i.tenant_id=?2 AND i.customer_id=cj.value AND "
-           "i.kind='wecom_external_userid' ORDER BY cj.key, r.employee_id");
+    sqlite3_stmt *st =
+        store_conn_stmt(c, "SELECT cj.value, e.userid, i.value FROM json_each(?1) cj "
+                           "JOIN relationship r ON r.tenant_id=?2 AND r.customer_id=cj.value AND "
+                           "r.status='active' JOIN employee e ON e.id=r.employee_id "
+                           "JOIN identity i ON i.tenant_id=?2 AND i.customer_id=cj.value AND "
+                           "i.kind='wecom_external_userid' ORDER BY cj.key, r.employee_id");
     if (!st) {
         json_decref(wids);
         return SIYU_EIO;
@@ -225,9 +228,9 @@ int tag_wecom_mark(store_conn *c, int64_t tenant, const char *tag_ids, const cha
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
         char ref[48];
         snprintf(ref, sizeof ref, "customer:%lld", (long long)sqlite3_column_int64(st, 0));
-        json_t *body = json_pack("{s:s,s:s,s:O}", "userid", sqlite3_column_text(st, 1),
-                                 "external_userid", sqlite3_column_text(st, 2),
-                                 remove ? "remove_tag" : "add_tag", wids);
+        json_t *body =
+            json_pack("{s:s,s:s,s:O}", "userid", sqlite3_column_text(st, 1), "external_userid",
+                      sqlite3_column_text(st, 2), remove ? "remove_tag" : "add_tag", wids);
         rc = enqueue(c, tenant, "mark_tag", body, OUTBOX_LANE_BULK, actor, ref, kick, err);
         if (rc == 0) (*queued)++;
     }
@@ -300,8 +303,8 @@ int tag_wecom_result_step(store_conn *c, void *arg) {
     const char *gname = json_string_value(json_object_get(grp, "group_name"));
     if (gid && gname && strcmp(gname, ti.group_name) != 0 && /* group renamed while pending */
         (rc = enqueue(c, r->tenant_id, "edit_corp_tag",
-                      json_pack("{s:s,s:s}", "id", gid, "name", ti.group_name),
-                      OUTBOX_LANE_NORMAL, "wecom", r->ref, &r->kick, &r->err)) != 0)
+                      json_pack("{s:s,s:s}", "id", gid, "name", ti.group_name), OUTBOX_LANE_NORMAL,
+                      "wecom", r->ref, &r->kick, &r->err)) != 0)
         return rc;
     const json_t *t = answer_tag(tags, ti.name);
     if (!t) t = json_array_get(tags, 0); /* renamed while pending: ours is the one sent */
@@ -327,8 +330,8 @@ static void on_add_result(void *arg, int64_t tenant_id, const char *kind, const 
     tag_wecom_result r = {.tenant_id = tenant_id, .ref = ref, .answer = answer};
     int rc = store_write(ctx->st, tag_wecom_result_step, &r);
     if (rc != 0)
-        log_error("tag push: recording the add_corp_tag answer for %s failed: %s",
-                  ref ? ref : "?", siyu_strerror(rc));
+        log_error("tag push: recording the add_corp_tag answer for %s failed: %s", ref ? ref : "?",
+                  siyu_strerror(rc));
     else
         tag_wecom_kick(ctx->ob, r.kick);
 }

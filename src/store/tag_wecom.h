@@ -46,8 +46,7 @@ int tag_wecom_deleting(store_conn *c, int64_t tenant, bool group, int64_t id, co
 /* After customer_tag rows changed: mark_tag for the WeCom tags among
  * tag_ids (JSON array text) on each active relationship of customer_ids. */
 int tag_wecom_mark(store_conn *c, int64_t tenant, const char *tag_ids, const char *customer_ids,
-                   bool remove, const char *actor, unsigned *kick, int64_t *queued,
-                   siyu_err *err);
+                   bool remove, const char *actor, unsigned *kick, int64_t *queued, siyu_err *err);
 
 /* Kicks each lane in kick (NULL ob ok). */
 struct outbox;

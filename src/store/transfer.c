@@ -387,8 +387,8 @@ const char *transfer_state_for_errcode(int errcode, const char **error) {
 }
 
 /* Moves the batch's requested rows (one customer's when ext != NULL). */
-static int batch_set(store_conn *c, transfer_result *t, int64_t batch, const char *ext,
-                     int errcode, const char *state, const char *error) {
+static int batch_set(store_conn *c, transfer_result *t, int64_t batch, const char *ext, int errcode,
+                     const char *state, const char *error) {
     sqlite3_stmt *st = store_conn_stmt(
         c, "UPDATE transfer SET state=?3, errcode=?4, error=?5, updated_at=?6 WHERE "
            "tenant_id=?1 AND batch_id=?2 AND state='requested' AND (?7 IS NULL OR customer_id="
@@ -440,8 +440,11 @@ static void on_result(void *arg, int64_t tenant_id, const char *kind, const char
                       const char *state, const json_t *answer, int errcode) {
     (void)kind;
     siyu_ctx *ctx = arg;
-    transfer_result t = {.tenant_id = tenant_id, .ref = ref, .state = state ? state : "",
-                         .answer = answer, .errcode = errcode};
+    transfer_result t = {.tenant_id = tenant_id,
+                         .ref = ref,
+                         .state = state ? state : "",
+                         .answer = answer,
+                         .errcode = errcode};
     int rc = store_write(ctx->st, transfer_result_step, &t);
     if (rc != 0)
         log_error("transfer: recording the answer for %s failed: %s", ref ? ref : "?",
@@ -462,13 +465,24 @@ void transfer_listen(siyu_ctx *ctx) {
 #define TRANSFER_COLS                                                                              \
     "t.id, t.customer_id, (SELECT value FROM identity i WHERE i.tenant_id=t.tenant_id AND "        \
     "i.customer_id=t.customer_id AND i.kind='wecom_external_userid' LIMIT 1), "                    \
-    "t.handover_employee_id, t.takeover_employee_id, t.kind, t.state, t.errcode, t.error, "         \
+    "t.handover_employee_id, t.takeover_employee_id, t.kind, t.state, t.errcode, t.error, "        \
     "t.outbox_id, t.batch_id, t.requested_at, t.updated_at, t.takeover_at"
 
-static const char *const transfer_names[] = {
-    "id",    "customer_id", "external_userid", "handover_employee_id", "takeover_employee_id",
-    "kind",  "state",       "errcode",         "error",                "outbox_id",
-    "batch_id", "requested_at", "updated_at",  "takeover_at",          NULL};
+static const char *const transfer_names[] = {"id",
+                                             "customer_id",
+                                             "external_userid",
+                                             "handover_employee_id",
+                                             "takeover_employee_id",
+                                             "kind",
+                                             "state",
+                                             "errcode",
+                                             "error",
+                                             "outbox_id",
+                                             "batch_id",
+                                             "requested_at",
+                                             "updated_at",
+                                             "takeover_at",
+                                             NULL};
 
 static json_t *col(sqlite3_stmt *st, int i) {
     switch (sqlite3_column_type(st, i)) {
@@ -497,8 +511,7 @@ static const char *scope_sql(const http_auth *a) {
     case ROLE_OPERATOR:
         return "1";
     case ROLE_MANAGER:
-        return "(t.handover_employee_id IN " TEAM_SQL " OR t.takeover_employee_id IN " TEAM_SQL
-               ")";
+        return "(t.handover_employee_id IN " TEAM_SQL " OR t.takeover_employee_id IN " TEAM_SQL ")";
     }
     return "0";
 }
@@ -524,8 +537,7 @@ json_t *transfer_get_json(store_conn *c, const http_auth *a, int64_t id) {
     return j;
 }
 
-int transfer_list_json(store_conn *c, const http_auth *a, const transfer_filter *f,
-                       json_t **out) {
+int transfer_list_json(store_conn *c, const http_auth *a, const transfer_filter *f, json_t **out) {
     sqlite3_stmt *st = scoped_stmt(
         c, a,
         "SELECT " TRANSFER_COLS " FROM transfer t WHERE t.tenant_id=:scope_tenant AND t.id>:after "

@@ -114,7 +114,6 @@ typedef struct transfer_filter {
     int limit;
 } transfer_filter;
 /* {"items":[...],"next_cursor":"<id>"|null}, ordered by id. 0 or SIYU_EIO. */
-int transfer_list_json(store_conn *c, const http_auth *a, const transfer_filter *f,
-                       json_t **out);
+int transfer_list_json(store_conn *c, const http_auth *a, const transfer_filter *f, json_t **out);
 
 #endif

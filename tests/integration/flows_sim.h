@@ -99,9 +99,10 @@ static int flows_start(flows *f, const char *const *extra_sim) {
     memset(f, 0, sizeof *f);
     f->dir = t_tmpdir();
     if (!f->dir) return -1;
-    const char *tc[] = {"tenant",          "create",  "--data",   f->dir,   "--name",
-                        "A",               "--corp-id", FL_CORP,  "--callback-token", FL_TOKEN,
-                        "--aes-key",       FL_AES,    "--secret", FL_SECRET, NULL};
+    const char *tc[] = {"tenant",           "create",  "--data",    f->dir,
+                        "--name",           "A",       "--corp-id", FL_CORP,
+                        "--callback-token", FL_TOKEN,  "--aes-key", FL_AES,
+                        "--secret",         FL_SECRET, NULL};
     if (t_siyu(NULL, tc) != 0) {
         fprintf(stderr, "flows: tenant create failed\n");
         return -1;
@@ -118,12 +119,13 @@ static int flows_start(flows *f, const char *const *extra_sim) {
         return -1;
     }
     snprintf(cb, sizeof cb, "%s/wecom/callback/1", f->srv.base);
-    const char *sim_args[40] = {"--listen", listen, "--corp-id", FL_CORP, "--secret", FL_SECRET,
-                                "--callback-url", cb, "--callback-token", FL_TOKEN, "--aes-key",
-                                FL_AES, "--seed", "7", "--stores", "1", "--departments", "1",
-                                "--employees", "4", "--customers", "0", "--channels", "1",
-                                "--groups", "0", "--tags", "0", "--history-days", "0", "--rate",
-                                "0"};
+    const char *sim_args[40] = {
+        "--listen",       listen, "--corp-id",        FL_CORP,  "--secret",       FL_SECRET,
+        "--callback-url", cb,     "--callback-token", FL_TOKEN, "--aes-key",      FL_AES,
+        "--seed",         "7",    "--stores",         "1",      "--departments",  "1",
+        "--employees",    "4",    "--customers",      "0",      "--channels",     "1",
+        "--groups",       "0",    "--tags",           "0",      "--history-days", "0",
+        "--rate",         "0"};
     int n = 0;
     while (sim_args[n])
         n++;

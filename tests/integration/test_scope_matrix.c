@@ -64,8 +64,8 @@ typedef struct row {
 #define BULK(tag, customer)                                                                        \
     "{\"action\":\"tag\",\"tag_ids\":[" tag "],\"customer_ids\":[" customer "]}"
 #define XFER(from, to, customer)                                                                   \
-    "{\"handover_employee_id\":" from ",\"takeover_employee_id\":" to ",\"customer_ids\":["      \
-    customer "]}"
+    "{\"handover_employee_id\":" from ",\"takeover_employee_id\":" to                              \
+    ",\"customer_ids\":[" customer "]}"
 #define EVENT(key, customer)                                                                       \
     "{\"events\":[{\"idempotency_key\":\"" key "\",\"type\":\"visit\",\"ts\":1700000000,"          \
     "\"customer_id\":" customer "}]}"
@@ -111,10 +111,10 @@ static const row matrix[] = {
     /* relationship remark: the relationship scope; an ended one is a 409 */
     ROLES7("PATCH", "/api/v1/customers/" OWN "/relationships/101", "{\"remark\":\"r\"}", 403, 200,
            200, 200, 200),
-    ROLES7("PATCH", "/api/v1/customers/" OTHER "/relationships/102", "{\"remark\":\"r\"}", 403,
-           200, 200, 404, 404),
-    ROLES7("PATCH", "/api/v1/customers/" GONE "/relationships/101", "{\"remark\":\"r\"}", 403,
-           409, 409, 409, 409),
+    ROLES7("PATCH", "/api/v1/customers/" OTHER "/relationships/102", "{\"remark\":\"r\"}", 403, 200,
+           200, 404, 404),
+    ROLES7("PATCH", "/api/v1/customers/" GONE "/relationships/101", "{\"remark\":\"r\"}", 403, 409,
+           409, 409, 409),
     ROLES7("PATCH", "/api/v1/customers/" TENANT_B "/relationships/200", "{\"remark\":\"r\"}", 403,
            404, 404, 404, 404),
     {R_ADMIN_B, "PATCH", "/api/v1/customers/" TENANT_B "/relationships/200", "{\"remark\":\"r\"}",
@@ -126,7 +126,7 @@ static const row matrix[] = {
     {R_BAD, "POST", "/api/v1/transfers", XFER("101", "100", OWN), 401},
     {R_MANAGER, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 403},
     {R_ADMIN_B, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 400},
-    {R_ADMIN, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 201},  /* transfer 1 */
+    {R_ADMIN, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 201},   /* transfer 1 */
     {R_OPERATOR, "POST", "/api/v1/transfers", XFER("100", "101", TEAM), 201}, /* transfer 2 */
     {R_MANAGER, "POST", "/api/v1/transfers", XFER("101", "100", OWN), 201},   /* transfer 3 */
     {R_ADMIN, "POST", "/api/v1/transfers", XFER("101", "101", OWN), 400},     /* same employee */

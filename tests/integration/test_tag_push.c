@@ -102,8 +102,8 @@ static void test_corp_tag_and_mark(void **state) {
     assert_int_equal(n, 1);
     char wid[96];
     snprintf(wid, sizeof wid, "%s", t_sql_text(F.dir, "SELECT wecom_id FROM tag WHERE id=%lld", t));
-    assert_int_equal(t_sql_int(F.dir, "SELECT wecom_id IS NOT NULL FROM tag_group WHERE id=%lld", g),
-                     1);
+    assert_int_equal(
+        t_sql_int(F.dir, "SELECT wecom_id IS NOT NULL FROM tag_group WHERE id=%lld", g), 1);
     json_t *ct = sim_corp_tag(wid);
     assert_non_null(ct);
     assert_string_equal(json_string_value(json_object_get(ct, "name")), "金卡");

@@ -97,29 +97,24 @@ static void test_validation(void **state) {
          "takeover_employee_id"},
     };
     snprintf(body, sizeof body, bad[0].fmt, E[0], E[0], c);
-    assert_int_equal(t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL,
-                            &r),
-                     0);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", bad[0].field);
     snprintf(body, sizeof body, bad[1].fmt, E[1], E[2], c);
-    assert_int_equal(t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL,
-                            &r),
-                     0);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", bad[1].field);
     snprintf(body, sizeof body, bad[2].fmt, E[0], E[1], c, c);
-    assert_int_equal(t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL,
-                            &r),
-                     0);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", bad[2].field);
     snprintf(body, sizeof body, bad[3].fmt, E[0], E[1]);
-    assert_int_equal(t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL,
-                            &r),
-                     0);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", bad[3].field);
     snprintf(body, sizeof body, bad[4].fmt, E[0], c);
-    assert_int_equal(t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL,
-                            &r),
-                     0);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", bad[4].field);
     /* A message over 200 characters (201 Chinese characters: 603 bytes). */
     char msg[700] = "";
@@ -129,9 +124,8 @@ static void test_validation(void **state) {
              "{\"handover_employee_id\":%lld,\"takeover_employee_id\":%lld,\"customer_ids\":[%lld],"
              "\"message\":\"%s\"}",
              E[0], E[1], c, msg);
-    assert_int_equal(t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL,
-                            &r),
-                     0);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", "message");
     assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM transfer"), before);
     assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM outbox"), ob);
@@ -148,12 +142,12 @@ static void test_twice_then_too_frequent(void **state) {
     assert_string_equal(state_of(&F, t1, 10000, "waiting"), "waiting");
     t_resp r;
     char body[256];
-    snprintf(body, sizeof body,
-             "{\"handover_employee_id\":%lld,\"takeover_employee_id\":%lld,\"customer_ids\":[%lld]}",
-             E[0], E[2], c);
-    assert_int_equal(t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL,
-                            &r),
-                     0);
+    snprintf(
+        body, sizeof body,
+        "{\"handover_employee_id\":%lld,\"takeover_employee_id\":%lld,\"customer_ids\":[%lld]}",
+        E[0], E[2], c);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 409, "conflict", "customer_ids[0]");
     advance(&F);
     assert_string_equal(state_of(&F, t1, 10000, "done"), "done");

@@ -75,8 +75,8 @@ static void answer(ctx *x, int64_t tag_id, const char *gid, const char *gname, c
                    const char *tname) {
     char ref[32];
     snprintf(ref, sizeof ref, "tag:%lld", (long long)tag_id);
-    json_t *a = json_pack("{s:i,s:{s:s,s:s,s:[{s:s,s:s}]}}", "errcode", 0, "tag_group",
-                          "group_id", gid, "group_name", gname, "tag", "id", tid, "name", tname);
+    json_t *a = json_pack("{s:i,s:{s:s,s:s,s:[{s:s,s:s}]}}", "errcode", 0, "tag_group", "group_id",
+                          gid, "group_name", gname, "tag", "id", tid, "name", tname);
     tag_wecom_result r = {.tenant_id = 1, .ref = ref, .answer = a};
     assert_int_equal(store_write(x->st, tag_wecom_result_step, &r), 0);
     json_decref(a);
@@ -86,8 +86,12 @@ static void test_internal_never_pushed(void **state) {
     ctx *x = *state;
     int64_t g = group(x, "内部", false);
     int64_t t = tag(x, g, "a");
-    tag_bulk b = {.auth = {.tenant_id = 1, .role = ROLE_ADMIN}, .tag_ids = "[1]",
-                  .ntags = 1, .customer_ids = "[10,11]", .ncustomers = 2, .actor = "test"};
+    tag_bulk b = {.auth = {.tenant_id = 1, .role = ROLE_ADMIN},
+                  .tag_ids = "[1]",
+                  .ntags = 1,
+                  .customer_ids = "[10,11]",
+                  .ncustomers = 2,
+                  .actor = "test"};
     char ids[32];
     snprintf(ids, sizeof ids, "[%lld]", (long long)t);
     b.tag_ids = ids;
@@ -108,8 +112,12 @@ static void test_wecom_lifecycle(void **state) {
     /* Before the answer: bulk tagging skips it (no wecom_id yet). */
     char ids[32];
     snprintf(ids, sizeof ids, "[%lld]", (long long)t);
-    tag_bulk b = {.auth = {.tenant_id = 1, .role = ROLE_ADMIN}, .tag_ids = ids, .ntags = 1,
-                  .customer_ids = "[10,11]", .ncustomers = 2, .actor = "test"};
+    tag_bulk b = {.auth = {.tenant_id = 1, .role = ROLE_ADMIN},
+                  .tag_ids = ids,
+                  .ntags = 1,
+                  .customer_ids = "[10,11]",
+                  .ncustomers = 2,
+                  .actor = "test"};
     assert_int_equal(store_write(x->st, tag_bulk_apply, &b), 0);
     assert_int_equal(b.pushed, 0);
     answer(x, t, "etG", "等级", "etT", "金");
@@ -156,8 +164,12 @@ static void test_wecom_lifecycle(void **state) {
     assert_int_equal(store_write(x->st, tag_update, &mv), SIYU_EINVAL);
     assert_string_equal(mv.err.field, "group_id");
     /* Declaring a tag internal in a WeCom group is refused. */
-    tag_input wrong = {.tenant_id = 1, .group_id = g, .name = "x", .has_wecom = true,
-                       .wecom = false, .actor = "test"};
+    tag_input wrong = {.tenant_id = 1,
+                       .group_id = g,
+                       .name = "x",
+                       .has_wecom = true,
+                       .wecom = false,
+                       .actor = "test"};
     assert_int_equal(store_write(x->st, tag_create, &wrong), SIYU_EINVAL);
     assert_string_equal(wrong.err.field, "wecom");
     /* Delete a tag with an id, then a tag whose add is pending. */

@@ -103,9 +103,12 @@ typedef struct hook {
 static int hook_step(store_conn *c, void *arg) {
     hook *h = arg;
     switch (h->kind) {
-    case 0: return transfer_on_add(c, 1, h->cust, h->emp, 1000);
-    case 1: return transfer_on_transfer_delete(c, 1, h->cust, h->emp, 1000);
-    default: return transfer_on_fail(c, 1, h->cust, h->emp, h->reason, 1000);
+    case 0:
+        return transfer_on_add(c, 1, h->cust, h->emp, 1000);
+    case 1:
+        return transfer_on_transfer_delete(c, 1, h->cust, h->emp, 1000);
+    default:
+        return transfer_on_fail(c, 1, h->cust, h->emp, h->reason, 1000);
     }
 }
 
@@ -181,8 +184,9 @@ static void test_batches_answers_and_callbacks(void **state) {
     snprintf(ref1, sizeof ref1, "transfer_batch:%lld", (long long)b1);
     snprintf(ref2, sizeof ref2, "transfer_batch:%lld", (long long)b2);
     assert_string_equal(t_sql_text(x->dir, "SELECT ref FROM outbox ORDER BY id LIMIT 1"), ref1);
-    assert_int_equal(t_sql_int(x->dir, "SELECT count(*) FROM transfer WHERE batch_id=%lld AND "
-                                       "outbox_id IS NOT NULL",
+    assert_int_equal(t_sql_int(x->dir,
+                               "SELECT count(*) FROM transfer WHERE batch_id=%lld AND "
+                               "outbox_id IS NOT NULL",
                                (long long)b2),
                      50);
     /* In flight: a second request for customer 7 conflicts. */
@@ -252,9 +256,8 @@ static void test_resigned_handover(void **state) {
     assert_int_equal(store_write(x->st, transfer_request_step, &t), 0);
     assert_true(t.resigned);
     assert_int_equal(t.batches, 1);
-    assert_string_equal(
-        t_sql_text(x->dir, "SELECT kind FROM outbox ORDER BY id DESC LIMIT 1"),
-        "resigned_transfer_customer");
+    assert_string_equal(t_sql_text(x->dir, "SELECT kind FROM outbox ORDER BY id DESC LIMIT 1"),
+                        "resigned_transfer_customer");
     assert_int_equal(q(x, "SELECT json_type(body,'$.transfer_success_msg') IS NULL FROM outbox "
                           "ORDER BY id DESC LIMIT 1"),
                      1);
