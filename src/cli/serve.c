@@ -54,9 +54,8 @@ int cli_serve(int argc, char **argv) {
         free(ctx);
         return 1;
     }
-    wecom_client_opts wo = {.base_url = cfg.wecom_base_url,
-                            .timeout_ms = cfg.wecom_timeout_ms,
-                            .retries = cfg.wecom_retries ? cfg.wecom_retries : -1};
+    wecom_client_opts wo = {.base_url = cfg.wecom_base_url, .timeout_ms = cfg.wecom_timeout_ms,
+                             .retries = cfg.wecom_retries ? cfg.wecom_retries : -1};
     ctx->wc = wecom_client_new(&wo, &err);
     if (!ctx->wc) {
         log_error("%s", err.msg);
