@@ -124,7 +124,7 @@ static int flows_start(flows *f, const char *const *extra_sim) {
         "--callback-url", cb,     "--callback-token", FL_TOKEN, "--aes-key",      FL_AES,
         "--seed",         "7",    "--stores",         "1",      "--departments",  "1",
         "--employees",    "4",    "--customers",      "0",      "--channels",     "1",
-        "--groups",       "0",    "--tags",           "0",      "--history-days", "0",
+        "--groups",       "0",    "--tags",           "0",      "--history-days", "1",
         "--rate",         "0"};
     int n = 0;
     while (sim_args[n])

@@ -78,7 +78,7 @@ static void test_validation(void **state) {
     assert_true(c > 0);
     long long before = t_sql_int(F.dir, "SELECT count(*) FROM transfer");
     long long ob = t_sql_int(F.dir, "SELECT count(*) FROM outbox");
-    char body[512];
+    char body[1024];
     t_resp r;
     struct {
         const char *fmt;
