@@ -259,14 +259,47 @@ static const json_t *answer_tag(const json_t *tags, const char *name) {
     return json_array_size(tags) == 1 ? json_array_get(tags, 0) : NULL;
 }
 
-static int set_wecom_id(store_conn *c, const char *sql, int64_t tenant, int64_t id,
+/* A row that already holds the WeCom id the answer gives ours — a
+ * placeholder made by a callback (change_external_tag create) or a sync that
+ * got there first — is folded into ours: its tags (for a group) or its
+ * customer links (for a tag) move over, then it goes. Statements are bound
+ * ?1 tenant, ?2 our id, ?3 the WeCom id; run in order. */
+static const char *const merge_group_sql[] = {
+    "UPDATE OR IGNORE tag SET group_id=?2 WHERE tenant_id=?1 AND group_id=(SELECT id FROM "
+    "tag_group WHERE tenant_id=?1 AND wecom_id=?3 AND id<>?2)",
+    "DELETE FROM customer_tag WHERE tenant_id=?1 AND tag_id IN (SELECT id FROM tag WHERE "
+    "tenant_id=?1 AND group_id=(SELECT id FROM tag_group WHERE tenant_id=?1 AND wecom_id=?3 AND "
+    "id<>?2))",
+    "DELETE FROM tag WHERE tenant_id=?1 AND group_id=(SELECT id FROM tag_group WHERE "
+    "tenant_id=?1 AND wecom_id=?3 AND id<>?2)",
+    "DELETE FROM tag_group WHERE tenant_id=?1 AND wecom_id=?3 AND id<>?2",
+    "UPDATE tag_group SET wecom_id=?3 WHERE tenant_id=?1 AND id=?2",
+    NULL,
+};
+static const char *const merge_tag_sql[] = {
+    "INSERT OR IGNORE INTO customer_tag(tenant_id, customer_id, tag_id, source, employee_id, "
+    "created_at) SELECT tenant_id, customer_id, ?2, source, employee_id, created_at FROM "
+    "customer_tag WHERE tenant_id=?1 AND tag_id=(SELECT id FROM tag WHERE tenant_id=?1 AND "
+    "wecom_id=?3 AND id<>?2)",
+    "DELETE FROM customer_tag WHERE tenant_id=?1 AND tag_id=(SELECT id FROM tag WHERE "
+    "tenant_id=?1 AND wecom_id=?3 AND id<>?2)",
+    "DELETE FROM tag WHERE tenant_id=?1 AND wecom_id=?3 AND id<>?2",
+    "UPDATE tag SET wecom_id=?3 WHERE tenant_id=?1 AND id=?2",
+    NULL,
+};
+
+static int set_wecom_id(store_conn *c, const char *const *sqls, int64_t tenant, int64_t id,
                         const char *wecom_id) {
-    sqlite3_stmt *st = store_conn_stmt(c, sql);
-    if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, tenant);
-    sqlite3_bind_int64(st, 2, id);
-    sqlite3_bind_text(st, 3, wecom_id, -1, SQLITE_STATIC);
-    return run(st);
+    for (int i = 0; sqls[i]; i++) {
+        sqlite3_stmt *st = store_conn_stmt(c, sqls[i]);
+        if (!st) return SIYU_EIO;
+        sqlite3_bind_int64(st, 1, tenant);
+        sqlite3_bind_int64(st, 2, id);
+        sqlite3_bind_text(st, 3, wecom_id, -1, SQLITE_STATIC);
+        int rc = run(st);
+        if (rc != 0) return rc;
+    }
+    return 0;
 }
 
 int tag_wecom_result_step(store_conn *c, void *arg) {
@@ -295,11 +328,6 @@ int tag_wecom_result_step(store_conn *c, void *arg) {
         return enqueue(c, r->tenant_id, "del_corp_tag", json_pack("{s:o}", "tag_id", ids),
                        OUTBOX_LANE_NORMAL, "wecom", r->ref, &r->kick, &r->err);
     }
-    if (gid && (rc = set_wecom_id(c,
-                                  "UPDATE OR IGNORE tag_group SET wecom_id=?3 WHERE tenant_id=?1 "
-                                  "AND id=?2 AND wecom_id IS NULL",
-                                  r->tenant_id, ti.group_id, gid)) != 0)
-        return rc;
     const char *gname = json_string_value(json_object_get(grp, "group_name"));
     if (gid && gname && strcmp(gname, ti.group_name) != 0 && /* group renamed while pending */
         (rc = enqueue(c, r->tenant_id, "edit_corp_tag",
@@ -310,8 +338,11 @@ int tag_wecom_result_step(store_conn *c, void *arg) {
     if (!t) t = json_array_get(tags, 0); /* renamed while pending: ours is the one sent */
     const char *tid = json_string_value(json_object_get(t, "id"));
     if (!tid) return 0;
-    if ((rc = set_wecom_id(c, "UPDATE OR IGNORE tag SET wecom_id=?3 WHERE tenant_id=?1 AND id=?2",
-                           r->tenant_id, id, tid)) != 0)
+    /* The tag first, so a same-named duplicate in a placeholder group keeps
+     * its customer links by moving them to ours. */
+    if ((rc = set_wecom_id(c, merge_tag_sql, r->tenant_id, id, tid)) != 0) return rc;
+    if (gid && !ti.group_wecom_id[0] &&
+        (rc = set_wecom_id(c, merge_group_sql, r->tenant_id, ti.group_id, gid)) != 0)
         return rc;
     const char *sent = json_string_value(json_object_get(t, "name"));
     if (sent && strcmp(sent, ti.name) != 0) /* renamed while pending */

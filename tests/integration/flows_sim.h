@@ -123,7 +123,7 @@ static int flows_start(flows *f, const char *const *extra_sim) {
         "--listen",       listen, "--corp-id",        FL_CORP,  "--secret",       FL_SECRET,
         "--callback-url", cb,     "--callback-token", FL_TOKEN, "--aes-key",      FL_AES,
         "--seed",         "7",    "--stores",         "1",      "--departments",  "1",
-        "--employees",    "4",    "--customers",      "0",      "--channels",     "1",
+        "--employees",    "4",    "--customers",      "1",      "--channels",     "1",
         "--groups",       "0",    "--tags",           "0",      "--history-days", "1",
         "--rate",         "0"};
     int n = 0;

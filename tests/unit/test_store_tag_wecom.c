@@ -189,10 +189,38 @@ static void test_wecom_lifecycle(void **state) {
     assert_string_equal(last_outbox(x), "del_corp_tag {\"group_id\":[\"etG\"]}");
 }
 
+/* A callback placeholder that got the ids first is folded into our rows. */
+static void test_placeholder_merge(void **state) {
+    ctx *x = *state;
+    int64_t g = group(x, "渠道", true);
+    int64_t t = tag(x, g, "门店");
+    const char *sql =
+        "INSERT INTO tag_group(id,tenant_id,wecom_id,name,source,created_at,updated_at) VALUES"
+        " (900,1,'etPG','etPG','wecom',1,1),(901,1,NULL,'(wecom)','wecom',1,1);"
+        "INSERT INTO tag(id,tenant_id,group_id,wecom_id,name,created_at,updated_at) VALUES"
+        " (950,1,901,'etPT','etPT',1,1);"
+        "INSERT INTO customer_tag(tenant_id,customer_id,tag_id,source,created_at) VALUES"
+        " (1,10,950,'wecom',1);";
+    assert_int_equal(store_write(x->st, exec_step, (void *)sql), 0);
+    answer(x, t, "etPG", "渠道", "etPT", "门店");
+    assert_string_equal(t_sql_text(x->dir, "SELECT wecom_id FROM tag WHERE id=%lld", (long long)t),
+                        "etPT");
+    assert_string_equal(
+        t_sql_text(x->dir, "SELECT wecom_id FROM tag_group WHERE id=%lld", (long long)g), "etPG");
+    assert_int_equal(t_sql_int(x->dir, "SELECT count(*) FROM tag WHERE id=950"), 0);
+    assert_int_equal(t_sql_int(x->dir, "SELECT count(*) FROM tag_group WHERE id=900"), 0);
+    assert_int_equal(t_sql_int(x->dir,
+                               "SELECT count(*) FROM customer_tag WHERE customer_id=10 "
+                               "AND tag_id=%lld",
+                               (long long)t),
+                     1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_internal_never_pushed),
         cmocka_unit_test(test_wecom_lifecycle),
+        cmocka_unit_test(test_placeholder_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
