@@ -133,7 +133,24 @@ static const struct customer_check {
      SIYU_ECONFLICT, "customer %lld already has a transfer in progress"},
 };
 
+/* Rows whose outbox call an operator cancelled get no answer: mark the
+ * request's customers' ones failed so they no longer count as in flight. */
+static int cancelled_settle(store_conn *c, transfer_request *t) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "UPDATE transfer SET state='failed', error='cancelled', updated_at=?3 WHERE "
+           "tenant_id=?1 AND state='requested' AND customer_id IN (SELECT value FROM "
+           "json_each(?2)) AND outbox_id IN (SELECT id FROM outbox WHERE tenant_id=?1 AND "
+           "state='cancelled')");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, t->auth.tenant_id);
+    sqlite3_bind_text(st, 2, t->customer_ids, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, siyu_now());
+    return run(st);
+}
+
 static int customers_check(store_conn *c, transfer_request *t) {
+    int rc = cancelled_settle(c, t);
+    if (rc != 0) return rc;
     for (size_t i = 0; i < sizeof customer_checks / sizeof *customer_checks; i++) {
         sqlite3_stmt *st = store_conn_stmt(c, customer_checks[i].sql);
         if (!st) return SIYU_EIO;

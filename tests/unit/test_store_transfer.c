@@ -263,6 +263,21 @@ static void test_resigned_handover(void **state) {
                      1);
     assert_string_equal(t_sql_text(x->dir, "SELECT kind FROM transfer WHERE customer_id=201"),
                         "resigned");
+    /* In flight until an operator cancels the outbox row; then a new request
+     * settles the old rows as failed (cancelled). */
+    transfer_request again = req(3, 2, "[201]", 1);
+    assert_int_equal(store_write(x->st, transfer_request_step, &again), SIYU_ECONFLICT);
+    char upd[128];
+    snprintf(upd, sizeof upd, "UPDATE outbox SET state='cancelled' WHERE id=%lld",
+             t_sql_int(x->dir, "SELECT outbox_id FROM transfer WHERE customer_id=201"));
+    sql(x, upd);
+    again = req(3, 2, "[201]", 1);
+    assert_int_equal(store_write(x->st, transfer_request_step, &again), 0);
+    assert_string_equal(t_sql_text(x->dir, "SELECT state||':'||error FROM transfer WHERE "
+                                           "customer_id=201 ORDER BY id LIMIT 1"),
+                        "failed:cancelled");
+    assert_string_equal(t_sql_text(x->dir, "SELECT state FROM transfer WHERE customer_id=202"),
+                        "requested");
 }
 
 static void test_errcode_map(void **state) {
