@@ -2,7 +2,8 @@
 #   make            build ./build/siyu
 #   make deps       install the Debian packages the build and tests need
 #   make test       build and run the test suite (SANITIZE=address,undefined for CI)
-#   make demo       build, seed a sample tenant into ./demo-data and serve on 127.0.0.1:8080
+#   make demo       build, start the WeCom simulator and the server with a simulated brand
+#                   (./demo-data, API on 127.0.0.1:8080, simulator on 127.0.0.1:8081)
 #   make fuzz       build the libFuzzer targets into build-fuzz/
 #   make bench-ingest  run the ingest benchmark (writes bench/RESULTS.md section)
 
@@ -48,9 +49,12 @@ test-slow: configure
 
 DEMO_DATA ?= demo-data
 DEMO_LISTEN ?= 127.0.0.1:8080
+DEMO_SIM_LISTEN ?= 127.0.0.1:8081
+DEMO_ARGS ?=
 demo: all
-	./$(BUILD)/siyu demo-seed --data $(DEMO_DATA)
-	./$(BUILD)/siyu serve --data $(DEMO_DATA) --listen $(DEMO_LISTEN)
+	mkdir -p $(DEMO_DATA)
+	./$(BUILD)/siyu demo --data $(DEMO_DATA) --fresh --listen $(DEMO_LISTEN) \
+	  --sim-listen $(DEMO_SIM_LISTEN) $(DEMO_ARGS)
 
 fuzz:
 	@command -v clang >/dev/null || $(MAKE) deps

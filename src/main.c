@@ -16,6 +16,7 @@ static const struct {
     {"migrate", cli_migrate, "apply schema migrations and print the schema version"},
     {"demo", cli_demo, "run the live demo: server + WeCom simulator + simulated brand (make demo)"},
     {"demo-seed", cli_demo_seed, "seed a sample tenant into a data directory (used by make demo)"},
+    {"wecom-sim", cli_wecom_sim, "simulate WeCom: its API, callbacks and a seeded population"},
 };
 
 static void usage(FILE *f) {
