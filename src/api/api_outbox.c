@@ -29,7 +29,8 @@ bool api_outbox_page(http_req *r, http_resp *w, int *limit, int64_t *before) {
     char *end;
     if (lim) {
         long long v = strtoll(lim, &end, 10);
-        if (!*lim || *end || v < 1) return reply_invalid(w, "limit", "limit must be a positive integer");
+        if (!*lim || *end || v < 1)
+            return reply_invalid(w, "limit", "limit must be a positive integer");
         *limit = v > PAGE_MAX ? PAGE_MAX : (int)v;
     }
     if (cur) {
@@ -75,8 +76,10 @@ static void list(http_req *r, http_resp *w) {
 
 static void reply_row(http_req *r, http_resp *w, store_conn *c, int64_t id) {
     json_t *j = outbox_get_json(c, r->auth.tenant_id, id, true);
-    if (!j) http_error(w, 404, "not_found", "outbox row %lld does not exist", (long long)id);
-    else http_json(w, 200, j);
+    if (!j)
+        http_error(w, 404, "not_found", "outbox row %lld does not exist", (long long)id);
+    else
+        http_json(w, 200, j);
 }
 
 static void get_read(http_req *r, http_resp *w, store_conn *c) {
@@ -90,8 +93,10 @@ static void get(http_req *r, http_resp *w) {
 
 static void stats_read(http_req *r, http_resp *w, store_conn *c) {
     json_t *j = outbox_stats_json(c, r->auth.tenant_id);
-    if (!j) http_error(w, 500, "internal", "query failed");
-    else http_json(w, 200, j);
+    if (!j)
+        http_error(w, 500, "internal", "query failed");
+    else
+        http_json(w, 200, j);
 }
 
 static void stats(http_req *r, http_resp *w) {

@@ -11,8 +11,10 @@
 
 static void get_read(http_req *r, http_resp *w, store_conn *c) {
     json_t *j = welcome_config_json(c, r->auth.tenant_id);
-    if (!j) http_error(w, 500, "internal", "query failed");
-    else http_json(w, 200, j);
+    if (!j)
+        http_error(w, 500, "internal", "query failed");
+    else
+        http_json(w, 200, j);
 }
 
 static void get(http_req *r, http_resp *w) {
@@ -39,8 +41,10 @@ static const json_field put_fields[] = {
 
 static void put_done(http_req *r, http_resp *w, int rc) {
     welcome_op *op = r->user;
-    if (rc != 0) api_reply_write_error(w, rc, &op->in.err);
-    else api_read(r, w, get_read);
+    if (rc != 0)
+        api_reply_write_error(w, rc, &op->in.err);
+    else
+        api_read(r, w, get_read);
 }
 
 static void put(http_req *r, http_resp *w) {

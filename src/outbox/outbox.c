@@ -54,12 +54,12 @@ static const struct kind_policy {
     doubt_policy policy;
     int repeat_ec; /* 0 = none */
 } kind_policies[] = {
-    {"remark", DOUBT_RESEND, 0},            /* overwrites: idempotent */
-    {"add_corp_tag", DOUBT_PROBE, 0},       /* get_corp_tag_list: same group + tag names */
-    {"edit_corp_tag", DOUBT_RESEND, 0},     /* overwrites */
-    {"del_corp_tag", DOUBT_RESEND, 40068},  /* gone already: invalid tag id */
-    {"mark_tag", DOUBT_RESEND, 0},          /* set semantics */
-    {"add_contact_way", DOUBT_PROBE, 0},    /* list/get_contact_way: same state */
+    {"remark", DOUBT_RESEND, 0},             /* overwrites: idempotent */
+    {"add_corp_tag", DOUBT_PROBE, 0},        /* get_corp_tag_list: same group + tag names */
+    {"edit_corp_tag", DOUBT_RESEND, 0},      /* overwrites */
+    {"del_corp_tag", DOUBT_RESEND, 40068},   /* gone already: invalid tag id */
+    {"mark_tag", DOUBT_RESEND, 0},           /* set semantics */
+    {"add_contact_way", DOUBT_PROBE, 0},     /* list/get_contact_way: same state */
     {"update_contact_way", DOUBT_RESEND, 0}, /* overwrites */
     {"del_contact_way", DOUBT_RESEND, 0},
     {WELCOME_KIND, DOUBT_RESEND, 41051},    /* code used once: 41051 on a repeat */
@@ -288,16 +288,21 @@ static int claim_step(store_conn *c, void *arg) {
 
     const char *why = NULL;
     bool welcome = !strcmp(cl->kind, WELCOME_KIND);
-    /* A row in doubt is still resent after its deadline: the answer tells
-     * whether the first attempt got through (41051) or not (41050). */
-    if (cl->deadline && now > cl->deadline && !cl->doubt)
+    /* A welcome in doubt is still resent after its deadline: a used or expired
+     * code cannot deliver twice, and the answer tells whether the first
+     * attempt got through (41051) or not (41050). */
+    int app_rc = 0;
+    if (cl->deadline && now > cl->deadline && !(cl->doubt && welcome))
         why = welcome ? "welcome_code_expired: not sent within 20 s"
                       : "deadline_passed: not sent before its deadline";
     else if (cl->doubt && policy_of(cl->kind)->policy == DOUBT_HOLD)
         why = "in_doubt: the server stopped during delivery and WeCom cannot tell whether the "
               "call arrived; retry to send it again";
-    else if (tenant_wecom_app(c, cl->tenant_id, &cl->app) != 0)
+    else if ((app_rc = tenant_wecom_app(c, cl->tenant_id, &cl->app)) == SIYU_EINVAL ||
+             app_rc == SIYU_ENOTFOUND)
         why = "wecom_not_configured: the tenant has no WeCom secret (configure it, then retry)";
+    else if (app_rc != 0)
+        return app_rc;
     if (why) {
         snprintf(cl->final_error, sizeof cl->final_error, "%s", why);
         cl->action = CLAIM_FINAL;
@@ -324,9 +329,9 @@ typedef struct outcome {
     const char *state; /* sent | failed | dead */
     int errcode;       /* 0 with has_errcode false = NULL */
     bool has_errcode;
-    bool doubt;        /* keep the in-doubt mark (a transport failure may have arrived) */
+    bool doubt; /* keep the in-doubt mark (a transport failure may have arrived) */
     char error[400];
-    char *result;      /* malloc'd compact JSON or NULL */
+    char *result; /* malloc'd compact JSON or NULL */
     int64_t next_at;
 } outcome;
 
@@ -368,7 +373,8 @@ static char *result_text(const json_t *answer) {
 
 static int64_t backoff_ms(outbox *ob, worker *w, int attempts) {
     int64_t d = ob->o.backoff_ms;
-    for (int i = 1; i < attempts && d < ob->o.backoff_max_ms; i++) d *= 2;
+    for (int i = 1; i < attempts && d < ob->o.backoff_max_ms; i++)
+        d *= 2;
     if (d > ob->o.backoff_max_ms) d = ob->o.backoff_max_ms;
     /* Equal jitter: half fixed, half random, so retries of a burst spread out. */
     int64_t half = d / 2;
@@ -403,8 +409,8 @@ static void outcome_decide(outbox *ob, worker *w, const claim *cl, int rc, const
                  "%s: answered to a repeat after an in-doubt attempt; counted as delivered "
                  "before it",
                  wecom_errcode_name(ec));
-        json_t *j = json_pack("{s:i,s:s,s:b}", "errcode", ec, "errmsg", res->errmsg,
-                              "delivered_before", 1);
+        json_t *j =
+            json_pack("{s:i,s:s,s:b}", "errcode", ec, "errmsg", res->errmsg, "delivered_before", 1);
         o->result = result_text(j);
         json_decref(j);
         return;
@@ -427,9 +433,9 @@ static void outcome_decide(outbox *ob, worker *w, const claim *cl, int rc, const
                  "welcome_code_expired: not sent within 20 s (last: %s: %s)",
                  wecom_errcode_name(ec), res->errmsg);
     else if (retryable)
-        snprintf(o->error, sizeof o->error, "%s: %s (%s after %d attempts)",
-                 wecom_errcode_name(ec), res->errmsg,
-                 late ? "deadline passes before the next attempt" : "gave up", cl->attempts);
+        snprintf(o->error, sizeof o->error, "%s: %s (%s after %d attempts)", wecom_errcode_name(ec),
+                 res->errmsg, late ? "deadline passes before the next attempt" : "gave up",
+                 cl->attempts);
     else
         snprintf(o->error, sizeof o->error, "%s: %s", wecom_errcode_name(ec), res->errmsg);
 }
@@ -442,13 +448,13 @@ static int probe_contact_way(outbox *ob, const claim *cl, const json_t *body, js
                              wecom_res *res) {
     const char *state = json_string_value(json_object_get(body, "state"));
     if (!state || !*state) return 0; /* nothing to recognise it by: resend */
-    json_t *req = json_pack("{s:I,s:i}", "start_time", (json_int_t)(cl->created_at - 600), "limit",
-                            1000);
+    json_t *req =
+        json_pack("{s:I,s:i}", "start_time", (json_int_t)(cl->created_at - 600), "limit", 1000);
     int found = 0;
     for (int page = 0; req && page < PROBE_PAGES_MAX && !found; page++) {
         json_t *out = NULL;
-        int rc = wecom_call(ob->wc, &cl->app, "externalcontact/list_contact_way", NULL, req, &out,
-                            res);
+        int rc =
+            wecom_call(ob->wc, &cl->app, "externalcontact/list_contact_way", NULL, req, &out, res);
         if (rc != 0) {
             found = rc;
             break;
@@ -468,9 +474,9 @@ static int probe_contact_way(outbox *ob, const claim *cl, const json_t *body, js
             json_t *way = json_object_get(g, "contact_way");
             const char *s = json_string_value(json_object_get(way, "state"));
             if (s && !strcmp(s, state)) {
-                *answer = json_pack("{s:i,s:s,s:s,s:O*,s:b}", "errcode", 0, "errmsg", "ok",
-                                    "config_id", cid, "qr_code", json_object_get(way, "qr_code"),
-                                    "probed", 1);
+                *answer =
+                    json_pack("{s:i,s:s,s:s,s:O*,s:b}", "errcode", 0, "errmsg", "ok", "config_id",
+                              cid, "qr_code", json_object_get(way, "qr_code"), "probed", 1);
                 found = 1;
             }
             json_decref(g);
@@ -495,7 +501,8 @@ static int probe_corp_tag(outbox *ob, const claim *cl, const json_t *body, json_
     json_t *tags = json_object_get(body, "tag");
     if ((!gid && !gname) || !json_array_size(tags)) return 0;
     json_t *req = json_object(), *out = NULL;
-    int rc = wecom_call(ob->wc, &cl->app, "externalcontact/get_corp_tag_list", NULL, req, &out, res);
+    int rc =
+        wecom_call(ob->wc, &cl->app, "externalcontact/get_corp_tag_list", NULL, req, &out, res);
     json_decref(req);
     if (rc != 0) return rc;
     int found = 0;
@@ -561,8 +568,8 @@ static void deliver(outbox *ob, worker *w, claim *cl) {
             if (found == 1) rc = 0;
         }
         if (found == 0)
-            rc = wecom_call(ob->wc, &cl->app, ep->path, NULL, ep->post ? body : NULL, &answer,
-                            &res);
+            rc =
+                wecom_call(ob->wc, &cl->app, ep->path, NULL, ep->post ? body : NULL, &answer, &res);
     }
     explicit_bzero(&cl->app, sizeof cl->app);
     outcome o = {0};
@@ -574,9 +581,12 @@ static void deliver(outbox *ob, worker *w, claim *cl) {
         log_error("outbox: row %lld (%s): recording the outcome failed: %s", (long long)cl->id,
                   cl->kind, siyu_strerror(wrc));
     } else {
-        if (!strcmp(o.state, "sent")) atomic_fetch_add(&ob->sent, 1);
-        else if (!strcmp(o.state, "failed")) atomic_fetch_add(&ob->failed, 1);
-        else atomic_fetch_add(&ob->dead, 1);
+        if (!strcmp(o.state, "sent"))
+            atomic_fetch_add(&ob->sent, 1);
+        else if (!strcmp(o.state, "failed"))
+            atomic_fetch_add(&ob->failed, 1);
+        else
+            atomic_fetch_add(&ob->dead, 1);
         if (strcmp(o.state, "sent") != 0)
             log_warn("outbox: row %lld tenant=%lld kind=%s attempt %d/%d: %s: %s",
                      (long long)cl->id, (long long)cl->tenant_id, cl->kind, cl->attempts, cl->max,
@@ -775,7 +785,7 @@ int outbox_counts_get(store_conn *c, int64_t tenant_id, outbox_counts *out) {
 }
 
 #define ROW_COLS                                                                                   \
-    "id, kind, lane, state, attempts, max_attempts, doubt, next_at, deadline, errcode, error,"    \
+    "id, kind, lane, state, attempts, max_attempts, doubt, next_at, deadline, errcode, error,"     \
     " origin, ref, created_at, updated_at, sent_at, body, result"
 
 static json_t *col_int(sqlite3_stmt *st, int i) {
@@ -797,15 +807,15 @@ static json_t *col_json(sqlite3_stmt *st, int i) {
 }
 
 static json_t *row_json(sqlite3_stmt *st, bool with_result) {
-    json_t *j = json_pack(
-        "{s:I,s:o,s:i,s:o,s:i,s:i,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
-        (json_int_t)sqlite3_column_int64(st, 0), "kind", col_str(st, 1), "lane",
-        sqlite3_column_int(st, 2), "state", col_str(st, 3), "attempts", sqlite3_column_int(st, 4),
-        "max_attempts", sqlite3_column_int(st, 5), "in_doubt", sqlite3_column_int(st, 6) != 0,
-        "next_at", col_int(st, 7), "deadline", col_int(st, 8), "errcode", col_int(st, 9), "error",
-        col_str(st, 10), "origin", col_str(st, 11), "ref", col_str(st, 12), "created_at",
-        col_int(st, 13), "updated_at", col_int(st, 14), "sent_at", col_int(st, 15), "body",
-        col_json(st, 16));
+    json_t *j = json_pack("{s:I,s:o,s:i,s:o,s:i,s:i,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+                          "id", (json_int_t)sqlite3_column_int64(st, 0), "kind", col_str(st, 1),
+                          "lane", sqlite3_column_int(st, 2), "state", col_str(st, 3), "attempts",
+                          sqlite3_column_int(st, 4), "max_attempts", sqlite3_column_int(st, 5),
+                          "in_doubt", sqlite3_column_int(st, 6) != 0, "next_at", col_int(st, 7),
+                          "deadline", col_int(st, 8), "errcode", col_int(st, 9), "error",
+                          col_str(st, 10), "origin", col_str(st, 11), "ref", col_str(st, 12),
+                          "created_at", col_int(st, 13), "updated_at", col_int(st, 14), "sent_at",
+                          col_int(st, 15), "body", col_json(st, 16));
     if (j && with_result) json_object_set_new(j, "result", col_json(st, 17));
     return j;
 }
@@ -901,8 +911,7 @@ static int action_step(store_conn *c, outbox_action *a, const char *verb, const 
     for (const char *const *f = from; *f; f++)
         if (!strcmp(*f, state)) ok = true;
     if (!ok)
-        return siyu_err_set(&a->err, SIYU_ECONFLICT, "state", "a %s row cannot be %s", state,
-                            verb);
+        return siyu_err_set(&a->err, SIYU_ECONFLICT, "state", "a %s row cannot be %s", state, verb);
     st = store_conn_stmt(c, sql_update);
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->id);
@@ -928,6 +937,5 @@ int outbox_retry_step(store_conn *c, void *arg) {
 int outbox_cancel_step(store_conn *c, void *arg) {
     static const char *const from[] = {"pending", "failed", "dead", NULL};
     return action_step(c, arg, "cancelled",
-                       "UPDATE outbox SET state='cancelled', updated_at=?3 WHERE id=?1",
-                       from);
+                       "UPDATE outbox SET state='cancelled', updated_at=?3 WHERE id=?1", from);
 }

@@ -48,12 +48,12 @@ enum { OUTBOX_LANE_URGENT = 0, OUTBOX_LANE_NORMAL = 1, OUTBOX_LANE_BULK = 2 };
 
 typedef struct outbox_item {
     int64_t tenant_id;
-    const char *kind;      /* a mutating wecom_endpoint name: "mark_tag", "send_welcome_msg", ... */
-    const json_t *body;    /* the request body (serialised compactly into the row) */
-    int lane;              /* OUTBOX_LANE_* */
-    int64_t deadline_ms;   /* 0 = none; past it the row goes dead without a call */
-    const char *origin;    /* what decided it, for operators: "welcome:event:42", "token:7" */
-    const char *ref;       /* optional link to a domain row, e.g. "transfer:12"; NULL = none */
+    const char *kind;    /* a mutating wecom_endpoint name: "mark_tag", "send_welcome_msg", ... */
+    const json_t *body;  /* the request body (serialised compactly into the row) */
+    int lane;            /* OUTBOX_LANE_* */
+    int64_t deadline_ms; /* 0 = none; past it the row goes dead without a call */
+    const char *origin;  /* what decided it, for operators: "welcome:event:42", "token:7" */
+    const char *ref;     /* optional link to a domain row, e.g. "transfer:12"; NULL = none */
 } outbox_item;
 
 /* Inside a write step: inserts a pending row. Returns 0 and *id_out (may be
@@ -95,8 +95,8 @@ int outbox_counts_get(store_conn *c, int64_t tenant_id, outbox_counts *out);
 
 /* ---- for the API (api/api_outbox.c) and producers' views ---------------- */
 
-#define OUTBOX_BODY_MAX (1u << 20)   /* bytes of request JSON per row */
-#define OUTBOX_RESULT_MAX 4096       /* bytes of answer JSON kept per row */
+#define OUTBOX_BODY_MAX (1u << 20) /* bytes of request JSON per row */
+#define OUTBOX_RESULT_MAX 4096     /* bytes of answer JSON kept per row */
 
 /* True for a state name above. */
 bool outbox_state_valid(const char *state);

@@ -54,8 +54,8 @@ json_t *welcome_config_json(store_conn *c, int64_t tenant_id) {
     int rc = sqlite3_step(st);
     json_t *j = NULL;
     if (rc == SQLITE_ROW)
-        j = json_pack("{s:s,s:b,s:I}", "text", (const char *)sqlite3_column_text(st, 0),
-                      "enabled", sqlite3_column_int(st, 1) != 0, "updated_at",
+        j = json_pack("{s:s,s:b,s:I}", "text", (const char *)sqlite3_column_text(st, 0), "enabled",
+                      sqlite3_column_int(st, 1) != 0, "updated_at",
                       (json_int_t)sqlite3_column_int64(st, 2));
     else if (rc == SQLITE_DONE)
         j = json_pack("{s:n,s:b,s:n}", "text", "enabled", 0, "updated_at");
@@ -114,18 +114,18 @@ int welcome_log(store_conn *c, int64_t tenant_id, int64_t before, int limit, jso
         }
         last = sqlite3_column_int64(st, 0);
 #define COL_INT(i)                                                                                 \
-    (sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()                                     \
+    (sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()                                       \
                                                : json_integer(sqlite3_column_int64(st, i)))
 #define COL_STR(i)                                                                                 \
     (sqlite3_column_type(st, i) == SQLITE_NULL                                                     \
          ? json_null()                                                                             \
          : json_string((const char *)sqlite3_column_text(st, i)))
         json_array_append_new(
-            items, json_pack("{s:I,s:o,s:o,s:o,s:i,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)last,
-                             "state", COL_STR(1), "errcode", COL_INT(2), "error", COL_STR(3),
-                             "attempts", sqlite3_column_int(st, 4), "created_at", COL_INT(5),
-                             "sent_at", COL_INT(6), "event_id", COL_INT(7), "external_userid",
-                             COL_STR(8), "userid", COL_STR(9)));
+            items,
+            json_pack("{s:I,s:o,s:o,s:o,s:i,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)last, "state",
+                      COL_STR(1), "errcode", COL_INT(2), "error", COL_STR(3), "attempts",
+                      sqlite3_column_int(st, 4), "created_at", COL_INT(5), "sent_at", COL_INT(6),
+                      "event_id", COL_INT(7), "external_userid", COL_STR(8), "userid", COL_STR(9)));
 #undef COL_INT
 #undef COL_STR
         n++;

@@ -15,8 +15,8 @@
 #include "util/err.h"
 #include "wecom/wecom_event.h"
 
-#define WELCOME_TEXT_MAX 4000      /* bytes; WeCom's text.content limit (spec §3.4) */
-#define WELCOME_WINDOW_MS 20000    /* a welcome code lives 20 s after the event */
+#define WELCOME_TEXT_MAX 4000   /* bytes; WeCom's text.content limit (spec §3.4) */
+#define WELCOME_WINDOW_MS 20000 /* a welcome code lives 20 s after the event */
 
 /* Inside the write step that applied ev (event row event_id): when ev is a new
  * contact with a WelcomeCode and the tenant's welcome is enabled, enqueues
