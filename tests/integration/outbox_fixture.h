@@ -98,7 +98,7 @@ static __attribute__((unused)) int of_sim_start(of_fx *f, const char *welcome_tt
                           "--tags",
                           "4",
                           "--history-days",
-                          "0",
+                          "1",
                           "--refuse-rate",
                           "0",
                           "--welcome-ttl",
