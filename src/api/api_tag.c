@@ -4,6 +4,10 @@
  * open to every tenant role but limited to the customers the token may see
  * (checked inside the write step by tag_bulk_apply).
  *
+ * WeCom corp tags: a group created with "wecom": true holds WeCom tags; the
+ * write steps queue the matching WeCom calls (store/tag_wecom.h) and each
+ * handler kicks the outbox lanes they wrote to once the write committed.
+ *
  * Ownership: one tag_op per write request hangs on r->user and owns the
  * parsed body (whose strings the input structs borrow) and the id lists. */
 #include <stdlib.h>
