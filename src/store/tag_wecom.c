@@ -367,6 +367,64 @@ static void on_add_result(void *arg, int64_t tenant_id, const char *kind, const 
         tag_wecom_kick(ctx->ob, r.kick);
 }
 
+/* add_corp_tag answers the outbox recorded while no listener ran (a stop
+ * between the two commits): WeCom tags still without a wecom_id whose add
+ * row is sent get the stored answer applied. */
+typedef struct caught {
+    int64_t tenant;
+    char *ref, *result;
+} caught;
+
+int tag_wecom_catch_up_step(store_conn *c, void *arg) {
+    unsigned *kick = arg;
+    *kick = 0;
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT o.tenant_id, o.ref, o.result FROM tag t JOIN tag_group g ON g.id=t.group_id "
+           "JOIN outbox o ON o.tenant_id=t.tenant_id AND o.kind='add_corp_tag' AND "
+           "o.ref='tag:'||t.id AND o.state='sent' WHERE t.wecom_id IS NULL AND "
+           "g.source='wecom'");
+    if (!st) return SIYU_EIO;
+    caught *cs = NULL;
+    size_t n = 0, cap = 0;
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            caught *g = realloc(cs, cap * sizeof *cs);
+            if (!g) {
+                rc = SIYU_ENOMEM;
+                break;
+            }
+            cs = g;
+        }
+        const char *ref = (const char *)sqlite3_column_text(st, 1);
+        const char *res = (const char *)sqlite3_column_text(st, 2);
+        cs[n++] =
+            (caught){sqlite3_column_int64(st, 0), strdup(ref ? ref : ""), res ? strdup(res) : NULL};
+    }
+    if (rc == 0 && step != SQLITE_DONE) rc = store_rc(step);
+    sqlite3_reset(st);
+    for (size_t i = 0; i < n; i++) {
+        json_t *answer = cs[i].result ? json_loads(cs[i].result, 0, NULL) : NULL;
+        tag_wecom_result r = {.tenant_id = cs[i].tenant, .ref = cs[i].ref, .answer = answer};
+        if (rc == 0 && answer) rc = tag_wecom_result_step(c, &r);
+        *kick |= r.kick;
+        json_decref(answer);
+        free(cs[i].ref);
+        free(cs[i].result);
+    }
+    free(cs);
+    return rc;
+}
+
 void tag_wecom_listen(siyu_ctx *ctx) {
-    if (ctx && ctx->ob) outbox_on_result(ctx->ob, "add_corp_tag", on_add_result, ctx);
+    if (!ctx || !ctx->ob) return;
+    outbox_on_result(ctx->ob, "add_corp_tag", on_add_result, ctx);
+    unsigned kick = 0;
+    int rc = store_write(ctx->st, tag_wecom_catch_up_step, &kick);
+    if (rc != 0)
+        log_error("tag push: catching up on recorded add_corp_tag answers failed: %s",
+                  siyu_strerror(rc));
+    else
+        tag_wecom_kick(ctx->ob, kick);
 }

@@ -54,7 +54,8 @@ void tag_wecom_kick(struct outbox *ob, unsigned kick);
 
 /* Registers the add_corp_tag listener on ctx->ob (nothing when NULL);
  * answers are recorded with store_write on ctx->st and follow-up calls kick
- * ctx->ob. ctx must outlive the outbox. */
+ * ctx->ob. Then catches up once (tag_wecom_catch_up_step). ctx must outlive
+ * the outbox. */
 typedef struct siyu_ctx siyu_ctx;
 void tag_wecom_listen(siyu_ctx *ctx);
 
@@ -68,5 +69,8 @@ typedef struct tag_wecom_result {
     siyu_err err;
 } tag_wecom_result;
 int tag_wecom_result_step(store_conn *c, void *arg);
+/* Write step (arg: unsigned* kick): applies sent add_corp_tag answers whose
+ * tag has no wecom_id yet (their listener never ran). Idempotent. */
+int tag_wecom_catch_up_step(store_conn *c, void *arg);
 
 #endif

@@ -471,10 +471,75 @@ static void on_result(void *arg, int64_t tenant_id, const char *kind, const char
                  (long long)t.updated);
 }
 
+/* Answers recorded by the outbox whose listener never ran (the server
+ * stopped between the outbox's commit and ours, or before the listener was
+ * registered) are applied from the outbox rows: the stored answer when it
+ * was small enough to keep, else every customer counts as started. */
+typedef struct pending_answer {
+    int64_t tenant;
+    char *ref, *state, *result;
+    int errcode;
+} pending_answer;
+
+static char *dup_col(sqlite3_stmt *st, int i) {
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return s ? strdup(s) : NULL;
+}
+
+int transfer_catch_up_step(store_conn *c, void *arg) {
+    int64_t *updated = arg;
+    *updated = 0;
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT o.tenant_id, o.ref, o.state, o.result, coalesce(o.errcode, 0) FROM outbox o "
+           "WHERE o.id IN (SELECT DISTINCT outbox_id FROM transfer WHERE state='requested') AND "
+           "o.state IN ('sent','dead','cancelled')");
+    if (!st) return SIYU_EIO;
+    pending_answer *pa = NULL;
+    size_t n = 0, cap = 0;
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            pending_answer *g = realloc(pa, cap * sizeof *pa);
+            if (!g) {
+                rc = SIYU_ENOMEM;
+                break;
+            }
+            pa = g;
+        }
+        pa[n++] = (pending_answer){sqlite3_column_int64(st, 0), dup_col(st, 1), dup_col(st, 2),
+                                   dup_col(st, 3), sqlite3_column_int(st, 4)};
+    }
+    if (rc == 0 && step != SQLITE_DONE) rc = store_rc(step);
+    sqlite3_reset(st);
+    for (size_t i = 0; i < n; i++) {
+        json_t *answer = pa[i].result ? json_loads(pa[i].result, 0, NULL) : NULL;
+        transfer_result r = {.tenant_id = pa[i].tenant,
+                             .ref = pa[i].ref,
+                             .state = pa[i].state ? pa[i].state : "",
+                             .answer = answer,
+                             .errcode = pa[i].errcode};
+        if (rc == 0) rc = transfer_result_step(c, &r);
+        *updated += r.updated;
+        json_decref(answer);
+        free(pa[i].ref);
+        free(pa[i].state);
+        free(pa[i].result);
+    }
+    free(pa);
+    return rc;
+}
+
 void transfer_listen(siyu_ctx *ctx) {
     if (!ctx || !ctx->ob) return;
     outbox_on_result(ctx->ob, TRANSFER_KIND_ON_JOB, on_result, ctx);
     outbox_on_result(ctx->ob, TRANSFER_KIND_RESIGNED, on_result, ctx);
+    int64_t n = 0;
+    int rc = store_write(ctx->st, transfer_catch_up_step, &n);
+    if (rc != 0)
+        log_error("transfer: catching up on recorded answers failed: %s", siyu_strerror(rc));
+    else if (n > 0)
+        log_info("transfer: %lld rows caught up from recorded outbox answers", (long long)n);
 }
 
 /* ---- reads --------------------------------------------------------------- */

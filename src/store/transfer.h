@@ -82,8 +82,10 @@ int transfer_on_fail(store_conn *c, int64_t tenant_id, int64_t customer_id, int6
 const char *transfer_state_for_errcode(int errcode, const char **error);
 
 /* Registers the result listeners of both transfer kinds on ctx->ob (nothing
- * when NULL); answers are applied with store_write on ctx->st. ctx must
- * outlive the outbox. */
+ * when NULL); answers are applied with store_write on ctx->st. Then applies,
+ * once, the answers the outbox recorded while no listener ran (a stop
+ * between the two commits): transfer_catch_up_step. ctx must outlive the
+ * outbox. */
 typedef struct siyu_ctx siyu_ctx;
 void transfer_listen(siyu_ctx *ctx);
 
@@ -98,6 +100,9 @@ typedef struct transfer_result {
     int64_t updated;      /* filled: rows moved */
 } transfer_result;
 int transfer_result_step(store_conn *c, void *arg);
+/* Write step (arg: int64_t* rows moved): applies the final outbox answers of
+ * batches whose rows are still 'requested'. Idempotent. */
+int transfer_catch_up_step(store_conn *c, void *arg);
 
 /* ---- reads ---- */
 

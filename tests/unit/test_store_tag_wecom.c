@@ -216,11 +216,33 @@ static void test_placeholder_merge(void **state) {
                      1);
 }
 
+/* An answer recorded while no listener ran is applied at start-up. */
+static void test_catch_up(void **state) {
+    ctx *x = *state;
+    int64_t g = group(x, "补", true);
+    int64_t t = tag(x, g, "甲");
+    char upd[512];
+    snprintf(upd, sizeof upd,
+             "UPDATE outbox SET state='sent', result='{\"errcode\":0,\"tag_group\":{"
+             "\"group_id\":\"etCG\",\"group_name\":\"补\",\"tag\":[{\"id\":\"etCT\","
+             "\"name\":\"甲\"}]}}' WHERE ref='tag:%lld'",
+             (long long)t);
+    assert_int_equal(store_write(x->st, exec_step, upd), 0);
+    unsigned kick = 0;
+    assert_int_equal(store_write(x->st, tag_wecom_catch_up_step, &kick), 0);
+    assert_string_equal(t_sql_text(x->dir, "SELECT wecom_id FROM tag WHERE id=%lld", (long long)t),
+                        "etCT");
+    assert_string_equal(
+        t_sql_text(x->dir, "SELECT wecom_id FROM tag_group WHERE id=%lld", (long long)g), "etCG");
+    assert_int_equal(store_write(x->st, tag_wecom_catch_up_step, &kick), 0); /* idempotent */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_internal_never_pushed),
         cmocka_unit_test(test_wecom_lifecycle),
         cmocka_unit_test(test_placeholder_merge),
+        cmocka_unit_test(test_catch_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -293,12 +293,41 @@ static void test_errcode_map(void **state) {
     assert_non_null(e);
 }
 
+/* Answers recorded while no listener ran are applied at start-up. */
+static void test_catch_up(void **state) {
+    ctx *x = *state;
+    transfer_request t = req(1, 2, "[140,141]", 2);
+    assert_int_equal(store_write(x->st, transfer_request_step, &t), 0);
+    char upd[512];
+    snprintf(upd, sizeof upd,
+             "UPDATE outbox SET state='sent', result='{\"errcode\":0,\"customer\":["
+             "{\"external_userid\":\"wm140\",\"errcode\":40128}]}' WHERE "
+             "ref='transfer_batch:%lld'",
+             (long long)t.first_id);
+    sql(x, upd);
+    int64_t n = 0;
+    assert_int_equal(store_write(x->st, transfer_catch_up_step, &n), 0);
+    assert_int_equal(n, 3); /* and customer 202, whose call was cancelled */
+    assert_string_equal(t_sql_text(x->dir, "SELECT state||':'||error FROM transfer WHERE "
+                                           "customer_id=202"),
+                        "failed:cancelled");
+    assert_string_equal(t_sql_text(x->dir, "SELECT state||':'||error FROM transfer WHERE id=%lld",
+                                   (long long)t.first_id),
+                        "failed:transfer_too_frequent");
+    assert_string_equal(
+        t_sql_text(x->dir, "SELECT state FROM transfer WHERE id=%lld", (long long)t.first_id + 1),
+        "waiting");
+    assert_int_equal(store_write(x->st, transfer_catch_up_step, &n), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errcode_map),
         cmocka_unit_test(test_validation_writes_nothing),
         cmocka_unit_test(test_batches_answers_and_callbacks),
         cmocka_unit_test(test_resigned_handover),
+        cmocka_unit_test(test_catch_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
