@@ -45,13 +45,11 @@ static const char *bin(void) {
     return b ? b : "./siyu";
 }
 
-int t_server_start(t_server *s, const char *data, const char *const *extra) {
+/* Forks argv (argv[0] = the binary), reads its stdout until a line with
+ * "listening on HOST:PORT" and fills s. 0 or -1 (the child is killed). */
+static int start_child(t_server *s, const char *data, const char *const *argv) {
     int pfd[2];
     if (pipe(pfd) != 0) return -1;
-    const char *argv[32] = {bin(), "serve", "--data", data, "--listen", "127.0.0.1:0"};
-    int n = 6;
-    for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
@@ -87,6 +85,22 @@ int t_server_start(t_server *s, const char *data, const char *const *extra) {
     }
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
     return 0;
+}
+
+int t_server_start(t_server *s, const char *data, const char *const *extra) {
+    const char *argv[32] = {bin(), "serve", "--data", data, "--listen", "127.0.0.1:0"};
+    int n = 6;
+    for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    return start_child(s, data, argv);
+}
+
+int t_sim_start(t_server *s, const char *const *args) {
+    const char *argv[64] = {bin(), "wecom-sim", "--listen", "127.0.0.1:0"};
+    int n = 4;
+    for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    return start_child(s, NULL, argv);
 }
 
 int t_server_stop(t_server *s) {

@@ -36,6 +36,10 @@ typedef struct t_server {
 /* Starts `siyu serve --data DATA --listen 127.0.0.1:0 [extra args...]` and waits
  * until it prints its port. 0 or -1. extra is NULL-terminated, may be NULL. */
 int t_server_start(t_server *s, const char *data, const char *const *extra);
+/* Starts `siyu wecom-sim --listen 127.0.0.1:0 [args...]` (args NULL-terminated,
+ * may be NULL) and waits for its "listening on" line. s->data is NULL.
+ * Stop it with t_server_stop. 0 or -1. */
+int t_sim_start(t_server *s, const char *const *args);
 /* SIGTERM and wait; returns the exit status (or -1). */
 int t_server_stop(t_server *s);
 /* SIGKILL and wait. */
