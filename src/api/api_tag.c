@@ -20,6 +20,7 @@
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
 #define SORT_ORDER_LIMIT 1000000000LL
+#define TAG_GROUP_CREATE_TAGS_MAX 100
 
 typedef struct tag_op {
     json_t *body;
@@ -28,6 +29,7 @@ typedef struct tag_op {
     tag_input tag;
     tag_bulk bulk;
     char *tag_ids, *customer_ids; /* JSON array texts for the bulk step */
+    const char **tag_names;       /* group create: borrowed from body */
 } tag_op;
 
 static void tag_op_free(void *p) {
@@ -35,6 +37,7 @@ static void tag_op_free(void *p) {
     json_decref(op->body);
     free(op->tag_ids);
     free(op->customer_ids);
+    free(op->tag_names);
     free(op);
 }
 
@@ -135,6 +138,7 @@ static const json_field group_create_fields[] = {
     {"name", JF_STRING, true, TAG_NAME_MAX, false},
     {"sort_order", JF_INT, false, 0, false},
     {"wecom", JF_BOOL, false, 0, false},
+    {"tags", JF_ARRAY, false, TAG_GROUP_CREATE_TAGS_MAX, false},
     {NULL, 0, false, 0, false},
 };
 static const json_field group_update_fields[] = {
@@ -192,9 +196,35 @@ static tag_op *group_op(http_req *r, http_resp *w, const json_field *fields) {
     return op;
 }
 
+/* Optional "tags": names of tags created with the group. false after
+ * replying 400. */
+static bool group_tag_names(http_resp *w, tag_op *op) {
+    json_t *arr = json_object_get(op->body, "tags"), *v;
+    size_t n = json_array_size(arr), i;
+    if (n == 0) return true;
+    op->tag_names = calloc(n, sizeof *op->tag_names);
+    if (!op->tag_names) {
+        http_error(w, 503, "unavailable", "out of memory");
+        return false;
+    }
+    json_array_foreach(arr, i, v) {
+        const char *name = json_string_value(v);
+        size_t len = name ? strlen(name) : 0;
+        if (len == 0 || len > TAG_NAME_MAX) {
+            char field[32];
+            snprintf(field, sizeof field, "tags[%zu]", i);
+            return reply_invalid(w, field, "tag names must be strings of 1 to 128 bytes");
+        }
+        op->tag_names[i] = name;
+    }
+    op->group.tag_names = op->tag_names;
+    op->group.ntags = n;
+    return true;
+}
+
 static void groups_create(http_req *r, http_resp *w) {
     tag_op *op = group_op(r, w, group_create_fields);
-    if (op) http_write(r, w, tag_group_create, &op->group, group_created);
+    if (op && group_tag_names(w, op)) http_write(r, w, tag_group_create, &op->group, group_created);
 }
 
 static void groups_update(http_req *r, http_resp *w) {
@@ -425,7 +455,7 @@ const http_route api_tag_routes[] = {
     {"GET", "/api/v1/tag-groups", groups_list, ROLES_TENANT, "List tag groups with their tags", 0},
     {"POST", "/api/v1/tag-groups", groups_create, ROLES_OFFICE,
      "Create a tag group (name unique in the tenant; \"wecom\": true for a WeCom corp tag group, "
-     "whose tags are pushed to WeCom)",
+     "whose tags are pushed to WeCom; \"tags\": [names] creates its first tags with it)",
      0},
     {"GET", "/api/v1/tag-groups/{id}", groups_get, ROLES_TENANT, "Get a tag group with its tags",
      0},

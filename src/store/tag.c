@@ -96,8 +96,22 @@ int tag_group_create(store_conn *c, void *arg) {
     if (rc != 0) return rc;
     in->id = sqlite3_last_insert_rowid(store_conn_db(c));
     /* A WeCom group reaches WeCom with its first tag (no empty groups there). */
-    return audit_id(c, in->tenant_id, in->actor, "tag_group.create", "tag_group", in->id, 1,
-                    in->wecom ? "wecom" : NULL);
+    if ((rc = audit_id(c, in->tenant_id, in->actor, "tag_group.create", "tag_group", in->id, 1,
+                       in->wecom ? "wecom" : NULL)) != 0)
+        return rc;
+    for (size_t i = 0; i < in->ntags; i++) {
+        tag_input t = {.tenant_id = in->tenant_id,
+                       .group_id = in->id,
+                       .name = in->tag_names[i],
+                       .actor = in->actor};
+        if ((rc = tag_create(c, &t)) != 0) {
+            in->err = t.err;
+            snprintf(in->err.field, sizeof in->err.field, "tags[%zu]", i);
+            return rc;
+        }
+        in->kick |= t.kick;
+    }
+    return 0;
 }
 
 int tag_group_update(store_conn *c, void *arg) {

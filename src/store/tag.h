@@ -34,12 +34,16 @@ typedef struct tag_group_input {
     bool has_sort_order; /* update: false = unchanged */
     int64_t sort_order;
     const char *actor;
-    bool wecom;    /* create: a WeCom corp tag group (source 'wecom') */
+    bool wecom;                   /* create: a WeCom corp tag group (source 'wecom') */
+    const char *const *tag_names; /* create: tags made with the group (borrowed) */
+    size_t ntags;
     unsigned kick; /* filled: outbox lanes written (1 << lane), see tag_wecom.h */
     int64_t removed_tags, removed_links; /* delete: filled */
     siyu_err err;
 } tag_group_input;
 
+/* Creates the group and its tag_names (each as tag_create; a bad or
+ * repeated name fails the whole step naming "tags[i]"). */
 int tag_group_create(store_conn *c, void *arg);
 int tag_group_update(store_conn *c, void *arg); /* SIYU_ENOTFOUND outside the tenant */
 int tag_group_delete(store_conn *c, void *arg);

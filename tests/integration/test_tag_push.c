@@ -192,6 +192,36 @@ static void test_corp_tag_and_mark(void **state) {
                                  "detail='wecom'") >= 1);
 }
 
+/* A WeCom group created with its tags reaches WeCom as one group. */
+static void test_group_with_tags(void **state) {
+    (void)state;
+    long long g = create("/api/v1/tag-groups",
+                         "{\"name\":\"偏好\",\"wecom\":true,\"tags\":[\"口红\",\"面霜\"]}");
+    long long n;
+    FL_WAIT_INT(n, &F, 2, "SELECT count(*) FROM tag WHERE group_id=%lld AND wecom_id IS NOT NULL",
+                g);
+    assert_int_equal(n, 2);
+    char wid[2][96];
+    for (int i = 0; i < 2; i++) {
+        snprintf(wid[i], sizeof wid[i], "%s",
+                 t_sql_text(F.dir,
+                            "SELECT wecom_id FROM tag WHERE group_id=%lld ORDER BY id "
+                            "LIMIT 1 OFFSET %d",
+                            g, i));
+        json_t *ct = sim_corp_tag(wid[i]);
+        assert_non_null(ct);
+        assert_string_equal(json_string_value(json_object_get(ct, "group_name")), "偏好");
+        json_decref(ct);
+    }
+    /* A bad name: 400 naming it, nothing written. */
+    t_resp r;
+    const char *body = "{\"name\":\"坏\",\"wecom\":true,\"tags\":[\"a\",\"\"]}";
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/tag-groups", F.admin, body, strlen(body), NULL, &r), 0);
+    t_expect_error(&r, 400, "invalid", "tags[1]");
+    assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM tag_group WHERE name='坏'"), 0);
+}
+
 static void test_remark(void **state) {
     (void)state;
     char ext[128];
@@ -242,6 +272,7 @@ static void test_remark(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corp_tag_and_mark),
+        cmocka_unit_test(test_group_with_tags),
         cmocka_unit_test(test_remark),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -237,12 +237,42 @@ static void test_catch_up(void **state) {
     assert_int_equal(store_write(x->st, tag_wecom_catch_up_step, &kick), 0); /* idempotent */
 }
 
+/* A group created with its tags: one add per tag, all or nothing. */
+static void test_group_with_tags(void **state) {
+    ctx *x = *state;
+    long long n0 = outbox_n(x);
+    const char *dup[] = {"春", "春"};
+    tag_group_input bad = {.tenant_id = 1,
+                           .name = "季节",
+                           .wecom = true,
+                           .tag_names = dup,
+                           .ntags = 2,
+                           .actor = "test"};
+    assert_int_equal(store_write(x->st, tag_group_create, &bad), SIYU_ECONFLICT);
+    assert_string_equal(bad.err.field, "tags[1]");
+    assert_int_equal(outbox_n(x), n0);
+    assert_int_equal(t_sql_int(x->dir, "SELECT count(*) FROM tag_group WHERE name='季节'"), 0);
+    const char *names[] = {"春", "夏"};
+    tag_group_input g = {.tenant_id = 1,
+                         .name = "季节",
+                         .wecom = true,
+                         .tag_names = names,
+                         .ntags = 2,
+                         .actor = "test"};
+    assert_int_equal(store_write(x->st, tag_group_create, &g), 0);
+    assert_int_equal(g.kick, 1u << 1);
+    assert_int_equal(outbox_n(x), n0 + 2);
+    assert_string_equal(last_outbox(x),
+                        "add_corp_tag {\"tag\":[{\"name\":\"夏\"}],\"group_name\":\"季节\"}");
+    assert_int_equal(
+        t_sql_int(x->dir, "SELECT count(*) FROM tag WHERE group_id=%lld", (long long)g.id), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_internal_never_pushed),
-        cmocka_unit_test(test_wecom_lifecycle),
-        cmocka_unit_test(test_placeholder_merge),
-        cmocka_unit_test(test_catch_up),
+        cmocka_unit_test(test_internal_never_pushed), cmocka_unit_test(test_wecom_lifecycle),
+        cmocka_unit_test(test_placeholder_merge),     cmocka_unit_test(test_catch_up),
+        cmocka_unit_test(test_group_with_tags),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
