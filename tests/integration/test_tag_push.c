@@ -18,8 +18,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    flows_stop(&F);
-    return 0;
+    int rc = flows_stop(&F);
+    if (rc != 0) fprintf(stderr, "siyu serve exited with status %d\n", rc);
+    return rc == 0 ? 0 : -1;
 }
 
 static long long create(const char *path, const char *body) {

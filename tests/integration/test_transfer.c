@@ -41,8 +41,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    flows_stop(&F);
-    return 0;
+    int rc = flows_stop(&F);
+    if (rc != 0) fprintf(stderr, "siyu serve exited with status %d\n", rc);
+    return rc == 0 ? 0 : -1;
 }
 
 static long long transfer(flows *f, long long from, long long to, long long cust, long status) {
@@ -224,7 +225,7 @@ static void test_refused(void **state) {
                                "employee_id=%lld AND status='active'",
                                c, e[0]),
                      1);
-    flows_stop(&g);
+    assert_int_equal(flows_stop(&g), 0);
 }
 
 int main(void) {
