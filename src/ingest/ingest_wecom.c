@@ -18,11 +18,12 @@
  *   active ──del_follow_user: rel_end()──> deleted_by_customer
  *   active ──del_external_contact: rel_end()──> deleted_by_employee
  *                                   (Source DELETE_BY_TRANSFER: transferred)
+ *   ended  ──add (CreateTime >= ended_at): rel_add()──> active (revived)
  *
  * Transfers (store/transfer.c) are finished in the same step: the takeover's
- * add_external_contact and the handover's DELETE_BY_TRANSFER delete mark the
- * customer's transfer done, transfer_fail marks it refused or failed.
- *   ended  ──add (CreateTime >= ended_at): rel_add()──> active (revived)
+ * add_external_contact (transfer_on_add) and the handover's DELETE_BY_TRANSFER
+ * delete (transfer_on_transfer_delete) mark the customer's transfer done;
+ * transfer_fail (transfer_on_fail) marks it refused or failed.
  *
  * Group member lifecycle: (none)|left ──add_member: member_join()──> in
  *                         (none)|in   ──del_member: member_leave()──> left
@@ -269,10 +270,9 @@ static int apply_contact(ictx *ic) {
     if (rc != 0 || !cust || !emp) return rc; /* half-described: event only */
     const wecom_event *ev = ic->ev;
     switch (ev->kind) {
-    case WECOM_EV_ADD_EXTERNAL_CONTACT: {
+    case WECOM_EV_ADD_EXTERNAL_CONTACT:
         rc = rel_add(ic, cust, emp);
         return rc ? rc : transfer_on_add(ic->c, ic->tenant, cust, emp, ic->ts);
-    }
     case WECOM_EV_ADD_HALF_EXTERNAL_CONTACT:
         return rel_add(ic, cust, emp);
     case WECOM_EV_EDIT_EXTERNAL_CONTACT:
@@ -291,7 +291,7 @@ static int apply_contact(ictx *ic) {
     case WECOM_EV_TRANSFER_FAIL:
         return transfer_on_fail(ic->c, ic->tenant, cust, emp, nz(ev->fail_reason), ic->ts);
     default:
-        return 0; /* transfer_fail, msg_audit_approved: event only */
+        return 0; /* msg_audit_approved: event only */
     }
 }
 
