@@ -13,6 +13,7 @@ extern const http_route api_customer_routes[];
 extern const http_route api_tag_routes[];
 extern const http_route api_event_routes[];
 extern const http_route api_group_routes[];
+extern const http_route api_transfer_routes[];
 extern const http_route api_outbox_routes[];
 extern const http_route api_welcome_routes[];
 extern const http_route wecom_callback_routes[];

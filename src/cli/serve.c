@@ -10,6 +10,8 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "outbox/outbox.h"
+#include "store/tag_wecom.h"
+#include "store/transfer.h"
 #include "util/log.h"
 #include "wecom/wecom_client.h"
 
@@ -73,6 +75,9 @@ int cli_serve(int argc, char **argv) {
         free(ctx);
         return 1;
     }
+    /* Domain listeners for outbox answers. */
+    tag_wecom_listen(ctx);
+    transfer_listen(ctx);
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,
                        .max_body = (size_t)cfg.max_body};
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);
