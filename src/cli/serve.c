@@ -9,6 +9,9 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "outbox/outbox.h"
+#include "store/tag_wecom.h"
+#include "store/transfer.h"
 #include "sync/sync.h"
 #include "util/log.h"
 #include "wecom/wecom_client.h"
@@ -61,10 +64,26 @@ int cli_serve(int argc, char **argv) {
         free(ctx);
         return 1;
     }
+    outbox_opts oo = {.workers = cfg.outbox_workers, .max_attempts = cfg.outbox_max_attempts};
+    /* Modules that listen to delivery results (outbox_on_result) register
+     * between outbox_new and outbox_run, before any row is delivered. */
+    ctx->ob = outbox_new(ctx->st, ctx->wc, &oo, &err);
+    if (!ctx->ob || outbox_run(ctx->ob, &err) != 0) {
+        log_error("%s", err.msg);
+        outbox_stop(ctx->ob);
+        wecom_client_free(ctx->wc);
+        store_close(ctx->st);
+        free(ctx);
+        return 1;
+    }
+    /* Domain listeners for outbox answers. */
+    tag_wecom_listen(ctx);
+    transfer_listen(ctx);
     sync_mgr_opts syo = {.interval_s = cfg.sync_interval};
     ctx->sync = sync_mgr_start(ctx->st, ctx->wc, &syo, &err);
     if (!ctx->sync) {
         log_error("%s", err.msg);
+        outbox_stop(ctx->ob);
         wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);
@@ -76,6 +95,7 @@ int cli_serve(int argc, char **argv) {
     if (!ctx->http) {
         log_error("%s", err.msg);
         sync_mgr_stop(ctx->sync);
+        outbox_stop(ctx->ob);
         wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);
@@ -95,6 +115,7 @@ int cli_serve(int argc, char **argv) {
     log_info("signal %d: shutting down", sig);
     http_server_stop(ctx->http);
     sync_mgr_stop(ctx->sync); /* after HTTP: no callback notifies any more */
+    outbox_stop(ctx->ob);     /* in-flight deliveries finish and record first */
     store_close(ctx->st);
     wecom_client_free(ctx->wc);
     free(ctx);

@@ -281,21 +281,31 @@ sim *sim_create(const sim_options *o, siyu_err *err) {
     return s;
 }
 
+/* Live traffic at --rate actions per second; without a rate it only runs
+ * due takeovers and mass-message confirmations once a second. */
 static void *rate_main(void *arg) {
     sim *s = arg;
-    double interval = 1.0 / s->o.rate;
+    double interval = s->o.rate > 0 ? 1.0 / s->o.rate : 1.0;
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     pthread_mutex_lock(&s->mu);
     while (!atomic_load(&s->stopping)) {
         int n = 0;
         sim_tick(s);
-        sim_act_random(s, &s->rng, sim_now(s), &n);
+        if (s->o.rate > 0) sim_act_random(s, &s->rng, sim_now(s), &n);
         pthread_mutex_unlock(&s->mu);
         long long ns = (long long)next.tv_nsec + (long long)(interval * 1e9);
         next.tv_sec += (time_t)(ns / 1000000000LL);
         next.tv_nsec = (long)(ns % 1000000000LL);
-        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        for (;;) { /* short naps so that a stop is noticed quickly */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long left =
+                (long long)(next.tv_sec - now.tv_sec) * 1000000000LL + (next.tv_nsec - now.tv_nsec);
+            if (left <= 0 || atomic_load(&s->stopping)) break;
+            struct timespec nap = {0, (long)(left < 100000000LL ? left : 100000000LL)};
+            nanosleep(&nap, NULL);
+        }
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -306,11 +316,9 @@ int sim_start(sim *s, siyu_err *err) {
     int rc;
     if (s->o.callback_url && (rc = sim_push_start(s, err)) != 0) return rc;
     if ((rc = sim_http_start(s, err)) != 0) return rc;
-    if (s->o.rate > 0) {
-        if (pthread_create(&s->rate_thread, NULL, rate_main, s) != 0)
-            return siyu_err_set(err, SIYU_EIO, NULL, "cannot start the traffic thread");
-        s->rate_running = true;
-    }
+    if (pthread_create(&s->rate_thread, NULL, rate_main, s) != 0)
+        return siyu_err_set(err, SIYU_EIO, NULL, "cannot start the traffic thread");
+    s->rate_running = true;
     return 0;
 }
 

@@ -1,22 +1,27 @@
 /* sim_push.c — pushes the callback log to --callback-url like WeCom does.
  *
  * The log (sim.log, append-only, chunked so entries never move) is the queue.
- * --push-concurrency workers each own the entries whose shard (a hash of the
- * entity: external_userid, chat_id or tag id) falls on them, so one entity's
- * callbacks go out one after another, in log order. A worker:
+ * Each entry has a shard (a hash of its entity: external_userid, chat_id or
+ * tag id). --push-concurrency worker threads each own the shards with
+ * shard % n == id, and split them again over SLOTS keep-alive connections
+ * ((shard / n) % SLOTS) driven by one curl multi handle. A slot sends its
+ * items strictly one after another, so one entity's callbacks arrive in log
+ * order while a worker keeps SLOTS requests in flight.
  *
- *   lock mu ─ wait for entries past its cursor ─ render up to BATCH of its own
- *   entries to XML (ids are read under the lock) ─ unlock ─ for each: encrypt
- *   (wecom_callback_build), POST url?msg_signature&timestamp&nonce, retry a
- *   non-200 up to 3 times ─ mark done, count ─ lock, broadcast log_cond.
+ *   worker: lock mu ─ take its new entries (up to PENDING_MAX), rendering
+ *   them to XML while the ids can be read ─ unlock ─ idle slots start their
+ *   head item (wecom_callback_build with a fresh nonce, POST
+ *   url?msg_signature&timestamp&nonce) ─ curl_multi_perform/poll ─ a 200
+ *   marks the item done; anything else is retried up to 3 times (backoff
+ *   200, 400, 800 ms) and then dropped ─ lock, broadcast log_cond.
  *
  * Counters: sent = POST attempts, acked = 200 answers, failed = other answers
  * or transport errors, dropped = callbacks given up after the retries.
- * history_done turns true once every worker has finished every entry of the
- * history (the log prefix that existed when the world was built).
+ * sim_history_done is true once every entry of the history (the log prefix
+ * that existed when pushing started) is done.
  *
- * Ownership: each worker owns a libcurl handle (keep-alive) and its batch of
- * rendered strings; the crypto context is immutable and shared. */
+ * Ownership: each worker owns its multi handle, its slots' easy handles and
+ * the items it took; the crypto context is immutable and shared. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,15 +33,36 @@
 #include "util/log.h"
 #include "wecom/wecom_crypto.h"
 
-#define BATCH 64
+#define SLOTS 4         /* connections per worker, one sub-shard each */
+#define PENDING_MAX 512 /* rendered items a worker holds */
 #define RETRIES 3
+
+/* A rendered callback waiting in a slot. */
+typedef struct item {
+    sim_cb *cb;
+    char *xml;
+    struct item *next;
+} item;
+
+/* One keep-alive connection delivering one sub-shard's items in order. */
+typedef struct slot {
+    CURL *curl;
+    item *head, *tail;
+    bool busy;        /* a request is in flight */
+    int attempt;      /* attempts made for head */
+    int64_t ready_ms; /* earliest start of head's next attempt */
+    char *url, *body; /* of the request in flight */
+    struct curl_slist *hdr;
+} slot;
 
 typedef struct worker {
     sim *s;
     int id;
     pthread_t th;
     size_t cursor;
-    CURL *curl;
+    CURLM *multi;
+    slot slot[SLOTS];
+    int pending; /* items in all slots */
     sim_rng rng;
 } worker;
 
@@ -141,79 +167,145 @@ static size_t discard(char *p, size_t sz, size_t n, void *u) {
     return sz * n;
 }
 
-/* One POST; true on HTTP 200. */
-static bool post_once(worker *w, const char *xml) {
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts the POST of sl->head (encrypted afresh with a new nonce). */
+static void slot_start(worker *w, slot *sl) {
     sim *s = w->s;
+    const char *xml = sl->head->xml;
     char ts[24], nonce[24], sig[41];
     snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
     snprintf(nonce, sizeof nonce, "%llu",
              (unsigned long long)(sim_rng_next(&w->rng) % 10000000000ULL));
-    char *body = NULL;
-    if (wecom_callback_build(&s->push->cr, ts, nonce, NULL, xml, strlen(xml), &body, sig) !=
+    if (wecom_callback_build(&s->push->cr, ts, nonce, NULL, xml, strlen(xml), &sl->body, sig) !=
         WECOM_OK)
-        return false;
+        abort(); /* only on OOM or an oversized message, which rendering never makes */
     const char *u = s->o.callback_url;
-    char *url = NULL;
-    if (asprintf(&url, "%s%cmsg_signature=%s&timestamp=%s&nonce=%s", u, strchr(u, '?') ? '&' : '?',
-                 sig, ts, nonce) < 0) {
-        free(body);
-        return false;
-    }
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: text/xml");
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(w->curl, CURLOPT_URL, url);
-    curl_easy_setopt(w->curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(w->curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(w->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    CURLcode rc = curl_easy_perform(w->curl);
-    long status = 0;
-    curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    free(url);
-    free(body);
-    atomic_fetch_add(&s->cb_sent, 1);
-    bool ok = rc == CURLE_OK && status == 200;
-    atomic_fetch_add(ok ? &s->cb_acked : &s->cb_failed, 1);
-    return ok;
+    if (asprintf(&sl->url, "%s%cmsg_signature=%s&timestamp=%s&nonce=%s", u,
+                 strchr(u, '?') ? '&' : '?', sig, ts, nonce) < 0)
+        abort();
+    sl->hdr = curl_slist_append(NULL, "Content-Type: text/xml");
+    sl->hdr = curl_slist_append(sl->hdr, "Expect:");
+    curl_easy_setopt(sl->curl, CURLOPT_URL, sl->url);
+    curl_easy_setopt(sl->curl, CURLOPT_HTTPHEADER, sl->hdr);
+    curl_easy_setopt(sl->curl, CURLOPT_POSTFIELDS, sl->body);
+    curl_easy_setopt(sl->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(sl->body));
+    curl_multi_add_handle(w->multi, sl->curl);
+    sl->busy = true;
 }
 
-static void deliver(worker *w, const char *xml) {
-    for (int attempt = 0; attempt <= RETRIES && !atomic_load(&w->s->stopping); attempt++) {
-        if (attempt) usleep(100000u << attempt);
-        if (post_once(w, xml)) return;
+static void slot_cleanup(worker *w, slot *sl) {
+    if (!sl->busy) return;
+    curl_multi_remove_handle(w->multi, sl->curl);
+    curl_slist_free_all(sl->hdr);
+    free(sl->url);
+    free(sl->body);
+    sl->hdr = NULL;
+    sl->url = sl->body = NULL;
+    sl->busy = false;
+}
+
+/* The request of sl finished (ok: HTTP 200). Returns true when the head
+ * item is done (acked or dropped) and was removed. */
+static bool slot_finish(worker *w, slot *sl, bool ok) {
+    sim *s = w->s;
+    slot_cleanup(w, sl);
+    atomic_fetch_add(&s->cb_sent, 1);
+    atomic_fetch_add(ok ? &s->cb_acked : &s->cb_failed, 1);
+    if (!ok && ++sl->attempt <= RETRIES) {
+        sl->ready_ms = now_ms() + (100 << sl->attempt);
+        return false;
     }
-    atomic_fetch_add(&w->s->cb_dropped, 1);
+    if (!ok) atomic_fetch_add(&s->cb_dropped, 1);
+    item *it = sl->head;
+    sl->head = it->next;
+    if (!sl->head) sl->tail = NULL;
+    atomic_store(&it->cb->done, true);
+    atomic_fetch_add(&s->cb_done, 1);
+    free(it->xml);
+    free(it);
+    sl->attempt = 0;
+    sl->ready_ms = 0;
+    w->pending--;
+    return true;
+}
+
+/* Takes this worker's new log entries (mu held), rendering them. */
+static void take_new(worker *w) {
+    sim *s = w->s;
+    uint32_t n = (uint32_t)s->push->n;
+    while (w->pending < PENDING_MAX && w->cursor < s->log_len) {
+        sim_cb *cb = sim_cb_at(s, w->cursor++);
+        if (cb->shard % n != (uint32_t)w->id) continue;
+        slot *sl = &w->slot[(cb->shard / n) % SLOTS];
+        item *it = sim_xrealloc(NULL, sizeof *it);
+        *it = (item){.cb = cb, .xml = sim_cb_render(s, cb)};
+        if (sl->tail)
+            sl->tail->next = it;
+        else
+            sl->head = it;
+        sl->tail = it;
+        w->pending++;
+    }
 }
 
 static void *worker_main(void *arg) {
     worker *w = arg;
     sim *s = w->s;
-    sim_push *p = s->push;
-    sim_cb *mine[BATCH];
-    char *xml[BATCH];
-    pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (w->cursor == s->log_len && !atomic_load(&s->stopping))
-            pthread_cond_wait(&s->log_cond, &s->mu);
-        if (atomic_load(&s->stopping)) break;
-        int n = 0;
-        while (n < BATCH && w->cursor < s->log_len) {
-            sim_cb *cb = sim_cb_at(s, w->cursor++);
-            if (cb->shard % (uint32_t)p->n != (uint32_t)w->id) continue;
-            mine[n] = cb;
-            xml[n++] = sim_cb_render(s, cb);
-        }
-        pthread_mutex_unlock(&s->mu);
-        for (int i = 0; i < n; i++) {
-            deliver(w, xml[i]);
-            free(xml[i]);
-            atomic_store(&mine[i]->done, true);
-            atomic_fetch_add(&s->cb_done, 1);
-        }
         pthread_mutex_lock(&s->mu);
-        pthread_cond_broadcast(&s->log_cond);
+        while (!w->pending && w->cursor == s->log_len && !atomic_load(&s->stopping))
+            pthread_cond_wait(&s->log_cond, &s->mu);
+        bool stop = atomic_load(&s->stopping);
+        if (!stop) take_new(w);
+        pthread_mutex_unlock(&s->mu);
+        if (stop) break;
+        int64_t now = now_ms();
+        int busy = 0;
+        for (int i = 0; i < SLOTS; i++) {
+            slot *sl = &w->slot[i];
+            if (!sl->busy && sl->head && sl->ready_ms <= now) slot_start(w, sl);
+            busy += sl->busy;
+        }
+        int running = 0;
+        curl_multi_perform(w->multi, &running);
+        bool finished = false;
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(w->multi, &left))) {
+            if (m->msg != CURLMSG_DONE) continue;
+            slot *sl = NULL;
+            for (int i = 0; i < SLOTS && !sl; i++)
+                if (w->slot[i].curl == m->easy_handle) sl = &w->slot[i];
+            if (!sl) continue;
+            long status = 0;
+            curl_easy_getinfo(sl->curl, CURLINFO_RESPONSE_CODE, &status);
+            finished |= slot_finish(w, sl, m->data.result == CURLE_OK && status == 200);
+        }
+        if (finished) {
+            pthread_mutex_lock(&s->mu);
+            pthread_cond_broadcast(&s->log_cond);
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (busy)
+            curl_multi_poll(w->multi, NULL, 0, 20, NULL);
+        else if (w->pending && !finished)
+            usleep(10000); /* every head waits for its retry time */
     }
-    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < SLOTS; i++) {
+        slot *sl = &w->slot[i];
+        slot_cleanup(w, sl);
+        while (sl->head) {
+            item *it = sl->head;
+            sl->head = it->next;
+            free(it->xml);
+            free(it);
+        }
+    }
     return NULL;
 }
 
@@ -236,13 +328,17 @@ int sim_push_start(sim *s, siyu_err *err) {
         w->s = s;
         w->id = i;
         sim_rng_seed(&w->rng, (uint64_t)time(NULL) * 977 + (uint64_t)i);
-        w->curl = curl_easy_init();
-        if (!w->curl) abort();
-        curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(w->curl, CURLOPT_TIMEOUT, 15L);
-        curl_easy_setopt(w->curl, CURLOPT_CONNECTTIMEOUT, 5L);
-        curl_easy_setopt(w->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(w->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+        w->multi = curl_multi_init();
+        if (!w->multi) abort();
+        for (int k = 0; k < SLOTS; k++) {
+            CURL *c = w->slot[k].curl = curl_easy_init();
+            if (!c) abort();
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+            curl_easy_setopt(c, CURLOPT_TIMEOUT, 15L);
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+            curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+            curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+        }
         if (pthread_create(&w->th, NULL, worker_main, w) != 0) abort();
     }
     return 0;
@@ -257,7 +353,9 @@ void sim_push_stop(sim *s) {
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < p->n; i++) {
         pthread_join(p->w[i].th, NULL);
-        curl_easy_cleanup(p->w[i].curl);
+        for (int k = 0; k < SLOTS; k++)
+            curl_easy_cleanup(p->w[i].slot[k].curl);
+        curl_multi_cleanup(p->w[i].multi);
     }
     wecom_crypto_reset(&p->cr);
     free(p->w);
