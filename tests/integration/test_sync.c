@@ -378,8 +378,23 @@ static void test_full_sync_mirrors_sim(void **state) {
 
 static void test_second_sync_changes_nothing(void **state) {
     (void)state;
+    /* An internal tag on a synced customer: a sync never touches it. */
+    json_t *g =
+        t_call(&F.srv, "POST", "/api/v1/tag-groups", F.admin, "{\"name\":\"Internal\"}", 201);
+    char body[256];
+    snprintf(body, sizeof body, "{\"group_id\":%lld,\"name\":\"Mine\"}",
+             (long long)json_integer_value(json_object_get(g, "id")));
+    json_decref(g);
+    json_t *t = t_call(&F.srv, "POST", "/api/v1/tags", F.admin, body, 201);
+    long long tag = json_integer_value(json_object_get(t, "id"));
+    json_decref(t);
+    long long cust = t_sql_int(F.dir, "SELECT min(customer_id) FROM relationship WHERE "
+                                      "status='active'");
+    snprintf(body, sizeof body, "{\"action\":\"tag\",\"tag_ids\":[%lld],\"customer_ids\":[%lld]}",
+             tag, cust);
+    json_decref(t_call(&F.srv, "POST", "/api/v1/tags/bulk", F.admin, body, 200));
     long long before = t_sql_int(F.dir, "SELECT max(updated_at) + count(*) FROM relationship");
-    long long cust = t_sql_int(F.dir, "SELECT max(updated_at) + count(*) FROM customer");
+    long long cust_sum = t_sql_int(F.dir, "SELECT max(updated_at) + count(*) FROM customer");
     sleep(1); /* a rewrite would show as a later updated_at */
     json_t *run = sync_api(NULL);
     expect_done(run);
@@ -390,7 +405,12 @@ static void test_second_sync_changes_nothing(void **state) {
     json_decref(run);
     assert_int_equal(t_sql_int(F.dir, "SELECT max(updated_at) + count(*) FROM relationship"),
                      before);
-    assert_int_equal(t_sql_int(F.dir, "SELECT max(updated_at) + count(*) FROM customer"), cust);
+    assert_int_equal(t_sql_int(F.dir, "SELECT max(updated_at) + count(*) FROM customer"), cust_sum);
+    assert_int_equal(t_sql_int(F.dir,
+                               "SELECT count(*) FROM customer_tag WHERE customer_id=%lld AND "
+                               "tag_id=%lld",
+                               cust, tag),
+                     1);
 }
 
 /* A pair of the dump: the first customer with an active follow. */
