@@ -4,6 +4,7 @@
  * the concurrent fetchers). Shows progress on the terminal (one
  * rewritten line on a TTY, a line per second otherwise) and a summary; with
  * --json the summary is one JSON object on stdout. */
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,11 +22,14 @@
 static const char sync_usage[] =
     "usage: siyu sync --data DIR --tenant ID [--base-url URL] [--timeout-ms N] [--force] "
     "[--json]\n"
+    "       siyu sync --server URL --token TOKEN [--json]\n"
     "  Runs a full sync of the tenant with WeCom (corp tags, employees, customers and\n"
     "  their follow records, customer groups), printing progress and a summary.\n"
     "  --base-url  WeCom API base (default $SIYU_WECOM_BASE_URL or " WECOM_BASE_URL_DEFAULT ")\n"
     "  --force     take over a run recorded as running (e.g. after a crash)\n"
-    "  --json      print the summary as JSON\n";
+    "  --json      print the summary as JSON\n"
+    "  --server    ask a running server (http://host:port) to sync the token's tenant and\n"
+    "              follow its progress (admin or operator token)\n";
 
 /* The signal handler's only channel to the sync loop. */
 static atomic_bool sync_cancel;
@@ -112,6 +116,126 @@ static int force_step(store_conn *c, void *arg) {
     return rc == SQLITE_DONE ? 0 : store_rc(rc);
 }
 
+/* ---- --server: drive a running server over its API ---------------------- */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *u) {
+    return fwrite(p, sz, n, (FILE *)u);
+}
+
+/* One API request; *out gets the parsed JSON body (or NULL). Returns the HTTP
+ * status, 0 on a transport error. */
+static long api_req(const char *server, const char *token, const char *method, const char *path,
+                    json_t **out) {
+    CURL *c = curl_easy_init();
+    if (!c) return 0;
+    char url[512], auth[300];
+    snprintf(url, sizeof url, "%s%s", server, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "POST")) curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    fclose(m);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    *out = buf ? json_loads(buf, 0, NULL) : NULL;
+    free(buf);
+    return status;
+}
+
+/* A run's JSON (GET /api/v1/sync) as a sync_progress for the printers. */
+static void progress_from_json(const json_t *j, sync_progress *p) {
+    memset(p, 0, sizeof *p);
+    p->run_id = json_integer_value(json_object_get(j, "id"));
+    p->tenant_id = json_integer_value(json_object_get(j, "tenant_id"));
+    p->done = json_integer_value(json_object_get(j, "done"));
+    p->total = json_integer_value(json_object_get(j, "total"));
+    p->calls = json_integer_value(json_object_get(j, "calls"));
+    p->requests = json_integer_value(json_object_get(j, "requests"));
+    p->items = json_integer_value(json_object_get(j, "items"));
+    p->elapsed_ms = json_integer_value(json_object_get(j, "elapsed_s")) * 1000;
+    const json_t *counts = json_object_get(j, "counts");
+    for (int i = 0; i < SYNC_ENTITY_COUNT; i++) {
+        const json_t *c = json_object_get(counts, sync_entity_names[i]);
+        p->n[i].created = json_integer_value(json_object_get(c, "created"));
+        p->n[i].updated = json_integer_value(json_object_get(c, "updated"));
+        p->n[i].ended = json_integer_value(json_object_get(c, "ended"));
+    }
+}
+
+/* Phase names as static strings (sync_progress.phase is compared by address). */
+static const char *phase_static(const char *s) {
+    static const char *const names[] = {"start",     "tags",   "employees", "unassigned",
+                                        "customers", "groups", "reconcile", "finished"};
+    for (size_t i = 0; s && i < sizeof names / sizeof *names; i++)
+        if (!strcmp(s, names[i])) return names[i];
+    return "?";
+}
+
+static int sync_remote(const char *server, const char *token, bool json) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_t *j = NULL;
+    long st = api_req(server, token, "POST", "/api/v1/sync", &j);
+    if (st != 202) {
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        fprintf(stderr, "siyu sync: %s answered %ld%s%s\n", server, st, msg ? ": " : "",
+                msg ? msg : "");
+        json_decref(j);
+        curl_global_cleanup();
+        return st == 409 ? 3 : 1;
+    }
+    json_int_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    if (!json) printf("siyu sync: run %lld on %s\n", (long long)id, server);
+    view v = {.tty = isatty(STDOUT_FILENO) != 0, .json = json, .last_ms = -1000000};
+    sync_progress p;
+    siyu_err err = {0};
+    int rc = 0;
+    for (;;) {
+        j = NULL;
+        st = api_req(server, token, "GET", "/api/v1/sync", &j);
+        if (st != 200 || json_integer_value(json_object_get(j, "id")) != id) {
+            json_decref(j);
+            siyu_err_set(&err, SIYU_EIO, NULL, "lost track of run %lld (HTTP %ld)", (long long)id,
+                         st);
+            rc = SIYU_EIO;
+            break;
+        }
+        progress_from_json(j, &p);
+        const char *state = json_string_value(json_object_get(j, "state"));
+        p.phase = phase_static(json_string_value(json_object_get(j, "phase")));
+        print_progress(&v, &p);
+        bool running = state && !strcmp(state, "running");
+        if (!running && state && strcmp(state, "done") != 0) {
+            const char *e = json_string_value(json_object_get(j, "error"));
+            siyu_err_set(&err, SIYU_EREMOTE, NULL, "%s", e ? e : "failed");
+            rc = SIYU_EREMOTE;
+        }
+        json_decref(j);
+        if (!running) break;
+        if (atomic_load(&sync_cancel)) { /* the server's run goes on */
+            fprintf(stderr, "\nsiyu sync: stopped following run %lld\n", (long long)id);
+            curl_global_cleanup();
+            return 130;
+        }
+        usleep(250000);
+    }
+    print_summary(&p, rc, &err, json, v.tty);
+    curl_global_cleanup();
+    return rc == 0 ? 0 : 1;
+}
+
 int cli_sync(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -131,12 +255,25 @@ int cli_sync(int argc, char **argv) {
         else
             args[n++] = argv[i];
     }
-    static const char *const allowed[] = {"data", "tenant", "base-url", "timeout-ms", NULL};
+    static const char *const allowed[] = {"data",   "tenant", "base-url", "timeout-ms",
+                                          "server", "token",  NULL};
     int ret = cli_check_flags(n, args, allowed, sync_usage);
     const char *data = cli_flag(n, args, "data"), *tenant_s = cli_flag(n, args, "tenant");
     const char *base = cli_flag(n, args, "base-url"), *tmo = cli_flag(n, args, "timeout-ms");
+    const char *server = cli_flag(n, args, "server"), *token = cli_flag(n, args, "token");
     free(args);
     if (ret) return ret;
+    if (server) {
+        if (!token) token = getenv("SIYU_TOKEN");
+        if (!token) {
+            fprintf(stderr, "siyu sync: --server needs --token (or SIYU_TOKEN)\n%s", sync_usage);
+            return 2;
+        }
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        return sync_remote(server, token, json);
+    }
     if (!base) base = getenv("SIYU_WECOM_BASE_URL");
     if (!data) data = getenv("SIYU_DATA") ? getenv("SIYU_DATA") : "./data";
     int64_t tenant = tenant_s ? strtoll(tenant_s, NULL, 10) : 0;

@@ -410,9 +410,13 @@ static void rf_process(sync_mgr *m, const rf_item *it) {
         break;
     }
     memset(&app, 0, sizeof app);
+    /* WeCom no longer has it (84061 no relationship, 40096 unknown customer,
+     * 90501 not a customer group, ...): the callbacks that removed it did or
+     * will do the rest. */
+    bool gone = rc == SIYU_EREMOTE && wecom_errcode_class(res.errcode) == WECOM_EC_REJECT;
     if (rc == 0) rc = store_write(m->st, rf_step, &cmd);
     json_decref(cmd.out);
-    if (rc == 0) {
+    if (rc == 0 || gone) {
         atomic_fetch_add(&m->st_done, 1);
         return;
     }

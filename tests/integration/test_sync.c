@@ -503,6 +503,16 @@ static void test_cli_sync(void **state) {
     assert_string_equal(json_string_value(json_object_get(latest, "origin")), "cli");
     assert_int_equal(json_array_size(json_object_get(runs, "items")), 2);
     json_decref(runs);
+    /* --server: the running server syncs, the CLI follows its progress. */
+    const char *rargs[] = {"sync", "--server", F.srv.base, "--token", F.admin, NULL};
+    rc = t_siyu(&out, rargs);
+    if (rc != 0 || !strstr(out, "siyu sync: done") || !strstr(out, "customers"))
+        fail_msg("siyu sync --server exited %d:\n%s", rc, out ? out : "");
+    free(out);
+    runs = t_call(&F.srv, "GET", "/api/v1/sync", F.admin, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(runs, "origin")), "api");
+    assert_string_equal(json_string_value(json_object_get(runs, "state")), "done");
+    json_decref(runs);
 }
 
 /* The follow record's tags as "t1,t2" sorted, from the dump or from Siyu. */
