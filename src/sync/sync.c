@@ -1,20 +1,26 @@
 /* sync.c — the full sync of one tenant (see sync.h for the phases) and the
  * sync_run rows that report it.
  *
- * A run, driven by sync_full_run on one thread:
+ * A run, driven by sync_full_run:
  *
  *   sync_run_begin() ──> running/start
- *     phase_tags() ─> phase_employees() ─> phase_customers() ─> phase_groups()
- *     ─> phase_reconcile() ──> run_finish(): done | failed (error)
+ *     phase_tags() ─> phase_employees() ─> phase_unassigned() ─>
+ *     phase_customers() ─> phase_groups() ─> phase_reconcile()
+ *     ──> run_finish(): done | failed (error)
  *
- * Each API page becomes one write step (step()) that applies it and updates
- * the run's sync_run row (the heartbeat), so a 100,000-customer sync is a
- * few thousand short steps interleaved with the server's own writes. Nothing
- * is ended or dismissed unless the phase that would have listed it completed:
- * any API failure fails the run before reconcile.
+ * Each API page becomes one write step (step_e()) that applies it and
+ * updates the run's sync_run row (the heartbeat), so a 100,000-customer sync
+ * is a few thousand short steps interleaved with the server's own writes.
+ * The customer batches and the group details are fetched by FETCHERS
+ * threads (par_run); everything else runs on the calling thread.
  *
- * Memory: the run holds the follow userids, the listed chat ids and the ids
- * of relationships seen active (8 bytes each), plus one API page at a time.
+ * Nothing is ended or dismissed unless the listing that would have named it
+ * completed: a failed batch of follow users fails the run before reconcile;
+ * a failed batch of resigned members' userids only keeps their relationships
+ * and groups out of the reconcile (ok_users / ok_owners).
+ *
+ * Memory: the run holds the userids, the listed chat ids and the ids of
+ * relationships seen active (8 bytes each), plus one API page per fetcher.
  * Ownership: everything in `run` is freed by run_free; API answers are
  * decref'd after their step. */
 #include <pthread.h>

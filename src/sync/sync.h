@@ -8,16 +8,19 @@
  *              wecom_id); WeCom tags that disappeared are deleted with their
  *              customer links
  *   employees  get_follow_user_list → employees ensured by userid
+ *   unassigned get_unassigned_list → resigned members whose customers wait
+ *              for inheritance join the listings below
  *   customers  batch/get_by_user (≤100 userids, limit 100, cursor) → customers,
  *              relationships (revived when ended), follow-record tags
  *              (relationship_tag) and their union in customer_tag ('wecom')
  *   groups     groupchat/list (owner_filter ≤100, limit 1000, cursor) →
  *              groupchat/get per chat → group_chat; members reconciled when
  *              member_version differs from the stored one
- *   reconcile  active relationships WeCom no longer lists end as
- *              'deleted_by_employee' with end_reason 'sync_missing'; active
- *              groups no longer listed are dismissed; follow-record tags of
- *              ended relationships are dropped
+ *   reconcile  active relationships of listed members that WeCom no longer
+ *              lists end as 'deleted_by_employee' with end_reason
+ *              'sync_missing'; active groups of listed owners no longer
+ *              listed are dismissed; follow-record tags of ended
+ *              relationships are dropped
  *
  * A row is only written when a value differs, so a second sync with no
  * WeCom change writes nothing but its sync_run row. Changes made by
