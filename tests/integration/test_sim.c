@@ -575,13 +575,61 @@ static void test_replay_matches_siyu(void **state) {
     pair_stop(&p);
 }
 
+static void wait_history(t_server *sim) {
+    bool done = false;
+    for (int i = 0; i < 1200 && !done; i++) { /* up to 60 s */
+        json_t *st = admin(sim, "/sim/stats", NULL);
+        done = json_is_true(json_object_get(st, "history_done")) &&
+               json_integer_value(json_object_get(json_object_get(st, "callbacks"), "queued")) == 0;
+        json_decref(st);
+        if (!done) usleep(50000);
+    }
+    assert_true(done);
+}
+
+static void test_org_replay_config(void **state) {
+    (void)state;
+    pair p;
+    const char *extra[] = {SMALL, NULL};
+    pair_start(&p, extra);
+    json_t *org = admin(&p.sim, "/sim/org", NULL);
+    assert_int_equal(json_array_size(json_object_get(org, "departments")), 2);
+    assert_int_equal(json_array_size(json_object_get(org, "stores")), 3);
+    assert_int_equal(json_array_size(json_object_get(org, "employees")), 8);
+    json_decref(org);
+    /* nothing pushed until asked */
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM customer"), 0);
+    json_t *r = admin(&p.sim, "/sim/replay", "{}");
+    assert_false(json_is_true(json_object_get(r, "already")));
+    assert_true(json_integer_value(json_object_get(r, "queued")) > 300);
+    json_decref(r);
+    wait_history(&p.sim);
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM customer"), 300);
+    r = admin(&p.sim, "/sim/replay", "{}");
+    assert_true(json_is_true(json_object_get(r, "already")));
+    json_decref(r);
+    /* live traffic switched on and off again */
+    json_decref(admin(&p.sim, "/sim/config", "{\"rate\":200}"));
+    usleep(300000);
+    json_decref(admin(&p.sim, "/sim/config", "{\"rate\":0}"));
+    wait_history(&p.sim);
+    json_t *st = admin(&p.sim, "/sim/stats", NULL);
+    assert_true(json_integer_value(json_object_get(st, "customers")) > 300);
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM customer"),
+                     json_integer_value(json_object_get(st, "customers")));
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM relationship WHERE status='active'"),
+                     json_integer_value(json_object_get(st, "relationships")));
+    json_decref(st);
+    pair_stop(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_rules),         cmocka_unit_test(test_batch_paging),
         cmocka_unit_test(test_contact_way_state),   cmocka_unit_test(test_welcome_code),
         cmocka_unit_test(test_transfer_limits),     cmocka_unit_test(test_mass_message_quota),
         cmocka_unit_test(test_same_seed_same_dump), cmocka_unit_test(test_refusal_callback),
-        cmocka_unit_test(test_replay_matches_siyu),
+        cmocka_unit_test(test_replay_matches_siyu), cmocka_unit_test(test_org_replay_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
