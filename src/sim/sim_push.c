@@ -33,8 +33,8 @@
 #include "util/log.h"
 #include "wecom/wecom_crypto.h"
 
-#define SLOTS 4         /* connections per worker, one sub-shard each */
-#define PENDING_MAX 512 /* rendered items a worker holds */
+#define SLOTS 4          /* connections per worker, one sub-shard each */
+#define PENDING_MAX 2048 /* rendered items a worker holds */
 #define RETRIES 3
 
 /* A rendered callback waiting in a slot. */
