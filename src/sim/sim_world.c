@@ -959,7 +959,7 @@ int sim_world_build(sim *s, siyu_err *err) {
     gen_customers(&g, &ze);
     gen_groups(&g, &ze);
     sim_zipf_reset(&ze);
-    qsort(g.in, g.n, sizeof *g.in, cmp_intent);
+    if (g.n) qsort(g.in, g.n, sizeof *g.in, cmp_intent);
     for (size_t i = 0; i < g.n; i++)
         apply_intent(&g, &g.in[i]);
     for (int gi = 0; gi < s->ngrp; gi++) /* groups of resigned owners wait for inheritance */
