@@ -13,6 +13,9 @@ extern const http_route api_customer_routes[];
 extern const http_route api_tag_routes[];
 extern const http_route api_event_routes[];
 extern const http_route api_group_routes[];
+extern const http_route api_transfer_routes[];
+extern const http_route api_outbox_routes[];
+extern const http_route api_welcome_routes[];
 extern const http_route wecom_callback_routes[];
 
 /* NULL-terminated list of the tables above. */
@@ -28,6 +31,11 @@ void api_read(http_req *r, http_resp *w, void (*fn)(http_req *, http_resp *, sto
 /* Generic ending for a write whose arg carries a siyu_err at offset err_off:
  * replies with the error, or calls ok(). */
 void api_reply_write_error(http_resp *w, int rc, const siyu_err *err);
+
+/* Outbox-style paging (?limit=, ?cursor= = an id, newest first): false after
+ * replying 400. api_outbox_next: the next_cursor value (null when 0). */
+bool api_outbox_page(http_req *r, http_resp *w, int *limit, int64_t *before);
+json_t *api_outbox_next(int64_t next);
 
 /* Builds the OpenAPI 3 document from the server's route table. */
 json_t *api_openapi(http_server *s);

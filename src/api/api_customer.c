@@ -4,10 +4,17 @@
  * Handlers only turn query parameters into filters (a bad value is a 400
  * naming the parameter) and hand them to store/customer.c on a pooled read
  * connection, which applies the tenant and the token's data scope. Records
- * outside the scope answer 404 like absent ones. Nothing here writes. */
+ * outside the scope answer 404 like absent ones.
+ *
+ * The one write: PATCH .../relationships/{employee_id} edits the remark and
+ * description of a follow record and queues WeCom's externalcontact/remark
+ * in the same write step (customer_relationship_remark); the outbox's normal
+ * lane is kicked after the commit. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "outbox/outbox.h"
 #include "store/customer.h"
 
 /* Replies with the store's result: 200 and the JSON, or the error. */
@@ -133,6 +140,68 @@ static void audit_list(http_req *r, http_resp *w) {
     api_read(r, w, audit_read);
 }
 
+/* ---- PATCH /customers/{id}/relationships/{employee_id} ---- */
+
+typedef struct remark_op {
+    json_t *body;
+    char actor[32];
+    customer_remark_input in;
+} remark_op;
+
+static void remark_op_free(void *p) {
+    remark_op *op = p;
+    json_decref(op->body);
+    free(op);
+}
+
+static const json_field remark_fields[] = {
+    /* Byte caps are 4 bytes per character; the step counts characters. */
+    {"remark", JF_STRING, false, 4 * CUSTOMER_REMARK_MAX, false},
+    {"description", JF_STRING, false, 4 * CUSTOMER_DESCRIPTION_MAX, false},
+    {NULL, 0, false, 0, false},
+};
+
+static void remark_done(http_req *r, http_resp *w, int rc) {
+    remark_op *op = r->user;
+    if (rc != 0) {
+        api_reply_write_error(w, rc, &op->in.err);
+        return;
+    }
+    if (r->ctx->ob) outbox_kick(r->ctx->ob, OUTBOX_LANE_NORMAL);
+    json_t *j =
+        json_pack("{s:I,s:I,s:I}", "id", (json_int_t)op->in.relationship_id, "customer_id",
+                  (json_int_t)op->in.customer_id, "employee_id", (json_int_t)op->in.employee_id);
+    if (op->in.remark) json_object_set_new(j, "remark", json_string(op->in.remark));
+    if (op->in.description) json_object_set_new(j, "description", json_string(op->in.description));
+    http_json(w, 200, j);
+}
+
+static void relationship_patch(http_req *r, http_resp *w) {
+    int64_t cid, eid;
+    if (!http_param_id(r, w, 0, &cid) || !http_param_id(r, w, 1, &eid)) return;
+    json_t *body = http_body_object(r, w, remark_fields);
+    if (!body) return;
+    remark_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        json_decref(body);
+        http_error(w, 503, "unavailable", "out of memory");
+        return;
+    }
+    op->body = body;
+    r->user = op;
+    r->user_free = remark_op_free;
+    api_actor(r, op->actor);
+    op->in = (customer_remark_input){
+        .auth = r->auth,
+        .customer_id = cid,
+        .employee_id = eid,
+        .remark = json_string_value(json_object_get(body, "remark")),
+        .description = json_string_value(json_object_get(body, "description")),
+        .actor = op->actor,
+    };
+    http_write(r, w, customer_relationship_remark, &op->in, remark_done);
+}
+
 const http_route api_customer_routes[] = {
     {"GET", "/api/v1/customers", customers_list, ROLES_TENANT,
      "List customers in scope by id (filters: employee id or userid, tag, status=active|lost, "
@@ -145,6 +214,11 @@ const http_route api_customer_routes[] = {
      0},
     {"GET", "/api/v1/customers/{id}/events", customer_events, ROLES_TENANT,
      "A customer's timeline, newest first (filter: type; limit, cursor)", 0},
+    {"PATCH", "/api/v1/customers/{id}/relationships/{employee_id}", relationship_patch,
+     ROLES_TENANT,
+     "Edit the remark (<= 20 chars) and/or description (<= 150) of an active relationship in "
+     "scope; pushed to WeCom (externalcontact/remark) through the outbox",
+     0},
     {"GET", "/api/v1/relationships", relationships_list, ROLES_TENANT,
      "List employee-customer relationships in scope (filters: employee, customer, status, state, "
      "added_after / added_before; limit, cursor)",

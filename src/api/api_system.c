@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "outbox/outbox.h"
 #include "wecom/wecom_event.h"
 
 static void healthz(http_req *r, http_resp *w) {
@@ -17,6 +18,33 @@ static void healthz(http_req *r, http_resp *w) {
     }
     if (ok) http_json(w, 200, json_pack("{s:s,s:s}", "status", "ok", "version", SIYU_VERSION));
     else http_error(w, 503, "unavailable", "store unavailable");
+}
+
+static void outbox_metrics(http_req *r, FILE *f) {
+    outbox_counts n;
+    store_conn *c = store_reader_acquire(r->ctx->st);
+    int rc = c ? outbox_counts_get(c, 0, &n) : SIYU_EIO;
+    if (c) store_reader_release(r->ctx->st, c);
+    if (rc == 0) {
+        fprintf(f, "# HELP siyu_outbox_rows Outbox rows by state (all tenants).\n"
+                   "# TYPE siyu_outbox_rows gauge\n");
+        const struct {
+            const char *s;
+            int64_t v;
+        } rows[] = {{"pending", n.pending}, {"sending", n.sending}, {"sent", n.sent},
+                    {"failed", n.failed},   {"dead", n.dead},       {"cancelled", n.cancelled}};
+        for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+            fprintf(f, "siyu_outbox_rows{state=\"%s\"} %lld\n", rows[i].s, (long long)rows[i].v);
+    }
+    outbox_stats os;
+    outbox_stats_get(r->ctx->ob, &os);
+    fprintf(f,
+            "# HELP siyu_outbox_outcomes_total Delivery outcomes recorded by this process.\n"
+            "# TYPE siyu_outbox_outcomes_total counter\n"
+            "siyu_outbox_outcomes_total{outcome=\"sent\"} %ld\n"
+            "siyu_outbox_outcomes_total{outcome=\"failed\"} %ld\n"
+            "siyu_outbox_outcomes_total{outcome=\"dead\"} %ld\n",
+            os.sent, os.failed, os.dead);
 }
 
 static void metrics(http_req *r, http_resp *w) {
@@ -63,6 +91,7 @@ static void metrics(http_req *r, http_resp *w) {
     fprintf(f, "# HELP siyu_events_accepted_total Behaviour events stored via the API.\n"
                "# TYPE siyu_events_accepted_total counter\nsiyu_events_accepted_total %ld\n",
             atomic_load(&r->ctx->events_accepted));
+    outbox_metrics(r, f);
     fclose(f);
     http_text(w, 200, "text/plain; version=0.0.4", buf, len);
     free(buf);

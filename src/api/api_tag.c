@@ -4,6 +4,10 @@
  * open to every tenant role but limited to the customers the token may see
  * (checked inside the write step by tag_bulk_apply).
  *
+ * WeCom corp tags: a group created with "wecom": true holds WeCom tags; the
+ * write steps queue the matching WeCom calls (store/tag_wecom.h) and each
+ * handler kicks the outbox lanes they wrote to once the write committed.
+ *
  * Ownership: one tag_op per write request hangs on r->user and owns the
  * parsed body (whose strings the input structs borrow) and the id lists. */
 #include <stdlib.h>
@@ -11,10 +15,12 @@
 
 #include "api/api.h"
 #include "store/tag.h"
+#include "store/tag_wecom.h"
 
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
 #define SORT_ORDER_LIMIT 1000000000LL
+#define TAG_GROUP_CREATE_TAGS_MAX 100
 
 typedef struct tag_op {
     json_t *body;
@@ -23,6 +29,7 @@ typedef struct tag_op {
     tag_input tag;
     tag_bulk bulk;
     char *tag_ids, *customer_ids; /* JSON array texts for the bulk step */
+    const char **tag_names;       /* group create: borrowed from body */
 } tag_op;
 
 static void tag_op_free(void *p) {
@@ -30,6 +37,7 @@ static void tag_op_free(void *p) {
     json_decref(op->body);
     free(op->tag_ids);
     free(op->customer_ids);
+    free(op->tag_names);
     free(op);
 }
 
@@ -129,6 +137,8 @@ static void reply_page(http_resp *w, json_t *items, const tag_page *pg) {
 static const json_field group_create_fields[] = {
     {"name", JF_STRING, true, TAG_NAME_MAX, false},
     {"sort_order", JF_INT, false, 0, false},
+    {"wecom", JF_BOOL, false, 0, false},
+    {"tags", JF_ARRAY, false, TAG_GROUP_CREATE_TAGS_MAX, false},
     {NULL, 0, false, 0, false},
 };
 static const json_field group_update_fields[] = {
@@ -149,6 +159,7 @@ static void reply_group(http_req *r, http_resp *w, int status, int64_t id) {
 
 static void group_created(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->group.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->group.err);
     else
@@ -157,6 +168,7 @@ static void group_created(http_req *r, http_resp *w, int rc) {
 
 static void group_updated(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->group.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->group.err);
     else
@@ -165,6 +177,7 @@ static void group_updated(http_req *r, http_resp *w, int rc) {
 
 static void group_deleted(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->group.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->group.err);
     else
@@ -178,13 +191,40 @@ static tag_op *group_op(http_req *r, http_resp *w, const json_field *fields) {
     tag_op *op = tag_op_new(r, w, body);
     if (!op) return NULL;
     op->group.name = body_str(body, "name");
+    op->group.wecom = json_is_true(json_object_get(body, "wecom"));
     if (!body_sort_order(body, w, &op->group.has_sort_order, &op->group.sort_order)) return NULL;
     return op;
 }
 
+/* Optional "tags": names of tags created with the group. false after
+ * replying 400. */
+static bool group_tag_names(http_resp *w, tag_op *op) {
+    json_t *arr = json_object_get(op->body, "tags"), *v;
+    size_t n = json_array_size(arr), i;
+    if (n == 0) return true;
+    op->tag_names = calloc(n, sizeof *op->tag_names);
+    if (!op->tag_names) {
+        http_error(w, 503, "unavailable", "out of memory");
+        return false;
+    }
+    json_array_foreach(arr, i, v) {
+        const char *name = json_string_value(v);
+        size_t len = name ? strlen(name) : 0;
+        if (len == 0 || len > TAG_NAME_MAX) {
+            char field[32];
+            snprintf(field, sizeof field, "tags[%zu]", i);
+            return reply_invalid(w, field, "tag names must be strings of 1 to 128 bytes");
+        }
+        op->tag_names[i] = name;
+    }
+    op->group.tag_names = op->tag_names;
+    op->group.ntags = n;
+    return true;
+}
+
 static void groups_create(http_req *r, http_resp *w) {
     tag_op *op = group_op(r, w, group_create_fields);
-    if (op) http_write(r, w, tag_group_create, &op->group, group_created);
+    if (op && group_tag_names(w, op)) http_write(r, w, tag_group_create, &op->group, group_created);
 }
 
 static void groups_update(http_req *r, http_resp *w) {
@@ -232,6 +272,7 @@ static const json_field tag_create_fields[] = {
     {"group_id", JF_INT, true, 0, false},
     {"name", JF_STRING, true, TAG_NAME_MAX, false},
     {"sort_order", JF_INT, false, 0, false},
+    {"wecom", JF_BOOL, false, 0, false},
     {NULL, 0, false, 0, false},
 };
 static const json_field tag_update_fields[] = {
@@ -253,6 +294,7 @@ static void reply_tag(http_req *r, http_resp *w, int status, int64_t id) {
 
 static void tag_created(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->tag.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->tag.err);
     else
@@ -261,6 +303,7 @@ static void tag_created(http_req *r, http_resp *w, int rc) {
 
 static void tag_updated(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->tag.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->tag.err);
     else
@@ -269,6 +312,7 @@ static void tag_updated(http_req *r, http_resp *w, int rc) {
 
 static void tag_deleted(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->tag.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->tag.err);
     else
@@ -281,6 +325,9 @@ static tag_op *tag_body_op(http_req *r, http_resp *w, const json_field *fields) 
     tag_op *op = tag_op_new(r, w, body);
     if (!op) return NULL;
     op->tag.name = body_str(body, "name");
+    json_t *wecom = json_object_get(body, "wecom");
+    op->tag.has_wecom = wecom != NULL;
+    op->tag.wecom = json_is_true(wecom);
     json_t *g = json_object_get(body, "group_id");
     op->tag.group_id = g ? json_integer_value(g) : 0;
     if (g && op->tag.group_id <= 0) {
@@ -375,10 +422,13 @@ static char *id_list(http_resp *w, const json_t *body, const char *key, size_t *
 
 static void bulk_done(http_req *r, http_resp *w, int rc) {
     tag_op *op = r->user;
+    if (rc == 0) tag_wecom_kick(r->ctx->ob, op->bulk.kick);
     if (rc != 0)
         api_reply_write_error(w, rc, &op->bulk.err);
     else
-        http_json(w, 200, json_pack("{s:I}", "changed", (json_int_t)op->bulk.changed));
+        http_json(w, 200,
+                  json_pack("{s:I,s:I}", "changed", (json_int_t)op->bulk.changed, "wecom_pushes",
+                            (json_int_t)op->bulk.pushed));
 }
 
 static void tags_bulk(http_req *r, http_resp *w) {
@@ -404,7 +454,9 @@ static void tags_bulk(http_req *r, http_resp *w) {
 const http_route api_tag_routes[] = {
     {"GET", "/api/v1/tag-groups", groups_list, ROLES_TENANT, "List tag groups with their tags", 0},
     {"POST", "/api/v1/tag-groups", groups_create, ROLES_OFFICE,
-     "Create a tag group (name unique in the tenant)", 0},
+     "Create a tag group (name unique in the tenant; \"wecom\": true for a WeCom corp tag group, "
+     "whose tags are pushed to WeCom; \"tags\": [names] creates its first tags with it)",
+     0},
     {"GET", "/api/v1/tag-groups/{id}", groups_get, ROLES_TENANT, "Get a tag group with its tags",
      0},
     {"PATCH", "/api/v1/tag-groups/{id}", groups_update, ROLES_OFFICE,

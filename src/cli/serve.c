@@ -9,6 +9,9 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "outbox/outbox.h"
+#include "store/tag_wecom.h"
+#include "store/transfer.h"
 #include "util/log.h"
 #include "wecom/wecom_client.h"
 
@@ -60,11 +63,27 @@ int cli_serve(int argc, char **argv) {
         free(ctx);
         return 1;
     }
+    outbox_opts oo = {.workers = cfg.outbox_workers, .max_attempts = cfg.outbox_max_attempts};
+    /* Modules that listen to delivery results (outbox_on_result) register
+     * between outbox_new and outbox_run, before any row is delivered. */
+    ctx->ob = outbox_new(ctx->st, ctx->wc, &oo, &err);
+    if (!ctx->ob || outbox_run(ctx->ob, &err) != 0) {
+        log_error("%s", err.msg);
+        outbox_stop(ctx->ob);
+        wecom_client_free(ctx->wc);
+        store_close(ctx->st);
+        free(ctx);
+        return 1;
+    }
+    /* Domain listeners for outbox answers. */
+    tag_wecom_listen(ctx);
+    transfer_listen(ctx);
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,
                        .max_body = (size_t)cfg.max_body};
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);
     if (!ctx->http) {
         log_error("%s", err.msg);
+        outbox_stop(ctx->ob);
         wecom_client_free(ctx->wc);
         store_close(ctx->st);
         free(ctx);
@@ -83,6 +102,7 @@ int cli_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     log_info("signal %d: shutting down", sig);
     http_server_stop(ctx->http);
+    outbox_stop(ctx->ob); /* in-flight deliveries finish and record first */
     store_close(ctx->st);
     wecom_client_free(ctx->wc);
     free(ctx);

@@ -20,6 +20,11 @@
  *                                   (Source DELETE_BY_TRANSFER: transferred)
  *   ended  ──add (CreateTime >= ended_at): rel_add()──> active (revived)
  *
+ * Transfers (store/transfer.c) are finished in the same step: the takeover's
+ * add_external_contact (transfer_on_add) and the handover's DELETE_BY_TRANSFER
+ * delete (transfer_on_transfer_delete) mark the customer's transfer done;
+ * transfer_fail (transfer_on_fail) marks it refused or failed.
+ *
  * Group member lifecycle: (none)|left ──add_member: member_join()──> in
  *                         (none)|in   ──del_member: member_leave()──> left
  *
@@ -40,6 +45,7 @@
 
 #include "store/audit.h"
 #include "store/org.h"
+#include "store/transfer.h"
 
 #define WECOM_GROUP_NAME "(wecom)" /* tag group for tags whose group is unknown */
 
@@ -265,6 +271,8 @@ static int apply_contact(ictx *ic) {
     const wecom_event *ev = ic->ev;
     switch (ev->kind) {
     case WECOM_EV_ADD_EXTERNAL_CONTACT:
+        rc = rel_add(ic, cust, emp);
+        return rc ? rc : transfer_on_add(ic->c, ic->tenant, cust, emp, ic->ts);
     case WECOM_EV_ADD_HALF_EXTERNAL_CONTACT:
         return rel_add(ic, cust, emp);
     case WECOM_EV_EDIT_EXTERNAL_CONTACT:
@@ -274,11 +282,16 @@ static int apply_contact(ictx *ic) {
     case WECOM_EV_DEL_EXTERNAL_CONTACT: {
         const char *src = nz(ev->source);
         bool transfer = src && strcmp(src, "DELETE_BY_TRANSFER") == 0;
-        return rel_end(ic, cust, emp, transfer ? "transferred" : "deleted_by_employee",
-                       src ? src : "del_external_contact");
+        rc = rel_end(ic, cust, emp, transfer ? "transferred" : "deleted_by_employee",
+                     src ? src : "del_external_contact");
+        if (rc == 0 && transfer)
+            rc = transfer_on_transfer_delete(ic->c, ic->tenant, cust, emp, ic->ts);
+        return rc;
     }
+    case WECOM_EV_TRANSFER_FAIL:
+        return transfer_on_fail(ic->c, ic->tenant, cust, emp, nz(ev->fail_reason), ic->ts);
     default:
-        return 0; /* transfer_fail, msg_audit_approved: event only */
+        return 0; /* msg_audit_approved: event only */
     }
 }
 

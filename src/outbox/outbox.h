@@ -36,6 +36,7 @@
 #define SIYU_OUTBOX_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -47,12 +48,12 @@ enum { OUTBOX_LANE_URGENT = 0, OUTBOX_LANE_NORMAL = 1, OUTBOX_LANE_BULK = 2 };
 
 typedef struct outbox_item {
     int64_t tenant_id;
-    const char *kind;      /* a mutating wecom_endpoint name: "mark_tag", "send_welcome_msg", ... */
-    const json_t *body;    /* the request body (serialised compactly into the row) */
-    int lane;              /* OUTBOX_LANE_* */
-    int64_t deadline_ms;   /* 0 = none; past it the row goes dead without a call */
-    const char *origin;    /* what decided it, for operators: "welcome:event:42", "token:7" */
-    const char *ref;       /* optional link to a domain row, e.g. "transfer:12"; NULL = none */
+    const char *kind;    /* a mutating wecom_endpoint name: "mark_tag", "send_welcome_msg", ... */
+    const json_t *body;  /* the request body (serialised compactly into the row) */
+    int lane;            /* OUTBOX_LANE_* */
+    int64_t deadline_ms; /* 0 = none; past it the row goes dead without a call */
+    const char *origin;  /* what decided it, for operators: "welcome:event:42", "token:7" */
+    const char *ref;     /* optional link to a domain row, e.g. "transfer:12"; NULL = none */
 } outbox_item;
 
 /* Inside a write step: inserts a pending row. Returns 0 and *id_out (may be
@@ -81,6 +82,11 @@ typedef struct outbox_opts {
 
 /* Starts the workers (resolving in-doubt rows first). NULL on failure. */
 outbox *outbox_start(store *st, struct wecom_client *wc, const outbox_opts *opts, siyu_err *err);
+/* outbox_start in two steps, so listeners can be registered before any row
+ * is delivered: outbox_new (NULL on failure; free with outbox_stop), then
+ * outbox_run (0, or an error after which the caller calls outbox_stop). */
+outbox *outbox_new(store *st, struct wecom_client *wc, const outbox_opts *opts, siyu_err *err);
+int outbox_run(outbox *ob, siyu_err *err);
 /* Stops claiming, waits for in-flight calls to finish and record, frees. NULL ok. */
 void outbox_stop(outbox *ob);
 /* Registers a listener for results of one kind (before or after start). */
@@ -91,5 +97,52 @@ typedef struct outbox_counts {
 } outbox_counts;
 /* Counts by state for a tenant (0 = all tenants), on a read connection. */
 int outbox_counts_get(store_conn *c, int64_t tenant_id, outbox_counts *out);
+
+/* ---- for the API (api/api_outbox.c) and producers' views ---------------- */
+
+#define OUTBOX_BODY_MAX (1u << 20) /* bytes of request JSON per row */
+#define OUTBOX_RESULT_MAX 4096     /* bytes of answer JSON kept per row */
+
+/* True for a state name above. */
+bool outbox_state_valid(const char *state);
+
+/* One row as the API shows it: {"id","kind","lane","state","attempts",
+ * "max_attempts","in_doubt","next_at","deadline","errcode","error","origin",
+ * "ref","created_at","updated_at","sent_at","body"(JSON)[,"result"(JSON)]}
+ * (result only when with_result). NULL when the row is not the tenant's.
+ * Caller owns the result. */
+json_t *outbox_get_json(store_conn *c, int64_t tenant_id, int64_t id, bool with_result);
+
+/* Newest first: rows of tenant_id with id < before (0 = from the newest),
+ * optionally one state and/or one kind (NULL = any), at most limit, appended
+ * to items. *next is the cursor for the next page (0 = no more). 0 or
+ * SIYU_EIO. */
+int outbox_list(store_conn *c, int64_t tenant_id, const char *state, const char *kind,
+                int64_t before, int limit, json_t *items, int64_t *next);
+
+/* {"by_state":{"pending":n,...},"by_kind":{"<kind>":{"<state>":n,...}}}.
+ * NULL on a store error. Caller owns the result. */
+json_t *outbox_stats_json(store_conn *c, int64_t tenant_id);
+
+/* Operator actions (write steps; arg is outbox_action*). retry: failed/dead →
+ * pending (attempts reset, in-doubt mark cleared); cancel: pending/failed/dead
+ * → cancelled. Both are audited as "outbox.retry"/"outbox.cancel" by actor.
+ * Return 0, SIYU_ENOTFOUND (not the tenant's row) or SIYU_ECONFLICT (wrong
+ * state; err says which), with err filled. lane receives the row's lane. */
+typedef struct outbox_action {
+    int64_t tenant_id;
+    int64_t id;
+    const char *actor;
+    int lane; /* out */
+    siyu_err err;
+} outbox_action;
+int outbox_retry_step(store_conn *c, void *arg);
+int outbox_cancel_step(store_conn *c, void *arg);
+
+/* Metrics: final outcomes recorded by this process's workers. */
+typedef struct outbox_stats {
+    long sent, failed, dead, probes;
+} outbox_stats;
+void outbox_stats_get(outbox *ob, outbox_stats *out); /* zeros for NULL */
 
 #endif

@@ -28,6 +28,9 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "outbox/outbox.h"
+#include "store/audit.h"
+#include "util/utf8.h"
 
 const char *const customer_rel_statuses[] = {"active", "deleted_by_customer", "deleted_by_employee",
                                              "transferred", NULL};
@@ -727,6 +730,92 @@ int customer_relationship_list_json(store_conn *c, const http_auth *a, const cus
     bind_int(st, ":before", f->added_before);
     return page_collect(c, st, p, CUSTOMER_LIST_RELATIONSHIPS, rel_item, NULL, out) ? io_error(err)
                                                                                     : 0;
+}
+
+/* ---- relationship remark ---- */
+
+static int remark_lengths(customer_remark_input *in) {
+    if (in->remark && utf8_chars(in->remark) > CUSTOMER_REMARK_MAX)
+        return siyu_err_set(&in->err, SIYU_EINVAL, "remark", "remark must be at most %d characters",
+                            CUSTOMER_REMARK_MAX);
+    if (in->description && utf8_chars(in->description) > CUSTOMER_DESCRIPTION_MAX)
+        return siyu_err_set(&in->err, SIYU_EINVAL, "description",
+                            "description must be at most %d characters", CUSTOMER_DESCRIPTION_MAX);
+    if (!in->remark && !in->description)
+        return siyu_err_set(&in->err, SIYU_EINVAL, "remark", "give remark or description");
+    return 0;
+}
+
+int customer_relationship_remark(store_conn *c, void *arg) {
+    customer_remark_input *in = arg;
+    int rc = remark_lengths(in);
+    if (rc != 0) return rc;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT r.id, r.status, e.userid, (SELECT value FROM identity i WHERE "
+             "i.tenant_id=r.tenant_id AND i.customer_id=r.customer_id AND "
+             "i.kind='wecom_external_userid' LIMIT 1) FROM relationship r JOIN employee e ON "
+             "e.id=r.employee_id WHERE r.tenant_id=:scope_tenant AND r.customer_id=:cid AND "
+             "r.employee_id=:eid AND (%s)",
+             rel_scope_sql(&in->auth));
+    sqlite3_stmt *st = store_conn_stmt(c, sql);
+    if (!st) return SIYU_EIO;
+    auth_scope_bind(st, &in->auth);
+    bind_int(st, ":cid", in->customer_id);
+    bind_int(st, ":eid", in->employee_id);
+    int step = sqlite3_step(st);
+    char status[32] = "", userid[72] = "", ext[128] = "";
+    if (step == SQLITE_ROW) {
+        in->relationship_id = sqlite3_column_int64(st, 0);
+        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(userid, sizeof userid, "%s", (const char *)sqlite3_column_text(st, 2));
+        const char *e = (const char *)sqlite3_column_text(st, 3);
+        snprintf(ext, sizeof ext, "%s", e ? e : "");
+    }
+    sqlite3_reset(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) return store_rc(step);
+    if (step == SQLITE_DONE)
+        return siyu_err_set(&in->err, SIYU_ENOTFOUND, NULL,
+                            "customer %lld has no relationship with employee %lld",
+                            (long long)in->customer_id, (long long)in->employee_id);
+    if (strcmp(status, "active") != 0)
+        return siyu_err_set(&in->err, SIYU_ECONFLICT, NULL, "the relationship is %s, not active",
+                            status);
+    if (!ext[0])
+        return siyu_err_set(&in->err, SIYU_ECONFLICT, NULL,
+                            "customer %lld has no WeCom external_userid",
+                            (long long)in->customer_id);
+    st = store_conn_stmt(c, "UPDATE relationship SET remark=coalesce(?2, remark), "
+                            "description=coalesce(?3, description), updated_at=?4 WHERE id=?1");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, in->relationship_id);
+    if (in->remark) sqlite3_bind_text(st, 2, in->remark, -1, SQLITE_STATIC);
+    if (in->description) sqlite3_bind_text(st, 3, in->description, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, siyu_now());
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_rc(rc);
+    json_t *body = json_pack("{s:s,s:s}", "userid", userid, "external_userid", ext);
+    if (!body) return SIYU_ENOMEM;
+    if (in->remark) json_object_set_new(body, "remark", json_string(in->remark));
+    if (in->description) json_object_set_new(body, "description", json_string(in->description));
+    char ref[48], origin[64];
+    snprintf(ref, sizeof ref, "relationship:%lld", (long long)in->relationship_id);
+    snprintf(origin, sizeof origin, "remark:%s", in->actor ? in->actor : "system");
+    outbox_item it = {.tenant_id = in->auth.tenant_id,
+                      .kind = "remark",
+                      .body = body,
+                      .lane = OUTBOX_LANE_NORMAL,
+                      .origin = origin,
+                      .ref = ref};
+    rc = outbox_enqueue(c, &it, NULL, &in->err);
+    json_decref(body);
+    if (rc != 0) return rc;
+    in->kick |= 1u << OUTBOX_LANE_NORMAL;
+    return store_audit(c, in->auth.tenant_id, in->actor, "relationship.remark", ref, 1,
+                       in->remark && in->description ? "remark,description"
+                       : in->remark                  ? "remark"
+                                                     : "description");
 }
 
 /* ---- group chats ---- */

@@ -122,6 +122,29 @@ typedef struct customer_rel_filter {
 int customer_relationship_list_json(store_conn *c, const http_auth *a, const customer_rel_filter *f,
                                     const customer_page *p, json_t **out, siyu_err *err);
 
+/* ---- relationship remark (a write) ---- */
+
+#define CUSTOMER_REMARK_MAX 20       /* characters (WeCom's limit) */
+#define CUSTOMER_DESCRIPTION_MAX 150 /* characters */
+
+typedef struct customer_remark_input {
+    http_auth auth; /* tenant and relationship scope of the caller */
+    int64_t customer_id, employee_id;
+    const char *remark;      /* NULL = unchanged; "" clears */
+    const char *description; /* NULL = unchanged; "" clears */
+    const char *actor;
+    int64_t relationship_id; /* filled */
+    unsigned kick;           /* filled: outbox lanes written (1 << lane) */
+    siyu_err err;
+} customer_remark_input;
+
+/* Write step (arg: customer_remark_input*): sets the relationship's remark
+ * and/or description and queues WeCom's externalcontact/remark for it in the
+ * same step. SIYU_ENOTFOUND when the relationship is absent or outside the
+ * token's relationship scope, SIYU_ECONFLICT when it is not active (WeCom
+ * only edits live follow records), SIYU_EINVAL for the lengths. */
+int customer_relationship_remark(store_conn *c, void *arg);
+
 /* ---- group chats ---- */
 
 typedef struct customer_group_filter {

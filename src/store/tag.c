@@ -16,6 +16,7 @@
 
 #include "auth/auth.h"
 #include "store/audit.h"
+#include "store/tag_wecom.h"
 
 #define TAG_COLS "id, group_id, name, sort_order, wecom_id, created_at, updated_at"
 #define GROUP_COLS "id, name, sort_order, source, wecom_id, created_at, updated_at"
@@ -82,18 +83,35 @@ int tag_group_create(store_conn *c, void *arg) {
     if (name_check(in->name, true, &in->err) != 0) return SIYU_EINVAL;
     sqlite3_stmt *st = store_conn_stmt(
         c, "INSERT INTO tag_group(tenant_id, name, sort_order, source, created_at, updated_at) "
-           "VALUES(?1,?2,?3,'internal',?4,?4)");
+           "VALUES(?1,?2,?3,?5,?4,?4)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_text(st, 2, in->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, in->has_sort_order ? in->sort_order : 0);
     sqlite3_bind_int64(st, 4, siyu_now());
+    sqlite3_bind_text(st, 5, in->wecom ? "wecom" : "internal", -1, SQLITE_STATIC);
     int rc = run(st);
     if (rc == SIYU_ECONFLICT)
         return siyu_err_set(&in->err, rc, "name", "a tag group with this name already exists");
     if (rc != 0) return rc;
     in->id = sqlite3_last_insert_rowid(store_conn_db(c));
-    return audit_id(c, in->tenant_id, in->actor, "tag_group.create", "tag_group", in->id, 1, NULL);
+    /* A WeCom group reaches WeCom with its first tag (no empty groups there). */
+    if ((rc = audit_id(c, in->tenant_id, in->actor, "tag_group.create", "tag_group", in->id, 1,
+                       in->wecom ? "wecom" : NULL)) != 0)
+        return rc;
+    for (size_t i = 0; i < in->ntags; i++) {
+        tag_input t = {.tenant_id = in->tenant_id,
+                       .group_id = in->id,
+                       .name = in->tag_names[i],
+                       .actor = in->actor};
+        if ((rc = tag_create(c, &t)) != 0) {
+            in->err = t.err;
+            snprintf(in->err.field, sizeof in->err.field, "tags[%zu]", i);
+            return rc;
+        }
+        in->kick |= t.kick;
+    }
+    return 0;
 }
 
 int tag_group_update(store_conn *c, void *arg) {
@@ -115,6 +133,9 @@ int tag_group_update(store_conn *c, void *arg) {
     if (changes(c) == 0)
         return siyu_err_set(&in->err, SIYU_ENOTFOUND, "id", "tag group %lld does not exist",
                             (long long)in->id);
+    if (in->name &&
+        (rc = tag_wecom_renamed(c, in->tenant_id, true, in->id, in->actor, &in->kick, &in->err)))
+        return rc;
     return audit_id(c, in->tenant_id, in->actor, "tag_group.update", "tag_group", in->id, 1, NULL);
 }
 
@@ -137,6 +158,8 @@ int tag_group_delete(store_conn *c, void *arg) {
     if (!found)
         return siyu_err_set(&in->err, SIYU_ENOTFOUND, "id", "tag group %lld does not exist",
                             (long long)in->id);
+    if ((rc = tag_wecom_deleting(c, in->tenant_id, true, in->id, in->actor, &in->kick, &in->err)))
+        return rc;
     int64_t gone;
     if ((rc = delete_rows(c,
                           "DELETE FROM customer_tag WHERE tenant_id=?1 AND tag_id IN "
@@ -166,6 +189,11 @@ int tag_create(store_conn *c, void *arg) {
     if (name_check(in->name, true, &in->err) != 0) return SIYU_EINVAL;
     int rc = group_ref_check(c, in->tenant_id, in->group_id, &in->err);
     if (rc != 0) return rc;
+    bool wecom;
+    if ((rc = tag_wecom_group_is(c, in->tenant_id, in->group_id, &wecom)) != 0) return rc;
+    if (in->has_wecom && in->wecom != wecom)
+        return siyu_err_set(&in->err, SIYU_EINVAL, "wecom",
+                            wecom ? "the group holds WeCom tags" : "the group holds internal tags");
     sqlite3_stmt *st = store_conn_stmt(
         c, "INSERT INTO tag(tenant_id, group_id, name, sort_order, created_at, updated_at) "
            "VALUES(?1,?2,?3,?4,?5,?5)");
@@ -179,7 +207,31 @@ int tag_create(store_conn *c, void *arg) {
     if (rc == SIYU_ECONFLICT) return tag_conflict(in);
     if (rc != 0) return rc;
     in->id = sqlite3_last_insert_rowid(store_conn_db(c));
-    return audit_id(c, in->tenant_id, in->actor, "tag.create", "tag", in->id, 1, NULL);
+    if (wecom &&
+        (rc = tag_wecom_tag_created(c, in->tenant_id, in->id, in->actor, &in->kick, &in->err)))
+        return rc;
+    return audit_id(c, in->tenant_id, in->actor, "tag.create", "tag", in->id, 1,
+                    wecom ? "wecom" : NULL);
+}
+
+/* WeCom cannot move a tag between groups: a tag may not leave or enter a
+ * WeCom group. */
+static int wecom_move_check(store_conn *c, tag_input *in) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT t.group_id<>?3 AND (g.source='wecom' OR (SELECT source FROM tag_group WHERE "
+           "id=?3)='wecom') FROM tag t JOIN tag_group g ON g.id=t.group_id WHERE t.tenant_id=?1 "
+           "AND t.id=?2");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, in->tenant_id);
+    sqlite3_bind_int64(st, 2, in->id);
+    sqlite3_bind_int64(st, 3, in->group_id);
+    int rc = sqlite3_step(st);
+    bool bad = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_rc(rc);
+    return bad ? siyu_err_set(&in->err, SIYU_EINVAL, "group_id",
+                              "WeCom tags cannot move between groups")
+               : 0;
 }
 
 int tag_update(store_conn *c, void *arg) {
@@ -187,6 +239,7 @@ int tag_update(store_conn *c, void *arg) {
     if (name_check(in->name, false, &in->err) != 0) return SIYU_EINVAL;
     int rc = in->group_id ? group_ref_check(c, in->tenant_id, in->group_id, &in->err) : 0;
     if (rc != 0) return rc;
+    if (in->group_id && (rc = wecom_move_check(c, in)) != 0) return rc;
     sqlite3_stmt *st = store_conn_stmt(
         c, "UPDATE tag SET group_id=coalesce(?3,group_id), name=coalesce(?4,name), "
            "sort_order=coalesce(?5,sort_order), updated_at=?6 WHERE tenant_id=?1 AND id=?2");
@@ -203,14 +256,19 @@ int tag_update(store_conn *c, void *arg) {
     if (changes(c) == 0)
         return siyu_err_set(&in->err, SIYU_ENOTFOUND, "id", "tag %lld does not exist",
                             (long long)in->id);
+    if (in->name &&
+        (rc = tag_wecom_renamed(c, in->tenant_id, false, in->id, in->actor, &in->kick, &in->err)))
+        return rc;
     return audit_id(c, in->tenant_id, in->actor, "tag.update", "tag", in->id, 1, NULL);
 }
 
 int tag_delete(store_conn *c, void *arg) {
     tag_input *in = arg;
     int64_t gone;
-    int rc = delete_rows(c, "DELETE FROM customer_tag WHERE tenant_id=?1 AND tag_id=?2",
-                         in->tenant_id, in->id, &in->removed_links);
+    int rc = tag_wecom_deleting(c, in->tenant_id, false, in->id, in->actor, &in->kick, &in->err);
+    if (rc != 0) return rc;
+    rc = delete_rows(c, "DELETE FROM customer_tag WHERE tenant_id=?1 AND tag_id=?2", in->tenant_id,
+                     in->id, &in->removed_links);
     if (rc == 0)
         rc = delete_rows(c, "DELETE FROM tag WHERE tenant_id=?1 AND id=?2", in->tenant_id, in->id,
                          &gone);
@@ -411,8 +469,12 @@ int tag_bulk_apply(store_conn *c, void *arg) {
     }
     if ((rc = run(st)) != 0) return rc;
     b->changed = changes(c);
-    char detail[64];
-    snprintf(detail, sizeof detail, "tags=%zu customers=%zu", b->ntags, b->ncustomers);
+    if ((rc = tag_wecom_mark(c, b->auth.tenant_id, b->tag_ids, b->customer_ids, b->untag, b->actor,
+                             &b->kick, &b->pushed, &b->err)) != 0)
+        return rc;
+    char detail[96];
+    snprintf(detail, sizeof detail, "tags=%zu customers=%zu wecom_pushes=%lld", b->ntags,
+             b->ncustomers, (long long)b->pushed);
     return store_audit(c, b->auth.tenant_id, b->actor, b->untag ? "tag.bulk_untag" : "tag.bulk_tag",
                        NULL, b->changed, detail);
 }

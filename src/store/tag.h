@@ -7,7 +7,12 @@
  * nothing, and only customers the token may see.
  *
  * Every write step takes its input struct as arg, reports detail in its err
- * member and audits inside the step. JSON results are owned by the caller. */
+ * member and audits inside the step. JSON results are owned by the caller.
+ *
+ * WeCom corp tags: a group created with wecom = true has source 'wecom'; the
+ * writes on it and its tags queue the matching WeCom calls in the same step
+ * (store/tag_wecom.h), and fill `kick` for the caller to wake the outbox. A
+ * tag of a WeCom group cannot move to another group (WeCom has no move). */
 #ifndef SIYU_STORE_TAG_H
 #define SIYU_STORE_TAG_H
 
@@ -29,10 +34,16 @@ typedef struct tag_group_input {
     bool has_sort_order; /* update: false = unchanged */
     int64_t sort_order;
     const char *actor;
+    bool wecom;                   /* create: a WeCom corp tag group (source 'wecom') */
+    const char *const *tag_names; /* create: tags made with the group (borrowed) */
+    size_t ntags;
+    unsigned kick; /* filled: outbox lanes written (1 << lane), see tag_wecom.h */
     int64_t removed_tags, removed_links; /* delete: filled */
     siyu_err err;
 } tag_group_input;
 
+/* Creates the group and its tag_names (each as tag_create; a bad or
+ * repeated name fails the whole step naming "tags[i]"). */
 int tag_group_create(store_conn *c, void *arg);
 int tag_group_update(store_conn *c, void *arg); /* SIYU_ENOTFOUND outside the tenant */
 int tag_group_delete(store_conn *c, void *arg);
@@ -45,6 +56,8 @@ typedef struct tag_input {
     bool has_sort_order;
     int64_t sort_order;
     const char *actor;
+    bool has_wecom, wecom; /* create: when given, must match the group's source */
+    unsigned kick;         /* filled: outbox lanes written */
     int64_t removed_links; /* delete: filled */
     siyu_err err;
 } tag_input;
@@ -86,6 +99,8 @@ typedef struct tag_bulk {
     size_t ncustomers;
     const char *actor;
     int64_t changed; /* filled: rows inserted or deleted */
+    int64_t pushed;  /* filled: mark_tag calls queued for WeCom tags */
+    unsigned kick;   /* filled: outbox lanes written */
     siyu_err err;
 } tag_bulk;
 

@@ -7,8 +7,11 @@
  *                optional replay window, wecom_crypto_init
  *      │ GET:  wecom_verify_decrypt(echostr) ──> 200 text/plain = plaintext
  *      │ POST: wecom_envelope_parse ─> wecom_verify_decrypt ─> wecom_event_parse
- *      │       ─> dedupe key + props ─http_write(ingest_wecom_step)─> post_done()
+ *      │       ─> dedupe key + props ─http_write(callback_step)─> post_done()
  *      │       ─> 200, empty body (after commit; also for a duplicate)
+ *      │       callback_step = ingest_wecom_step + welcome_on_event (a new contact
+ *      │       with a WelcomeCode queues send_welcome_msg in the same commit);
+ *      │       post_done kicks the outbox's urgent lane when it did
  *      └─ any check fails: reject() ─http_write(reject_step: audit row)─>
  *                          reject_done() ─> 400/413 {"error":{code,message,field}}
  *
@@ -30,6 +33,8 @@
 
 #include "api/api.h"
 #include "ingest/ingest_wecom.h"
+#include "outbox/outbox.h"
+#include "outbox/welcome.h"
 #include "store/audit.h"
 #include "store/tenant.h"
 #include "util/log.h"
@@ -46,6 +51,7 @@ typedef struct cb_op {
     char *props;
     char key[INGEST_DEDUPE_KEY_SIZE];
     ingest_wecom_cmd cmd;
+    int64_t welcome_id; /* outbox row queued for a welcome, 0 = none */
     /* rejection */
     int status;
     const char *code;  /* static */
@@ -287,6 +293,15 @@ static void callback_verify(http_req *r, http_resp *w) {
 
 /* ---- POST: events ------------------------------------------------------- */
 
+/* The write step of an accepted callback: apply it, then (unless it is a
+ * retry) queue its welcome message in the same transaction. */
+static int callback_step(store_conn *c, void *arg) {
+    cb_op *op = arg;
+    int rc = ingest_wecom_step(c, &op->cmd);
+    if (rc != 0 || op->cmd.result.duplicate) return rc;
+    return welcome_on_event(c, op->tenant_id, &op->ev, op->cmd.result.event_id, &op->welcome_id);
+}
+
 static void post_done(http_req *r, http_resp *w, int rc) {
     cb_op *op = r->user;
     if (rc != 0) {
@@ -301,6 +316,7 @@ static void post_done(http_req *r, http_resp *w, int rc) {
         atomic_fetch_add(&r->ctx->cb_duplicate, 1);
     else if ((int)op->ev.kind < CB_KIND_MAX)
         atomic_fetch_add(&r->ctx->cb_by_kind[op->ev.kind], 1);
+    if (op->welcome_id) outbox_kick(r->ctx->ob, OUTBOX_LANE_URGENT);
     reply_text(w, "", 0);
 }
 
@@ -346,7 +362,7 @@ static void callback_event(http_req *r, http_resp *w) {
     }
     op->cmd = (ingest_wecom_cmd){
         .tenant_id = p.tenant_id, .ev = &op->ev, .dedupe_key = op->key, .props = op->props};
-    http_write(r, w, ingest_wecom_step, &op->cmd, post_done);
+    http_write(r, w, callback_step, op, post_done);
 }
 
 const http_route wecom_callback_routes[] = {

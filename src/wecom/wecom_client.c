@@ -315,7 +315,6 @@ static int http_exchange(wecom_client *cl, const char *url, const char *body, js
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
-    atomic_fetch_add(&cl->requests, 1);
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -546,6 +545,7 @@ int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const c
         }
         json_t *j = NULL;
         res->attempts++;
+        atomic_fetch_add(&cl->requests, 1);
         http_exchange(cl, url, payload, &j, res);
         wecom_ec_class cls = wecom_errcode_class(res->errcode);
         if (cls == WECOM_EC_OK) {

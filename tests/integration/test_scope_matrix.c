@@ -63,6 +63,9 @@ typedef struct row {
     }
 #define BULK(tag, customer)                                                                        \
     "{\"action\":\"tag\",\"tag_ids\":[" tag "],\"customer_ids\":[" customer "]}"
+#define XFER(from, to, customer)                                                                   \
+    "{\"handover_employee_id\":" from ",\"takeover_employee_id\":" to                              \
+    ",\"customer_ids\":[" customer "]}"
 #define EVENT(key, customer)                                                                       \
     "{\"events\":[{\"idempotency_key\":\"" key "\",\"type\":\"visit\",\"ts\":1700000000,"          \
     "\"customer_id\":" customer "}]}"
@@ -105,6 +108,32 @@ static const row matrix[] = {
     {R_ADMIN_B, "GET", "/api/v1/group-chats/500", NULL, 404},
     /* audit log: tenant admins only */
     TENANT_GET("/api/v1/audit-log", 200, 403, 403, 403),
+    /* relationship remark: the relationship scope; an ended one is a 409 */
+    ROLES7("PATCH", "/api/v1/customers/" OWN "/relationships/101", "{\"remark\":\"r\"}", 403, 200,
+           200, 200, 200),
+    ROLES7("PATCH", "/api/v1/customers/" OTHER "/relationships/102", "{\"remark\":\"r\"}", 403, 200,
+           200, 404, 404),
+    ROLES7("PATCH", "/api/v1/customers/" GONE "/relationships/101", "{\"remark\":\"r\"}", 403, 409,
+           409, 409, 409),
+    ROLES7("PATCH", "/api/v1/customers/" TENANT_B "/relationships/200", "{\"remark\":\"r\"}", 403,
+           404, 404, 404, 404),
+    {R_ADMIN_B, "PATCH", "/api/v1/customers/" TENANT_B "/relationships/200", "{\"remark\":\"r\"}",
+     200},
+    /* transfers: admin/operator, a manager within their subtree, never an employee */
+    {R_PLATFORM, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 403},
+    {R_EMPLOYEE, "POST", "/api/v1/transfers", XFER("101", "100", OWN), 403},
+    {R_NONE, "POST", "/api/v1/transfers", XFER("101", "100", OWN), 401},
+    {R_BAD, "POST", "/api/v1/transfers", XFER("101", "100", OWN), 401},
+    {R_MANAGER, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 403},
+    {R_ADMIN_B, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 400},
+    {R_ADMIN, "POST", "/api/v1/transfers", XFER("102", "101", OTHER), 201},   /* transfer 1 */
+    {R_OPERATOR, "POST", "/api/v1/transfers", XFER("100", "101", TEAM), 201}, /* transfer 2 */
+    {R_MANAGER, "POST", "/api/v1/transfers", XFER("101", "100", OWN), 201},   /* transfer 3 */
+    {R_ADMIN, "POST", "/api/v1/transfers", XFER("101", "101", OWN), 400},     /* same employee */
+    TENANT_GET("/api/v1/transfers", 200, 200, 200, 403),
+    TENANT_GET("/api/v1/transfers/1", 200, 200, 200, 403),
+    TENANT_GET("/api/v1/transfers/424242", 404, 404, 404, 403),
+    {R_ADMIN_B, "GET", "/api/v1/transfers/1", NULL, 404},
     /* tenants: the platform manages them; a tenant admin sees its own */
     ROLES7("GET", "/api/v1/tenants", NULL, 200, 403, 403, 403, 403),
     ROLES7("GET", "/api/v1/tenants/1", NULL, 200, 200, 403, 403, 403),
@@ -166,6 +195,23 @@ static const row matrix[] = {
     /* behaviour events: admin/operator; another tenant's customer is unknown */
     ROLES7("POST", "/api/v1/events", EVENT("m-1", OTHER), 403, 200, 200, 403, 403),
     ROLES7("POST", "/api/v1/events", EVENT("m-2", TENANT_B), 403, 400, 400, 403, 403),
+    /* outbox and welcome messages: admin and operator, own tenant's rows only */
+    TENANT_GET("/api/v1/outbox", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox?state=dead&kind=send_welcome_msg", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox/stats", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox/3", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/outbox/2", 404, 404, 403, 403),
+    {R_ADMIN_B, "GET", "/api/v1/outbox/2", NULL, 200},
+    {R_ADMIN_B, "GET", "/api/v1/outbox/3", NULL, 404},
+    OFFICE_PAIR("POST", "/api/v1/outbox/1/retry", "/api/v1/outbox/4/retry", 200),
+    OFFICE_WRITE("POST", "/api/v1/outbox/3/retry", NULL, NULL, 409),
+    OFFICE_WRITE("POST", "/api/v1/outbox/2/retry", NULL, NULL, 404),
+    OFFICE_PAIR("POST", "/api/v1/outbox/5/cancel", "/api/v1/outbox/6/cancel", 200),
+    OFFICE_WRITE("POST", "/api/v1/outbox/3/cancel", NULL, NULL, 409),
+    OFFICE_WRITE("POST", "/api/v1/outbox/2/cancel", NULL, NULL, 404),
+    TENANT_GET("/api/v1/welcome", 200, 200, 403, 403),
+    OFFICE_WRITE("PUT", "/api/v1/welcome", "{\"text\":\"Hi\"}", "{\"text\":\"Hello\"}", 200),
+    TENANT_GET("/api/v1/welcome/log", 200, 200, 403, 403),
     /* WeCom callbacks: public, but only for a configured receiver */
     {R_NONE, "GET", "/wecom/callback/1", NULL, 404},
     {R_NONE, "POST", "/wecom/callback/1", "<xml></xml>", 404},
@@ -206,6 +252,10 @@ static const list_row lists[] = {
     {R_ADMIN_B, "/api/v1/group-chats", "600"},
     {R_EMPLOYEE, "/api/v1/customers/" OWN "/events", "1"},
     {R_ADMIN_B, "/api/v1/customers/" TENANT_B "/events", "9"},
+    {R_ADMIN, "/api/v1/outbox", "6,5,4,3,1"},
+    {R_OPERATOR, "/api/v1/outbox?state=dead", "4,1"},
+    {R_ADMIN, "/api/v1/outbox?limit=2&cursor=5", "4,3"},
+    {R_ADMIN_B, "/api/v1/outbox", "2"},
 };
 
 static const char fixture_sql[] =
@@ -228,6 +278,10 @@ static const char fixture_sql[] =
     "updated_at) VALUES (1,1,1000,101,'active',10,10),(2,1,1001,102,'active',10,10),"
     " (3,1,1002,100,'active',10,10),(4,1,1003,101,'deleted_by_customer',10,10),"
     " (5,2,1500,200,'active',10,10);"
+    "INSERT INTO identity(tenant_id,customer_id,kind,value,created_at) VALUES"
+    " (1,1000,'wecom_external_userid','wmOwn',1),(1,1001,'wecom_external_userid','wmOther',1),"
+    " (1,1002,'wecom_external_userid','wmTeam',1),(1,1003,'wecom_external_userid','wmGone',1),"
+    " (2,1500,'wecom_external_userid','wmOwn',1);"
     "INSERT INTO group_chat(id,tenant_id,chat_id,name,owner_userid,created_at,updated_at) VALUES"
     " (500,1,'wr1','Emp group','emp',1,1),(501,1,'wr2','Other group','other',1,1),"
     " (600,2,'wr1','B group','emp',1,1);"
@@ -236,7 +290,13 @@ static const char fixture_sql[] =
     " (2,600,'wmOwn',1500,NULL,'in');"
     "INSERT INTO event(id,tenant_id,customer_id,type,ts,source) VALUES"
     " (1,1,1000,'message',100,'api'),(2,1,1001,'message',100,'api'),"
-    " (3,1,1002,'message',100,'api'),(9,2,1500,'message',100,'api');";
+    " (3,1,1002,'message',100,'api'),(9,2,1500,'message',100,'api');"
+    /* pending rows wait far in the future, so the workers leave them alone */
+    "INSERT INTO outbox(id,tenant_id,kind,body,lane,state,next_at,created_at,updated_at) VALUES"
+    " (1,1,'send_welcome_msg','{}',0,'dead',0,1,1),(2,2,'mark_tag','{}',1,'dead',0,1,1),"
+    " (3,1,'mark_tag','{}',1,'sent',0,1,1),(4,1,'mark_tag','{}',1,'dead',0,1,1),"
+    " (5,1,'mark_tag','{}',1,'pending',9000000000000000,1,1),"
+    " (6,1,'mark_tag','{}',1,'pending',9000000000000000,1,1);";
 
 typedef struct fx {
     char *dir;
