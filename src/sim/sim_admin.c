@@ -7,6 +7,9 @@
  *   POST /sim/fault   the next calls to a path answer an errcode or wait
  *   POST /sim/clock   {"advance":S}: simulated time moves on; takeovers and
  *                     confirmations that fall due run and are delivered
+ *   GET  /sim/org     departments, stores and employees (for setting Siyu up)
+ *   POST /sim/replay  pushes the history now (when --replay-history was not given)
+ *   POST /sim/config  changes rate, refuse_rate, takeover_delay, ... while running
  * The dump is written with a plain string builder rather than jansson
  * objects: 100,000 customers would otherwise need millions of json_t. */
 #include <stdio.h>
@@ -245,7 +248,7 @@ static void h_stats(sim_req *r) {
     for (int i = 0; i < s->nway; i++)
         ways += !s->way[i].deleted;
     bool hist = sim_history_done(s);
-    long long queued = (long long)s->log_len - atomic_load(&s->cb_done);
+    long long queued = (long long)(s->log_len - s->cb_skipped) - atomic_load(&s->cb_done);
     json_t *j = json_pack(
         "{s:i,s:i,s:I,s:i,s:I,s:i,s:i,s:i,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:b,s:I,s:I}", "employees",
         s->nemp, "customers", s->ncust, "relationships", (json_int_t)s->relationships, "groups",
@@ -376,14 +379,90 @@ static void h_clock(sim_req *r) {
     sim_reply_json(r, j);
 }
 
+/* The corp's roster as WeCom's contact APIs would give it: departments
+ * (ids from 1, flat), stores (each under a department) and employees. */
+static void h_org(sim_req *r) {
+    sim *s = r->s;
+    pthread_mutex_lock(&s->mu);
+    json_t *d = json_array(), *st = json_array(), *e = json_array();
+    for (int i = 0; i < s->ndepts; i++)
+        json_array_append_new(
+            d, json_pack("{s:i,s:i,s:s}", "id", i + 1, "parentid", 0, "name", s->depts[i]));
+    for (int i = 0; i < s->nstores; i++)
+        json_array_append_new(st, json_pack("{s:i,s:s,s:s,s:i}", "id", i + 1, "name", s->stores[i],
+                                            "city", s->store_city[i], "department",
+                                            s->store_dept[i] + 1));
+    for (int i = 0; i < s->nemp; i++) {
+        sim_employee *em = &s->emp[i];
+        json_array_append_new(e, json_pack("{s:s,s:s,s:i,s:i,s:s}", "userid", em->userid, "name",
+                                           em->name, "department", em->dept + 1, "store",
+                                           em->store + 1, "status",
+                                           em->resigned ? "resigned" : "active"));
+    }
+    pthread_mutex_unlock(&s->mu);
+    sim_reply_json(r, json_pack("{s:o,s:o,s:o}", "departments", d, "stores", st, "employees", e));
+}
+
+static void h_replay(sim_req *r) {
+    sim *s = r->s;
+    if (!s->o.callback_url) {
+        bad(r, 409, "no --callback-url: there is nowhere to replay to");
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    size_t from = s->log_len;
+    int rc = sim_push_replay(s);
+    size_t n = s->log_len - from;
+    pthread_mutex_unlock(&s->mu);
+    sim_reply_json(r, json_pack("{s:b,s:I}", "already", rc != 0, "queued", (json_int_t)n));
+}
+
+/* Changes live settings: rate, refuse_rate, takeover_delay, welcome_ttl,
+ * token_ttl (new tokens), msg_quota. */
+static void h_config(sim_req *r) {
+    sim *s = r->s;
+    json_t *j = r->json;
+    json_t *rate = json_object_get(j, "rate"), *refuse = json_object_get(j, "refuse_rate");
+    if ((rate && (!json_is_number(rate) || json_number_value(rate) < 0)) ||
+        (refuse && (!json_is_number(refuse) || json_number_value(refuse) < 0 ||
+                    json_number_value(refuse) > 1))) {
+        bad(r, 400, "rate must be >= 0 and refuse_rate within 0..1");
+        return;
+    }
+    static const char *const ints[] = {"takeover_delay", "welcome_ttl", "token_ttl", "msg_quota"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *v = json_object_get(j, ints[i]);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < (i == 2) ||
+                  json_integer_value(v) > 100000000)) {
+            bad(r, 400, "takeover_delay, welcome_ttl, token_ttl and msg_quota are integers");
+            return;
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    if (rate) s->o.rate = json_number_value(rate);
+    atomic_fetch_add(&s->config_gen, 1);
+    if (refuse) s->o.refuse_rate = json_number_value(refuse);
+    int *dst[] = {&s->o.takeover_delay, &s->o.welcome_ttl, &s->o.token_ttl, &s->o.msg_quota};
+    for (size_t i = 0; i < 4; i++)
+        if (json_object_get(j, ints[i]))
+            *dst[i] = (int)json_integer_value(json_object_get(j, ints[i]));
+    json_t *out =
+        json_pack("{s:f,s:f,s:i,s:i,s:i,s:i}", "rate", s->o.rate, "refuse_rate", s->o.refuse_rate,
+                  "takeover_delay", s->o.takeover_delay, "welcome_ttl", s->o.welcome_ttl,
+                  "token_ttl", s->o.token_ttl, "msg_quota", s->o.msg_quota);
+    pthread_mutex_unlock(&s->mu);
+    sim_reply_json(r, out);
+}
+
 void sim_admin_handle(sim_req *r) {
     static const struct {
         const char *path;
         const char *method;
         void (*fn)(sim_req *);
-    } routes[] = {{"stats", "GET", h_stats},  {"dump", "GET", h_dump},
-                  {"run", "POST", h_run},     {"act", "POST", h_act},
-                  {"fault", "POST", h_fault}, {"clock", "POST", h_clock}};
+    } routes[] = {
+        {"stats", "GET", h_stats}, {"dump", "GET", h_dump},      {"run", "POST", h_run},
+        {"act", "POST", h_act},    {"fault", "POST", h_fault},   {"clock", "POST", h_clock},
+        {"org", "GET", h_org},     {"replay", "POST", h_replay}, {"config", "POST", h_config}};
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         if (strcmp(routes[i].path, r->path) != 0) continue;
         if (strcmp(routes[i].method, r->method) != 0) {

@@ -285,7 +285,6 @@ sim *sim_create(const sim_options *o, siyu_err *err) {
  * due takeovers and mass-message confirmations once a second. */
 static void *rate_main(void *arg) {
     sim *s = arg;
-    double interval = s->o.rate > 0 ? 1.0 / s->o.rate : 1.0;
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     pthread_mutex_lock(&s->mu);
@@ -293,16 +292,23 @@ static void *rate_main(void *arg) {
         int n = 0;
         sim_tick(s);
         if (s->o.rate > 0) sim_act_random(s, &s->rng, sim_now(s), &n);
+        /* /sim/config may change the rate */
+        double interval = s->o.rate > 0 ? 1.0 / s->o.rate : 1.0;
         pthread_mutex_unlock(&s->mu);
         long long ns = (long long)next.tv_nsec + (long long)(interval * 1e9);
         next.tv_sec += (time_t)(ns / 1000000000LL);
         next.tv_nsec = (long)(ns % 1000000000LL);
-        for (;;) { /* short naps so that a stop is noticed quickly */
+        int gen = atomic_load(&s->config_gen);
+        for (;;) { /* short naps so that a stop or a new rate is noticed quickly */
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
             long long left =
                 (long long)(next.tv_sec - now.tv_sec) * 1000000000LL + (next.tv_nsec - now.tv_nsec);
             if (left <= 0 || atomic_load(&s->stopping)) break;
+            if (atomic_load(&s->config_gen) != gen) {
+                next = now;
+                break;
+            }
             struct timespec nap = {0, (long)(left < 100000000LL ? left : 100000000LL)};
             nanosleep(&nap, NULL);
         }

@@ -270,6 +270,7 @@ struct sim {
     int ndepts;
     char (*stores)[32];
     int *store_dept;
+    const char **store_city; /* static strings */
     int nstores;
     sim_employee *emp;
     int nemp, emp_cap;
@@ -306,6 +307,7 @@ struct sim {
     pthread_cond_t log_cond; /* log grew / a callback finished */
     struct sim_push *push;   /* NULL without --callback-url */
     atomic_llong cb_sent, cb_acked, cb_failed, cb_dropped, cb_done;
+    size_t cb_skipped; /* log entries no worker will push (history without replay) */
 
     /* faults and calls */
     struct sim_fault *faults;
@@ -316,6 +318,7 @@ struct sim {
     pthread_t rate_thread;
     bool rate_running;
     atomic_bool stopping;
+    atomic_int config_gen; /* bumped by /sim/config: the traffic thread re-reads the rate */
 };
 
 /* sim_world.c */
@@ -326,6 +329,8 @@ sim_cb *sim_cb_at(sim *s, size_t i);
 /* Appends cb to the log when callbacks are delivered (and deliver); returns
  * the log entry or NULL. Caller holds mu. */
 sim_cb *sim_emit(sim *s, const sim_cb *cb, bool deliver);
+/* Appends a copy of cb (shard included) to the log. Caller holds mu. */
+sim_cb *sim_log_append(sim *s, const sim_cb *cb);
 int sim_emp_find(const sim *s, const char *userid);
 int sim_cust_find(const sim *s, const char *ext);
 int sim_grp_find(const sim *s, const char *chat_id);
@@ -369,6 +374,10 @@ void sim_push_wait(sim *s, size_t from, size_t to);
 /* True once every history callback is done (or there is nothing to push).
  * Caller holds mu. */
 bool sim_history_done(sim *s);
+/* /sim/replay: queues the history (again) when it was not pushed at start.
+ * 0, or 1 when it is already queued (--replay-history or an earlier call).
+ * Caller holds mu. */
+int sim_push_replay(sim *s);
 
 /* sim_http.c / sim_cgi.c / sim_admin.c */
 typedef struct sim_req {

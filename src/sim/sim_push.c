@@ -33,8 +33,8 @@
 #include "util/log.h"
 #include "wecom/wecom_crypto.h"
 
-#define SLOTS 4         /* connections per worker, one sub-shard each */
-#define PENDING_MAX 512 /* rendered items a worker holds */
+#define SLOTS 4          /* connections per worker, one sub-shard each */
+#define PENDING_MAX 2048 /* rendered items a worker holds */
 #define RETRIES 3
 
 /* A rendered callback waiting in a slot. */
@@ -70,8 +70,10 @@ typedef struct sim_push {
     wecom_crypto cr;
     int n;
     worker *w;
-    size_t hist_len;
-    size_t hist_checked; /* history entries known to be done (under mu) */
+    size_t hist_len;     /* entries [0, hist_len) are the history */
+    bool replayed;       /* the history is queued */
+    size_t hist_checked; /* history entries [hist_checked, hist_end) not known done */
+    size_t hist_end;
 } sim_push;
 
 /* ---- rendering ---------------------------------------------------------- */
@@ -320,6 +322,11 @@ int sim_push_start(sim *s, siyu_err *err) {
     }
     p->n = s->o.push_concurrency > 0 ? s->o.push_concurrency : 1;
     p->hist_len = s->log_len;
+    p->replayed = s->o.replay_history;
+    /* without --replay-history the history waits for /sim/replay */
+    p->hist_checked = p->replayed ? 0 : p->hist_len;
+    s->cb_skipped = p->replayed ? 0 : p->hist_len; /* never pushed from there */
+    p->hist_end = p->hist_len;
     p->w = calloc((size_t)p->n, sizeof *p->w);
     if (!p->w) abort();
     s->push = p;
@@ -327,6 +334,7 @@ int sim_push_start(sim *s, siyu_err *err) {
         worker *w = &p->w[i];
         w->s = s;
         w->id = i;
+        w->cursor = p->replayed ? 0 : p->hist_len;
         sim_rng_seed(&w->rng, (uint64_t)time(NULL) * 977 + (uint64_t)i);
         w->multi = curl_multi_init();
         if (!w->multi) abort();
@@ -372,7 +380,20 @@ void sim_push_wait(sim *s, size_t from, size_t to) {
 bool sim_history_done(sim *s) {
     sim_push *p = s->push;
     if (!p) return true;
-    while (p->hist_checked < p->hist_len && atomic_load(&sim_cb_at(s, p->hist_checked)->done))
+    while (p->hist_checked < p->hist_end && atomic_load(&sim_cb_at(s, p->hist_checked)->done))
         p->hist_checked++;
-    return p->hist_checked == p->hist_len;
+    return p->hist_checked == p->hist_end;
+}
+
+int sim_push_replay(sim *s) {
+    sim_push *p = s->push;
+    if (!p || p->replayed) return 1;
+    p->replayed = true;
+    p->hist_checked = s->log_len;
+    for (size_t i = 0; i < p->hist_len; i++) {
+        sim_cb cb = *sim_cb_at(s, i); /* appending may grow the chunk table */
+        sim_log_append(s, &cb);
+    }
+    p->hist_end = s->log_len;
+    return 0;
 }

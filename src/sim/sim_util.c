@@ -2,7 +2,7 @@
  * fixed-size growth, a seeded PRNG (splitmix64 + xoshiro256**, never rand()),
  * a Zipf sampler and ids that encode their array index.
  *
- * Id layout: prefix + base62 digits of (idx XOR key) (5 digits) + filler
+ * Id layout: prefix + base62 digits of scrambled idx (5 digits) + filler
  * digits derived from (key, idx) by splitmix64. Decoding reverses the first
  * part; callers compare the whole string with the stored id. */
 #include <math.h>
@@ -119,11 +119,23 @@ static int b62_val(char c) {
     return p ? (int)(p - b62) : -1;
 }
 
+/* Indices are scrambled (an odd multiplier mod 2^29, then a per-kind key)
+ * so that consecutive ids do not share their leading characters. */
+#define ID_MASK 0x1FFFFFFFu
+#define ID_MUL 0x0B5AD4EBu /* odd */
+
+static uint32_t id_mul_inverse(void) {
+    uint32_t x = ID_MUL; /* Newton: each step doubles the correct low bits */
+    for (int i = 0; i < 5; i++)
+        x *= 2u - ID_MUL * x;
+    return x;
+}
+
 void sim_id_make(const sim *s, int kind, uint32_t idx, char *out) {
     size_t pl = strlen(id_shape[kind].prefix);
     memcpy(out, id_shape[kind].prefix, pl);
     uint64_t key = s->id_key[kind];
-    uint32_t v = (idx ^ (uint32_t)(key & 0x1FFFFFFF));
+    uint32_t v = ((idx * ID_MUL) ^ (uint32_t)key) & ID_MASK;
     for (int i = 4; i >= 0; i--) {
         out[pl + (size_t)i] = b62[v % 62];
         v /= 62;
@@ -151,8 +163,8 @@ int sim_id_index(const sim *s, int kind, const char *id) {
         if (d < 0) return -1;
         v = v * 62 + (uint32_t)d;
     }
-    uint32_t idx = v ^ (uint32_t)(s->id_key[kind] & 0x1FFFFFFF);
-    if (idx > 0x7FFFFFFF) return -1;
+    if (v > ID_MASK) return -1;
+    uint32_t idx = ((v ^ (uint32_t)s->id_key[kind]) * id_mul_inverse()) & ID_MASK;
     char buf[80];
     sim_id_make(s, kind, idx, buf);
     return strcmp(buf, id) == 0 ? (int)idx : -1;

@@ -96,9 +96,7 @@ static uint32_t shard_of(const char *key) {
     return h;
 }
 
-sim_cb *sim_emit(sim *s, const sim_cb *cb, bool deliver) {
-    if (!deliver || !s->o.callback_url) return NULL;
-    if (s->replaying && !s->o.replay_history) return NULL;
+sim_cb *sim_log_append(sim *s, const sim_cb *cb) {
     if (s->log_len == s->log_chunks * SIM_LOG_CHUNK) {
         s->log = sim_xrealloc(s->log, (s->log_chunks + 1) * sizeof *s->log);
         s->log[s->log_chunks++] = sim_xrealloc(NULL, SIM_LOG_CHUNK * sizeof(sim_cb));
@@ -106,6 +104,14 @@ sim_cb *sim_emit(sim *s, const sim_cb *cb, bool deliver) {
     sim_cb *e = sim_cb_at(s, s->log_len++);
     memcpy(e, cb, sizeof *e);
     atomic_store(&e->done, false);
+    pthread_cond_broadcast(&s->log_cond);
+    return e;
+}
+
+sim_cb *sim_emit(sim *s, const sim_cb *cb, bool deliver) {
+    if (!deliver || !s->o.callback_url) return NULL;
+    /* the history is logged even without --replay-history: /sim/replay */
+    sim_cb *e = sim_log_append(s, cb);
     /* one shard per entity keeps its callbacks in order */
     switch (cb->kind) {
     case CB_CHAT_CREATE:
@@ -124,7 +130,6 @@ sim_cb *sim_emit(sim *s, const sim_cb *cb, bool deliver) {
     default:
         e->shard = shard_of(s->cust[cb->cust].ext);
     }
-    pthread_cond_broadcast(&s->log_cond);
     return e;
 }
 
@@ -634,7 +639,9 @@ static void gen_org(gen *g) {
     s->nstores = o->stores;
     s->stores = sim_xrealloc(NULL, (size_t)s->nstores * sizeof *s->stores);
     s->store_dept = sim_xrealloc(NULL, (size_t)s->nstores * sizeof *s->store_dept);
+    s->store_city = sim_xrealloc(NULL, (size_t)s->nstores * sizeof *s->store_city);
     for (int i = 0; i < s->nstores; i++) {
+        s->store_city[i] = cities[i % 12];
         snprintf(s->stores[i], sizeof s->stores[i], "%s%s店%d", cities[i % 12],
                  districts[(i / 12) % 10], i / 120 + 1);
         s->store_dept[i] = i % (s->ndepts < 7 ? s->ndepts : 7);
@@ -952,7 +959,7 @@ int sim_world_build(sim *s, siyu_err *err) {
     gen_customers(&g, &ze);
     gen_groups(&g, &ze);
     sim_zipf_reset(&ze);
-    qsort(g.in, g.n, sizeof *g.in, cmp_intent);
+    if (g.n) qsort(g.in, g.n, sizeof *g.in, cmp_intent);
     for (size_t i = 0; i < g.n; i++)
         apply_intent(&g, &g.in[i]);
     for (int gi = 0; gi < s->ngrp; gi++) /* groups of resigned owners wait for inheritance */
@@ -1002,6 +1009,7 @@ void sim_world_free(sim *s) {
     free(s->depts);
     free(s->stores);
     free(s->store_dept);
+    free(s->store_city);
     sim_zipf_reset(&s->emp_zipf);
     for (size_t i = 0; i < s->log_chunks; i++)
         free(s->log[i]);

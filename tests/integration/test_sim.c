@@ -20,6 +20,35 @@
     "--customers", "300", "--employees", "8", "--stores", "3", "--departments", "2", "--channels", \
         "5", "--groups", "6", "--tags", "12", "--history-days", "30"
 
+/* Children still running, so that a failed test (cmocka longjmps out of it)
+ * leaves no process behind: the group teardown kills what is left. */
+static pid_t live[16];
+
+static void track(pid_t pid, bool on) {
+    for (size_t i = 0; i < sizeof live / sizeof *live; i++)
+        if (on ? live[i] == 0 : live[i] == pid) {
+            live[i] = on ? pid : 0;
+            return;
+        }
+}
+
+static int kill_left(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof live / sizeof *live; i++)
+        if (live[i] > 0) {
+            t_server s = {.pid = live[i]};
+            t_server_kill(&s);
+            live[i] = 0;
+        }
+    return 0;
+}
+
+/* t_server_stop that also forgets the child. */
+static int stop(t_server *s) {
+    track(s->pid, false);
+    return t_server_stop(s);
+}
+
 static void sim_start(t_server *s, const char *const *extra) {
     const char *args[64] = {"--corp-id", CORP, "--secret", SECRET};
     int n = 4;
@@ -27,6 +56,7 @@ static void sim_start(t_server *s, const char *const *extra) {
         args[n++] = extra[i];
     args[n] = NULL;
     assert_int_equal(t_sim_start(s, args), 0);
+    track(s->pid, true);
 }
 
 /* GET (body NULL) or POST to s + path; asserts HTTP 200 and a JSON reply. */
@@ -139,7 +169,7 @@ static void test_token_rules(void **state) {
     json_decref(st);
     free(tok);
     free(tok2);
-    assert_int_equal(t_server_stop(&s), 0);
+    assert_int_equal(stop(&s), 0);
 }
 
 /* ---- paging ------------------------------------------------------------- */
@@ -220,7 +250,7 @@ static void test_batch_paging(void **state) {
     expect_errcode(cgi(&s, "externalcontact/batch/get_by_user", tok, "", body), 40058);
     json_decref(fu);
     free(tok);
-    assert_int_equal(t_server_stop(&s), 0);
+    assert_int_equal(stop(&s), 0);
 }
 
 /* ---- contact ways ----------------------------------------------------------- */
@@ -257,7 +287,7 @@ static void test_contact_way_state(void **state) {
     expect_errcode(cgi(&s, "externalcontact/get_contact_way", tok, "", body), 41044);
     free(u);
     free(tok);
-    assert_int_equal(t_server_stop(&s), 0);
+    assert_int_equal(stop(&s), 0);
 }
 
 /* ---- welcome codes ------------------------------------------------------------ */
@@ -293,7 +323,7 @@ static void test_welcome_code(void **state) {
     assert_int_equal(json_integer_value(json_object_get(json_array_get(w, 1), "errcode")), 41051);
     json_decref(d);
     free(tok);
-    assert_int_equal(t_server_stop(&s), 0);
+    assert_int_equal(stop(&s), 0);
 }
 
 /* ---- transfers ------------------------------------------------------------------ */
@@ -363,7 +393,7 @@ static void test_transfer_limits(void **state) {
     free(a);
     free(b);
     free(tok);
-    assert_int_equal(t_server_stop(&s), 0);
+    assert_int_equal(stop(&s), 0);
 }
 
 /* ---- mass messages --------------------------------------------------------------- */
@@ -435,7 +465,7 @@ static void test_mass_message_quota(void **state) {
     free(y);
     free(u);
     free(tok);
-    assert_int_equal(t_server_stop(&s), 0);
+    assert_int_equal(stop(&s), 0);
 }
 
 /* ---- determinism --------------------------------------------------------------------- */
@@ -460,7 +490,7 @@ static void test_same_seed_same_dump(void **state) {
                                "--groups", "40",     "--channels",  "20",   NULL};
         sim_start(&s, extra);
         dump_hash(&s, h[i]);
-        assert_int_equal(t_server_stop(&s), 0);
+        assert_int_equal(stop(&s), 0);
     }
     assert_memory_equal(h[0], h[1], 32);
     assert_memory_not_equal(h[0], h[2], 32);
@@ -484,6 +514,7 @@ static void pair_start(pair *p, const char *const *extra) {
         "--callback-token", CB_TOKEN, "--aes-key", AES_KEY, "--secret", SECRET, NULL};
     assert_int_equal(t_siyu(&id, args), 0);
     assert_int_equal(t_server_start(&p->srv, p->dir, NULL), 0);
+    track(p->srv.pid, true);
     char url[256];
     snprintf(url, sizeof url, "%s/wecom/callback/%s", p->srv.base, id);
     free(id);
@@ -497,8 +528,8 @@ static void pair_start(pair *p, const char *const *extra) {
 }
 
 static void pair_stop(pair *p) {
-    assert_int_equal(t_server_stop(&p->sim), 0);
-    assert_int_equal(t_server_stop(&p->srv), 0);
+    assert_int_equal(stop(&p->sim), 0);
+    assert_int_equal(stop(&p->srv), 0);
     t_rmdir(p->dir);
 }
 
@@ -575,13 +606,61 @@ static void test_replay_matches_siyu(void **state) {
     pair_stop(&p);
 }
 
+static void wait_history(t_server *sim) {
+    bool done = false;
+    for (int i = 0; i < 1200 && !done; i++) { /* up to 60 s */
+        json_t *st = admin(sim, "/sim/stats", NULL);
+        done = json_is_true(json_object_get(st, "history_done")) &&
+               json_integer_value(json_object_get(json_object_get(st, "callbacks"), "queued")) == 0;
+        json_decref(st);
+        if (!done) usleep(50000);
+    }
+    assert_true(done);
+}
+
+static void test_org_replay_config(void **state) {
+    (void)state;
+    pair p;
+    const char *extra[] = {SMALL, NULL};
+    pair_start(&p, extra);
+    json_t *org = admin(&p.sim, "/sim/org", NULL);
+    assert_int_equal(json_array_size(json_object_get(org, "departments")), 2);
+    assert_int_equal(json_array_size(json_object_get(org, "stores")), 3);
+    assert_int_equal(json_array_size(json_object_get(org, "employees")), 8);
+    json_decref(org);
+    /* nothing pushed until asked */
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM customer"), 0);
+    json_t *r = admin(&p.sim, "/sim/replay", "{}");
+    assert_false(json_is_true(json_object_get(r, "already")));
+    assert_true(json_integer_value(json_object_get(r, "queued")) > 300);
+    json_decref(r);
+    wait_history(&p.sim);
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM customer"), 300);
+    r = admin(&p.sim, "/sim/replay", "{}");
+    assert_true(json_is_true(json_object_get(r, "already")));
+    json_decref(r);
+    /* live traffic switched on and off again */
+    json_decref(admin(&p.sim, "/sim/config", "{\"rate\":200}"));
+    usleep(300000);
+    json_decref(admin(&p.sim, "/sim/config", "{\"rate\":0}"));
+    wait_history(&p.sim);
+    json_t *st = admin(&p.sim, "/sim/stats", NULL);
+    assert_true(json_integer_value(json_object_get(st, "customers")) > 300);
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM customer"),
+                     json_integer_value(json_object_get(st, "customers")));
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM relationship WHERE status='active'"),
+                     json_integer_value(json_object_get(st, "relationships")));
+    json_decref(st);
+    pair_stop(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_rules),         cmocka_unit_test(test_batch_paging),
         cmocka_unit_test(test_contact_way_state),   cmocka_unit_test(test_welcome_code),
         cmocka_unit_test(test_transfer_limits),     cmocka_unit_test(test_mass_message_quota),
         cmocka_unit_test(test_same_seed_same_dump), cmocka_unit_test(test_refusal_callback),
-        cmocka_unit_test(test_replay_matches_siyu),
+        cmocka_unit_test(test_replay_matches_siyu), cmocka_unit_test(test_org_replay_config),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, kill_left);
 }
