@@ -709,7 +709,9 @@ static int apply_chats(sync_apply *a, run *r, void *arg) {
     const json_t *list = arg, *g;
     size_t i;
     json_array_foreach(list, i, g) {
-        int rc = sync__chat_apply(a, g, false);
+        /* Members always compared: the versions chaining since a group's
+         * create callback says nothing of the members it started with. */
+        int rc = sync__chat_apply(a, g, true);
         if (rc == SIYU_EINVAL) continue;
         if (rc != 0) return rc;
         r->p.items++;

@@ -14,8 +14,9 @@
  *              relationships (revived when ended), follow-record tags
  *              (relationship_tag) and their union in customer_tag ('wecom')
  *   groups     groupchat/list (owner_filter ≤100, limit 1000, cursor) →
- *              groupchat/get per chat → group_chat; members reconciled when
- *              member_version differs from the stored one
+ *              groupchat/get per chat → group_chat and its members (always
+ *              compared: a matching member_version only proves the callbacks
+ *              chained, not that Siyu saw the members a group started with)
  *   reconcile  active relationships of listed members that WeCom no longer
  *              lists end as 'deleted_by_employee' with end_reason
  *              'sync_missing'; active groups of listed owners no longer
