@@ -376,9 +376,9 @@ int cli_demo(int argc, char **argv) {
     for (;;) {
         if (stop_sig) goto out;
         json_t *s = NULL;
-        http("GET", url, admin, NULL, &s);
+        long st = http("GET", url, admin, NULL, &s);
         const char *state = json_string_value(json_object_get(s, "state"));
-        bool done = state && strcmp(state, "running") != 0;
+        bool done = st != 200 || (state && strcmp(state, "running") != 0);
         json_decref(s);
         if (done) break;
         usleep(500000);
