@@ -351,7 +351,10 @@ int cli_demo(int argc, char **argv) {
            emps, now_s() - t0);
     fflush(stdout);
     snprintf(url, sizeof url, "http://%s/sim/replay", sim.addr);
-    if (http("POST", url, NULL, json_object(), NULL) != 200) {
+    json_t *empty = json_object();
+    long replay = http("POST", url, NULL, empty, NULL);
+    json_decref(empty);
+    if (replay != 200) {
         fprintf(stderr, "siyu demo: the simulator refused to replay its history\n");
         goto out;
     }
@@ -372,7 +375,9 @@ int cli_demo(int argc, char **argv) {
     printf("\nsiyu demo: history replayed in %.1f s; full sync for names and tags ...\n",
            now_s() - t0);
     snprintf(url, sizeof url, "http://%s/api/v1/sync", api);
-    http("POST", url, admin, json_object(), NULL);
+    empty = json_object();
+    http("POST", url, admin, empty, NULL);
+    json_decref(empty);
     for (;;) {
         if (stop_sig) goto out;
         json_t *s = NULL;
