@@ -574,10 +574,14 @@ int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const c
     free(payload);
     if (rc != 0) {
         atomic_fetch_add(&cl->errors, 1);
+        /* A refused request is the caller's to judge (84061 for a customer
+         * who is gone is routine); configuration and exhausted retries are
+         * worth an operator's attention. */
         if (rc == SIYU_EREMOTE)
-            log_warn("wecom %s for tenant %lld: %s (%d) after %d attempts", path,
-                     (long long)app->tenant_id, wecom_errcode_name(res->errcode), res->errcode,
-                     res->attempts);
+            log_msg(wecom_errcode_class(res->errcode) == WECOM_EC_REJECT ? LOG_DEBUG : LOG_WARN,
+                    "wecom %s for tenant %lld: %s (%d) after %d attempts", path,
+                    (long long)app->tenant_id, wecom_errcode_name(res->errcode), res->errcode,
+                    res->attempts);
     }
     return rc;
 }

@@ -41,15 +41,6 @@ typedef struct of_fx {
     const char *max_attempts;
 } of_fx;
 
-/* False when this build has no `siyu wecom-sim` (then the tests skip). */
-static __attribute__((unused)) bool of_sim_available(void) {
-    const char *args[] = {"wecom-sim", "--help", NULL};
-    char *out = NULL;
-    int rc = t_siyu(&out, args);
-    free(out);
-    return rc == 0;
-}
-
 static __attribute__((unused)) int of_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -224,10 +224,6 @@ static void test_crash_during_delivery(void **state) {
 }
 
 int main(void) {
-    if (!of_sim_available()) {
-        fprintf(stderr, "test_outbox: skipped: this build has no `siyu wecom-sim`\n");
-        return 0;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pending_to_sent),
         cmocka_unit_test(test_failed_then_sent),
