@@ -347,6 +347,16 @@ int cli_demo(int argc, char **argv) {
     snprintf(api, sizeof api, "%s", srv.addr);
     int emps = import_org(sim.addr, api, admin);
     if (emps < 0) goto out;
+    /* A default welcome, so live adds exercise the outbox's urgent lane. */
+    snprintf(url, sizeof url, "http://%s/api/v1/welcome", api);
+    json_t *wel = json_pack("{s:s,s:b}", "text", "您好，欢迎关注示例品牌！回复“会员”了解会员权益。",
+                            "enabled", 1);
+    long wst = http("PUT", url, admin, wel, NULL);
+    json_decref(wel);
+    if (wst != 200) {
+        fprintf(stderr, "siyu demo: cannot set the welcome message (HTTP %ld)\n", wst);
+        goto out;
+    }
     printf("siyu demo: organisation imported (%d employees) in %.1f s; replaying history ...\n",
            emps, now_s() - t0);
     fflush(stdout);
@@ -400,7 +410,7 @@ int cli_demo(int argc, char **argv) {
            "  operator token: %s\n\n"
            "Try:\n"
            "  curl -H 'Authorization: Bearer %s' 'http://%s/api/v1/customers?limit=5'\n"
-           "  curl -H 'Authorization: Bearer %s' 'http://%s/api/v1/outbox/stats'\n"
+           "  curl -H 'Authorization: Bearer %s' 'http://%s/api/v1/welcome/log?limit=5'\n"
            "  curl -H 'Authorization: Bearer %s' 'http://%s/api/v1/sync'\n\n"
            "Simulated customers keep arriving. Ctrl-C stops the server and the simulator.\n",
            now_s() - t0, api, api, api, sim.addr, admin, oper, admin, api, admin, api, admin, api);
