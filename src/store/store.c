@@ -328,7 +328,10 @@ static void *writer_main(void *p) {
             brc = step_cached(st->wconn, "COMMIT");
             if (brc != 0) store_conn_exec(st->wconn, "ROLLBACK");
         }
-        pthread_mutex_lock(&st->mu);
+        /* Asynchronous callers hear first, without st->mu: their callbacks
+         * take locks of their own (an HTTP connection's), which must never
+         * nest inside st->mu while those callers hold them to enqueue. */
+        store_cmd *waiters = NULL, **wtail = &waiters;
         for (store_cmd *c = batch; c;) {
             store_cmd *next = c->next;
             if (brc != 0) c->rc = SIYU_EIO;
@@ -336,8 +339,16 @@ static void *writer_main(void *p) {
                 c->cb(c->cb_arg, c->rc);
                 free(c);
             } else {
-                c->done = true;
+                *wtail = c;
+                wtail = &c->next;
             }
+            c = next;
+        }
+        *wtail = NULL;
+        pthread_mutex_lock(&st->mu);
+        for (store_cmd *c = waiters; c;) {
+            store_cmd *next = c->next; /* c lives on its waiter's stack */
+            c->done = true;
             c = next;
         }
         st->stats.commits++;
