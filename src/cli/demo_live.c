@@ -261,8 +261,9 @@ static const char demo_usage[] =
     "                 [--history-days N] [--rate N] [--seed N]\n"
     "  Starts `siyu wecom-sim` and `siyu serve` wired together on loopback, sets up a\n"
     "  simulated brand (defaults: 100000 customers, 500 employees, 50 stores, 200\n"
-    "  channels, 1000 groups, 120 days of history replayed as WeCom callbacks, then a\n"
-    "  full sync) and keeps simulated traffic flowing (--rate actions/s, default 20).\n"
+    "  channels, 1050 groups of which some are dismissed in the history, 120 days of\n"
+    "  history replayed as WeCom callbacks, then a full sync) and keeps simulated\n"
+    "  traffic flowing (--rate actions/s, default 20).\n"
     "  DIR (default ./demo-data) must not hold a database unless --fresh is given, which\n"
     "  deletes DIR/siyu.db first. Ctrl-C stops both processes.\n";
 
@@ -334,7 +335,7 @@ int cli_demo(int argc, char **argv) {
                               DEMO_TOKEN, "--aes-key", DEMO_AES,
                               "--seed", FLAG("seed", "42"), "--customers", FLAG("customers", "100000"),
                               "--employees", FLAG("employees", "500"), "--stores", FLAG("stores", "50"),
-                              "--channels", FLAG("channels", "200"), "--groups", FLAG("groups", "1000"),
+                              "--channels", FLAG("channels", "200"), "--groups", FLAG("groups", "1050"),
                               "--history-days", FLAG("history-days", "120"), NULL};
     printf("siyu demo: starting the WeCom simulator on %s (generating the brand) ...\n", sim_listen);
     fflush(stdout);
