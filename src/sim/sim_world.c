@@ -464,6 +464,19 @@ void sim_msg_confirm(sim *s, int m, int64_t ts) {
         c->quota_cnt++;
         r->status = 1;
         r->send_time = ts;
+        /* Customers respond: some reply to the sender, a few have had enough
+         * and delete them (del_follow_user). Drawn from the message and the
+         * customer, so a seed replays the same responses. */
+        uint64_t h = sim_mix64(s->o.seed ^ ((uint64_t)m << 32) ^ (uint64_t)r->cust);
+        unsigned p = (unsigned)(h % 1000);
+        sim_follow *fo = sim_follow_of(c, r->emp);
+        if (!fo || !fo->active) continue;
+        if (p < 150) {
+            chat(s, r->cust, r->emp, ts, &s->rng);
+        } else if (p < 170) {
+            sim_follow_end(s, r->cust, r->emp, ts);
+            emit_contact(s, CB_DEL_FOLLOW, r->cust, r->emp, ts, true);
+        }
     }
 }
 

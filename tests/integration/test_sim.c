@@ -468,6 +468,55 @@ static void test_mass_message_quota(void **state) {
     assert_int_equal(stop(&s), 0);
 }
 
+/* Customers respond to a mass message: some reply, a few delete the sender
+ * (del_follow_user); the same seed draws the same responses. */
+static long long relationships(t_server *s) {
+    json_t *st = req(s, "/sim/stats", NULL);
+    long long n = json_integer_value(json_object_get(st, "relationships"));
+    json_decref(st);
+    return n;
+}
+
+static void test_mass_message_responses(void **state) {
+    (void)state;
+    t_server s;
+    const char *extra[] = {SMALL, NULL};
+    sim_start(&s, extra);
+    char *tok = token(&s);
+    char *u = follow_users(&s, tok, 0);
+    char body[256];
+    snprintf(body, sizeof body, "userid=%s", u);
+    json_t *l = cgi(&s, "externalcontact/list", tok, body, NULL);
+    size_t n = json_array_size(json_object_get(l, "external_userid"));
+    json_decref(l);
+    assert_true(n >= 50); /* the busiest employee of a Zipf-shaped team */
+    long long before = relationships(&s);
+    /* The sender alone selects all of the sender's customers. */
+    snprintf(body, sizeof body,
+             "{\"chat_type\":\"single\",\"sender\":\"%s\",\"text\":{\"content\":\"上新\"}}", u);
+    json_t *j = cgi(&s, "externalcontact/add_msg_template", tok, "", body);
+    assert_int_equal(errcode(j), 0);
+    char *m = strdup(json_string_value(json_object_get(j, "msgid")));
+    json_decref(j);
+    snprintf(body, sizeof body, "{\"msgid\":\"%s\",\"userid\":\"%s\",\"limit\":1000}", m, u);
+    j = cgi(&s, "externalcontact/get_groupmsg_send_result", tok, "", body); /* confirms it */
+    assert_int_equal(errcode(j), 0);
+    size_t sent = 0;
+    json_t *it;
+    size_t i;
+    json_array_foreach(json_object_get(j, "send_list"), i, it)
+        sent += json_integer_value(json_object_get(it, "status")) == 1;
+    json_decref(j);
+    assert_true(sent >= 50);
+    long long after = relationships(&s);
+    assert_true(after < before);               /* someone unsubscribed */
+    assert_true(before - after < (long long)sent / 10); /* but only a few */
+    free(m);
+    free(u);
+    free(tok);
+    assert_int_equal(stop(&s), 0);
+}
+
 /* ---- determinism --------------------------------------------------------------------- */
 
 static void dump_hash(t_server *s, unsigned char out[32]) {
@@ -659,6 +708,7 @@ int main(void) {
         cmocka_unit_test(test_token_rules),         cmocka_unit_test(test_batch_paging),
         cmocka_unit_test(test_contact_way_state),   cmocka_unit_test(test_welcome_code),
         cmocka_unit_test(test_transfer_limits),     cmocka_unit_test(test_mass_message_quota),
+        cmocka_unit_test(test_mass_message_responses),
         cmocka_unit_test(test_same_seed_same_dump), cmocka_unit_test(test_refusal_callback),
         cmocka_unit_test(test_replay_matches_siyu), cmocka_unit_test(test_org_replay_config),
     };
