@@ -1,14 +1,17 @@
 /* testlib.c — see testlib.h. */
 #include "testlib.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,20 +90,45 @@ static int start_child(t_server *s, const char *data, const char *const *argv) {
     return 0;
 }
 
-int t_server_start(t_server *s, const char *data, const char *const *extra) {
-    const char *argv[32] = {bin(), "serve", "--data", data, "--listen", "127.0.0.1:0"};
+/* `siyu serve --data DATA --listen LISTEN [extra...]`. */
+static int serve_spawn(t_server *s, const char *data, const char *listen,
+                       const char *const *extra) {
+    const char *argv[64] = {bin(), "serve", "--data", data, "--listen", listen};
     int n = 6;
-    for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
     argv[n] = NULL;
     return start_child(s, data, argv);
 }
 
-int t_sim_start(t_server *s, const char *const *args) {
-    const char *argv[64] = {bin(), "wecom-sim", "--listen", "127.0.0.1:0"};
+/* `siyu wecom-sim --listen LISTEN [args...]`. */
+static int sim_spawn(t_server *s, const char *listen, const char *const *args) {
+    const char *argv[96] = {bin(), "wecom-sim", "--listen", listen};
     int n = 4;
-    for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
+    for (int i = 0; args && args[i] && n < 94; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     return start_child(s, NULL, argv);
+}
+
+int t_server_start(t_server *s, const char *data, const char *const *extra) {
+    return serve_spawn(s, data, "127.0.0.1:0", extra);
+}
+
+int t_sim_start(t_server *s, const char *const *args) {
+    return sim_spawn(s, "127.0.0.1:0", args);
+}
+
+int t_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
 }
 
 int t_server_stop(t_server *s) {
@@ -318,6 +346,107 @@ int t_fixture_stop(char **dir, t_server *srv, const t_token_spec *specs, size_t 
         free(*specs[i].out);
         *specs[i].out = NULL;
     }
+    return rc;
+}
+
+/* ---- a server wired to the simulator ---- */
+
+static void strv_free(char **v) {
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* A malloc'd copy of the NULL-terminated v (NULL: an empty list), or NULL. */
+static char **strv_dup(const char *const *v) {
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **c = calloc(n + 1, sizeof *c);
+    for (size_t i = 0; c && i < n; i++) {
+        if (!(c[i] = strdup(v[i]))) {
+            strv_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+int t_wired_start(t_wired *w, const char *const *sim_args, const char *const *srv_args) {
+    memset(w, 0, sizeof *w);
+    w->dir = t_tmpdir();
+    if (!w->dir) return -1;
+    const char *tc[] = {"tenant",           "create",   "--data",    w->dir,
+                        "--name",           "A",        "--corp-id", T_CORP,
+                        "--callback-token", T_CB_TOKEN, "--aes-key", T_AES,
+                        "--secret",         T_SECRET,   NULL};
+    if (t_siyu(NULL, tc) != 0) {
+        fprintf(stderr, "t_wired: siyu tenant create failed\n");
+        return -1;
+    }
+    w->admin = t_token(w->dir, "1", "admin", NULL);
+    if (!w->admin) {
+        fprintf(stderr, "t_wired: no admin token\n");
+        return -1;
+    }
+    w->srv_port = t_free_port();
+    int sim_port = t_free_port();
+    for (int i = 0; i < 10 && sim_port == w->srv_port; i++)
+        sim_port = t_free_port();
+    w->srv_args = strv_dup(srv_args);
+    if (!w->srv_port || !sim_port || sim_port == w->srv_port || !w->srv_args) {
+        fprintf(stderr, "t_wired: no free ports\n");
+        return -1;
+    }
+    /* Both ports are known before either process starts: the server's WeCom
+     * base URL names the simulator, the simulator's callback URL the server. */
+    w->sim.port = sim_port;
+    snprintf(w->sim.base, sizeof w->sim.base, "http://127.0.0.1:%d", sim_port);
+    if (t_wired_restart(w, NULL) != 0) {
+        fprintf(stderr, "t_wired: siyu serve did not start on port %d\n", w->srv_port);
+        return -1;
+    }
+    char listen[64], cb[128];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", sim_port);
+    snprintf(cb, sizeof cb, "http://127.0.0.1:%d/wecom/callback/1", w->srv_port);
+    const char *args[96] = {"--corp-id",      T_CORP, "--secret",         T_SECRET,
+                            "--callback-url", cb,     "--callback-token", T_CB_TOKEN,
+                            "--aes-key",      T_AES};
+    int n = 10;
+    for (int i = 0; sim_args && sim_args[i] && n < 95; i++)
+        args[n++] = sim_args[i];
+    args[n] = NULL;
+    if (sim_spawn(&w->sim, listen, args) != 0) {
+        fprintf(stderr, "t_wired: siyu wecom-sim did not start on port %d\n", sim_port);
+        return -1;
+    }
+    return 0;
+}
+
+int t_wired_restart(t_wired *w, const char *const *srv_args) {
+    if (srv_args) {
+        char **c = strv_dup(srv_args);
+        if (!c) return -1;
+        strv_free(w->srv_args);
+        w->srv_args = c;
+    }
+    const char *extra[64] = {"--wecom-base-url", w->sim.base};
+    int n = 2;
+    for (size_t i = 0; w->srv_args && w->srv_args[i] && n < 63; i++)
+        extra[n++] = w->srv_args[i];
+    extra[n] = NULL;
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", w->srv_port);
+    return serve_spawn(&w->srv, w->dir, listen, extra);
+}
+
+int t_wired_stop(t_wired *w) {
+    if (w->sim.pid > 0) t_server_stop(&w->sim);
+    int rc = w->srv.pid > 0 ? t_server_stop(&w->srv) : 0;
+    t_rmdir(w->dir);
+    free(w->admin);
+    strv_free(w->srv_args);
+    memset(w, 0, sizeof *w);
     return rc;
 }
 

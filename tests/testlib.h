@@ -40,6 +40,9 @@ int t_server_start(t_server *s, const char *data, const char *const *extra);
  * may be NULL) and waits for its "listening on" line. s->data is NULL.
  * Stop it with t_server_stop. 0 or -1. */
 int t_sim_start(t_server *s, const char *const *args);
+/* A loopback TCP port nobody listens on right now (it was bound and closed),
+ * or 0 when none could be had. */
+int t_free_port(void);
 /* SIGTERM and wait; returns the exit status (or -1). */
 int t_server_stop(t_server *s);
 /* SIGKILL and wait. */
@@ -111,6 +114,43 @@ int t_fixture_start(char **dir, t_server *srv, const char *sql, const t_token_sp
  * specs, setting all of them NULL; also after a failed t_fixture_start.
  * Returns t_server_stop's result (-1 when the server was not running). */
 int t_fixture_stop(char **dir, t_server *srv, const t_token_spec *specs, size_t n);
+
+/* ---- a server wired to the simulator ---- */
+
+/* Tenant 1's WeCom settings in a t_wired fixture, shared with the simulator. */
+#define T_CORP "wwwiredtest0001"
+#define T_CB_TOKEN "WiredTok3n"
+#define T_AES "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+#define T_SECRET "wired-test-secret"
+
+typedef struct t_wired {
+    char *dir;       /* data directory, with tenant 1 (name "A") */
+    char *admin;     /* tenant 1's admin token */
+    t_server srv;    /* `siyu serve` on 127.0.0.1:srv_port */
+    t_server sim;    /* `siyu wecom-sim`; sim.port and sim.base outlive its process */
+    int srv_port;    /* fixed: the simulator's callback URL names it */
+    char **srv_args; /* the server's extra flags (a copy), for t_wired_restart */
+} t_wired;
+
+/* Starts a `siyu serve` wired to a `siyu wecom-sim` on loopback: a fresh data
+ * directory with tenant 1 (T_CORP, T_CB_TOKEN, T_AES, T_SECRET) and its admin
+ * token; two free ports chosen up front; the server on one with
+ * --wecom-base-url naming the simulator and then srv_args; then the simulator
+ * on the other with --corp-id, --secret, --callback-url (the server's
+ * /wecom/callback/1), --callback-token and --aes-key, then sim_args (its world:
+ * --seed, --customers, ...). Both lists are NULL-terminated and may be NULL.
+ * Stderr of both is quiet unless SIYU_TEST_VERBOSE is set. Returns 0, or -1
+ * after printing which step failed; either way t_wired_stop releases what was
+ * made. */
+int t_wired_start(t_wired *w, const char *const *sim_args, const char *const *srv_args);
+/* Starts the server again on the same port, with srv_args (a copy replaces
+ * the kept flags) or, when NULL, the flags it last ran with; for tests that
+ * stopped or killed w->srv (t_server_kill). 0 or -1. */
+int t_wired_restart(t_wired *w, const char *const *srv_args);
+/* Stops the simulator, then the server; removes the data directory and frees
+ * all, zeroing w. Returns the server's exit status (0 when it was not
+ * running). */
+int t_wired_stop(t_wired *w);
 
 /* Opens DIR/siyu.db with sqlite3_open_v2 flags and a 10 s busy timeout (the
  * server may be writing). Returns NULL on failure; the caller sqlite3_close's

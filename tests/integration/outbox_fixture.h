@@ -2,172 +2,69 @@
  * and welcome tests (static helpers, included by test_outbox.c and
  * test_welcome.c only).
  *
- * The server listens on a fixed free port (the simulator's callback URL names
- * it, and a restarted server must be found there again); tenant 1 has the
- * simulator's corp id, callback token, EncodingAESKey and secret, and an
- * enabled default welcome text. The server runs with --wecom-retries 0, so
- * every busy answer is one outbox attempt. */
+ * testlib's wired fixture (t_wired_start): the server listens on a fixed
+ * port (the simulator's callback URL names it, and a restarted server must be
+ * found there again); tenant 1 has the simulator's corp id, callback token,
+ * EncodingAESKey and secret, and an enabled default welcome text. The server
+ * runs with --wecom-retries 0, so every busy answer is one outbox attempt. */
 #ifndef SIYU_TEST_OUTBOX_FIXTURE_H
 #define SIYU_TEST_OUTBOX_FIXTURE_H
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "testlib.h"
 
-#define OF_CORP "wwsimcorp0001"
-#define OF_SECRET "simsecret0001"
-#define OF_TOKEN "SimToken01"
-#define OF_AES "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+#define OF_CORP T_CORP
+#define OF_TOKEN T_CB_TOKEN
+#define OF_AES T_AES
 #define OF_TEXT "Welcome to the shop!"
 
-typedef struct of_fx {
-    char *dir;
-    char *admin;
-    int port; /* the server's */
-    char port_arg[32];
-    t_server srv;
-    t_server sim; /* pid, port, base of the simulator */
-    FILE *sim_out;
-    const char *max_attempts;
-} of_fx;
+typedef t_wired of_fx;
 
-static __attribute__((unused)) int of_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int port = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
-/* Starts `siyu wecom-sim` (a small world, no history, no live traffic). */
-static __attribute__((unused)) int of_sim_start(of_fx *f, const char *welcome_ttl) {
-    char cb[128];
-    snprintf(cb, sizeof cb, "http://127.0.0.1:%d/wecom/callback/1", f->port);
-    const char *bin = getenv("SIYU_BIN");
-    const char *argv[] = {bin,
-                          "wecom-sim",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--corp-id",
-                          OF_CORP,
-                          "--secret",
-                          OF_SECRET,
-                          "--callback-url",
-                          cb,
-                          "--callback-token",
-                          OF_TOKEN,
-                          "--aes-key",
-                          OF_AES,
-                          "--seed",
-                          "7",
-                          "--stores",
-                          "1",
-                          "--departments",
-                          "1",
-                          "--employees",
-                          "5",
-                          "--customers",
-                          "20",
-                          "--channels",
-                          "2",
-                          "--groups",
-                          "2",
-                          "--tags",
-                          "4",
-                          "--history-days",
-                          "1",
-                          "--refuse-rate",
-                          "0",
-                          "--welcome-ttl",
-                          welcome_ttl,
-                          NULL};
-    int pfd[2];
-    if (!bin || pipe(pfd) != 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        if (!getenv("SIYU_TEST_VERBOSE")) {
-            int dn = open("/dev/null", O_WRONLY);
-            if (dn >= 0) dup2(dn, 2);
-        }
-        execv(argv[0], (char **)argv);
-        _exit(127);
-    }
-    close(pfd[1]);
-    /* Kept open until the simulator stops, so its later output cannot SIGPIPE it. */
-    f->sim_out = fdopen(pfd[0], "r");
-    f->sim.pid = pid;
-    f->sim.port = 0;
-    char line[256];
-    while (f->sim_out && fgets(line, sizeof line, f->sim_out)) {
-        const char *p = strstr(line, "listening on ");
-        if (p) {
-            const char *colon = strrchr(p, ':');
-            f->sim.port = colon ? atoi(colon + 1) : 0;
-            break;
-        }
-    }
-    if (!f->sim.port) {
-        fprintf(stderr, "fixture: wecom-sim did not start\n");
-        t_server_kill(&f->sim);
-        return -1;
-    }
-    /* Drain whatever else it prints. */
-    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-    snprintf(f->sim.base, sizeof f->sim.base, "http://127.0.0.1:%d", f->sim.port);
-    return 0;
-}
-
+/* Starts the server again on its port after t_server_kill(&f->srv), with the
+ * flags of of_start. */
 static __attribute__((unused)) int of_server_start(of_fx *f) {
-    const char *extra[] = {"--listen",
-                           f->port_arg,
-                           "--wecom-base-url",
-                           f->sim.base,
-                           "--wecom-retries",
-                           "0",
-                           "--outbox-max-attempts",
-                           f->max_attempts,
-                           "--wecom-timeout-ms",
-                           "5000",
-                           NULL};
-    return t_server_start(&f->srv, f->dir, extra);
+    return t_wired_restart(f, NULL);
 }
 
+/* The simulator: a small world, no history, no live traffic. */
 static __attribute__((unused)) int of_start(of_fx *f, const char *welcome_ttl,
                                             const char *max_attempts) {
-    memset(f, 0, sizeof *f);
-    f->max_attempts = max_attempts;
-    f->dir = t_tmpdir();
-    const char *args[] = {"tenant",           "create",  "--data",    f->dir,
-                          "--name",           "Sim",     "--corp-id", OF_CORP,
-                          "--callback-token", OF_TOKEN,  "--aes-key", OF_AES,
-                          "--secret",         OF_SECRET, NULL};
-    if (!f->dir || t_siyu(NULL, args) != 0) return -1;
-    f->admin = t_token(f->dir, "1", "admin", NULL);
-    f->port = of_free_port();
-    snprintf(f->port_arg, sizeof f->port_arg, "127.0.0.1:%d", f->port);
-    if (!f->admin || !f->port || of_sim_start(f, welcome_ttl) != 0) return -1;
-    if (of_server_start(f) != 0) {
-        fprintf(stderr, "fixture: siyu serve did not start\n");
-        return -1;
-    }
+    const char *sim_args[] = {"--seed",
+                              "7",
+                              "--stores",
+                              "1",
+                              "--departments",
+                              "1",
+                              "--employees",
+                              "5",
+                              "--customers",
+                              "20",
+                              "--channels",
+                              "2",
+                              "--groups",
+                              "2",
+                              "--tags",
+                              "4",
+                              "--history-days",
+                              "1",
+                              "--refuse-rate",
+                              "0",
+                              "--welcome-ttl",
+                              welcome_ttl,
+                              NULL};
+    const char *srv_args[] = {"--wecom-retries",
+                              "0",
+                              "--outbox-max-attempts",
+                              max_attempts,
+                              "--wecom-timeout-ms",
+                              "5000",
+                              NULL};
+    if (t_wired_start(f, sim_args, srv_args) != 0) return -1;
     t_resp r;
     if (t_api(&f->srv, "PUT", "/api/v1/welcome", f->admin, &r, "{s:s,s:b}", "text", OF_TEXT,
               "enabled", 1) != 0 ||
@@ -181,12 +78,7 @@ static __attribute__((unused)) int of_start(of_fx *f, const char *welcome_ttl,
 }
 
 static __attribute__((unused)) void of_stop(of_fx *f) {
-    if (f->srv.pid > 0) t_server_stop(&f->srv);
-    if (f->sim.pid > 0) t_server_stop(&f->sim);
-    if (f->sim_out) fclose(f->sim_out);
-    if (f->dir) t_rmdir(f->dir);
-    free(f->admin);
-    memset(f, 0, sizeof *f);
+    t_wired_stop(f);
 }
 
 static __attribute__((unused)) int64_t of_now_ms(void) {

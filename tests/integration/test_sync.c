@@ -1,142 +1,41 @@
 /* test_sync.c — full sync and callback-driven refresh against the real
  * `siyu serve` and the real `siyu wecom-sim` on loopback.
  *
- * One fixture for the file: a data directory with tenant 1 (corp id, callback
- * token, AES key and secret the simulator shares), a server whose WeCom base
- * URL is the simulator, and a simulator seeded with a few thousand customers
- * and no replayed history (Siyu learns everything from the sync) that pushes
- * its live callbacks to the server. Tests run in order and build on each
- * other: the first sync fills Siyu, later ones reconcile changes.
+ * One fixture for the file (testlib's t_wired): a data directory with
+ * tenant 1 (corp id, callback token, AES key and secret the simulator
+ * shares), a server whose WeCom base URL is the simulator, and a simulator
+ * seeded with a few thousand customers and no replayed history (Siyu learns
+ * everything from the sync) that pushes its live callbacks to the server.
+ * Tests run in order and build on each other: the first sync fills Siyu,
+ * later ones reconcile changes.
  *
  * Comparisons take both sides as sorted lists of strings ("ext|userid",
  * "ext|userid|tag", "chat|member", ...) built from /sim/dump and from SQL on
  * the data directory, and report the first difference. */
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "testlib.h"
 
-#define CORP "wwsynctest"
-#define CB_TOKEN "SyncTok3n"
-#define AES_KEY "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-#define SECRET "sync-secret"
 #define CUSTOMERS "3000"
 
-typedef struct fx {
-    char *dir;
-    t_server srv;
-    t_server sim; /* base URL of the simulator (pid = its process) */
-    char *admin;
-} fx;
-
-static fx F;
-
-/* ---- the simulator process ---------------------------------------------- */
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
-static int sim_start(t_server *s, int port, int srv_port) {
-    char listen[64], cb[128];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    snprintf(cb, sizeof cb, "http://127.0.0.1:%d/wecom/callback/1", srv_port);
-    const char *bin = getenv("SIYU_BIN");
-    const char *argv[] = {
-        bin,           "wecom-sim", "--listen",       listen, "--corp-id",        CORP,
-        "--secret",    SECRET,      "--callback-url", cb,     "--callback-token", CB_TOKEN,
-        "--aes-key",   AES_KEY,     "--seed",         "7",    "--customers",      CUSTOMERS,
-        "--employees", "60",        "--groups",       "80",   "--tags",           "30",
-        "--stores",    "5",         "--departments",  "4",    "--channels",       "20",
-        NULL};
-    int pfd[2];
-    if (!bin || pipe(pfd) != 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        if (!getenv("SIYU_TEST_VERBOSE")) {
-            int dn = open("/dev/null", O_WRONLY);
-            if (dn >= 0) dup2(dn, 2);
-        }
-        execv(argv[0], (char **)argv);
-        _exit(127);
-    }
-    close(pfd[1]);
-    FILE *f = fdopen(pfd[0], "r");
-    char line[256];
-    s->pid = pid;
-    s->port = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "listening on ");
-        if (p) {
-            const char *colon = strrchr(p, ':');
-            s->port = colon ? atoi(colon + 1) : 0;
-            break;
-        }
-    }
-    if (f) fclose(f);
-    if (!s->port) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        s->pid = 0;
-        return -1;
-    }
-    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
-    return 0;
-}
+static t_wired F;
 
 static int setup(void **state) {
     (void)state;
-    F.dir = t_tmpdir();
-    const char *args[] = {
-        "tenant",           "create", "--data",    F.dir,   "--name",   "Sync", "--corp-id", CORP,
-        "--callback-token", CB_TOKEN, "--aes-key", AES_KEY, "--secret", SECRET, NULL};
-    if (t_siyu(NULL, args) != 0) {
-        fprintf(stderr, "setup: tenant create failed\n");
-        return -1;
-    }
-    F.admin = t_token(F.dir, "1", "admin", NULL);
-    int port = free_port();
-    char base[64];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-    const char *extra[] = {"--wecom-base-url", base, "--sync-interval", "0", NULL};
-    if (!F.admin || !port || t_server_start(&F.srv, F.dir, extra) != 0) {
-        fprintf(stderr, "setup: server did not start\n");
-        return -1;
-    }
-    if (sim_start(&F.sim, port, F.srv.port) != 0) {
-        fprintf(stderr, "setup: wecom-sim did not start on port %d\n", port);
-        return -1;
-    }
-    return 0;
+    const char *sim_args[] = {"--seed",        "7",  "--customers", CUSTOMERS, "--employees", "60",
+                              "--groups",      "80", "--tags",      "30",      "--stores",    "5",
+                              "--departments", "4",  "--channels",  "20",      NULL};
+    const char *srv_args[] = {"--sync-interval", "0", NULL};
+    return t_wired_start(&F, sim_args, srv_args) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state) {
     (void)state;
-    if (F.sim.pid > 0) t_server_stop(&F.sim);
-    if (F.srv.pid > 0) t_server_stop(&F.srv);
-    t_rmdir(F.dir);
-    free(F.admin);
+    t_wired_stop(&F);
     return 0;
 }
 
@@ -675,10 +574,8 @@ static void test_interrupted_and_periodic(void **state) {
     json_int_t id = json_integer_value(json_object_get(run, "id"));
     json_decref(run);
     t_server_kill(&F.srv);
-    char base[64];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", F.sim.port);
-    const char *extra[] = {"--wecom-base-url", base, "--sync-interval", "1", NULL};
-    assert_int_equal(t_server_start(&F.srv, F.dir, extra), 0);
+    const char *extra[] = {"--sync-interval", "1", NULL};
+    assert_int_equal(t_wired_restart(&F, extra), 0);
     char path[64];
     snprintf(path, sizeof path, "/api/v1/sync/runs?before=%lld", (long long)id + 1);
     json_t *runs = t_call(&F.srv, "GET", path, F.admin, NULL, 200);
