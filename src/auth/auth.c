@@ -112,7 +112,7 @@ int auth_token_insert(store_conn *c, void *arg) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return store_rc(rc);
-    t->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    t->id = store_conn_last_id(c);
     st = store_conn_stmt(c, "INSERT INTO audit_log(tenant_id, actor, action, target, count, "
                             "created_at) VALUES(?1,?2,'token.create',?3,1,?4)");
     if (!st) return SIYU_EIO;

@@ -111,9 +111,7 @@ static int force_step(store_conn *c, void *arg) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, *(int64_t *)arg);
     sqlite3_bind_int64(st, 2, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return store_stmt_run(st);
 }
 
 /* ---- --server: drive a running server over its API ---------------------- */

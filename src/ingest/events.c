@@ -831,10 +831,9 @@ static bool str_eq(events_str a, events_str b) {
 
 /* Runs a one-column lookup; 0 with *id (0 = no row) or a SIYU_E* code. */
 static int lookup_id(sqlite3_stmt *st, int64_t *id) {
-    int rc = sqlite3_step(st);
-    *id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+    *id = 0;
+    int rc = store_stmt_query_id(st, id, NULL);
+    return rc == 1 ? 0 : rc;
 }
 
 /* Checks every customer_id of the batch in one statement: the ids travel as
@@ -885,7 +884,7 @@ static int create_customer(store_conn *c, const event_stmts *s, events_batch *b,
     int rc = sqlite3_step(s->new_customer);
     sqlite3_reset(s->new_customer);
     if (rc != SQLITE_DONE) return store_rc(rc);
-    *id = sqlite3_last_insert_rowid(store_conn_db(c));
+    *id = store_conn_last_id(c);
     sqlite3_bind_int64(s->new_identity, 2, *id);
     sqlite3_bind_text(s->new_identity, 3, ext.p, (int)ext.len, SQLITE_STATIC);
     sqlite3_bind_int64(s->new_identity, 4, now);
@@ -1001,8 +1000,8 @@ static int insert_one(store_conn *c, const event_stmts *s, const events_item *it
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return store_rc(rc);
-    if (sqlite3_changes(store_conn_db(c)) != 1) return SIYU_EIO;
-    *id = sqlite3_last_insert_rowid(store_conn_db(c));
+    if (store_conn_changes(c) != 1) return SIYU_EIO;
+    *id = store_conn_last_id(c);
     return 0;
 }
 
@@ -1057,7 +1056,7 @@ static int store_taken(store_conn *c, const event_stmts *s, events_batch *b,
  * last, contiguous as this is the only writer) goes through store_taken. */
 static int chunk_conflicts(store_conn *c, const event_stmts *s, events_batch *b,
                            const uint16_t *items, int rows, int changed) {
-    int64_t last = changed ? sqlite3_last_insert_rowid(store_conn_db(c)) : 0;
+    int64_t last = changed ? store_conn_last_id(c) : 0;
     for (int r = 0; r < rows; r++) {
         const events_item *it = &b->items[items[r]];
         int64_t id;

@@ -68,62 +68,8 @@ static const char *nz(const char *s) {
     return s && *s ? s : NULL;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s) {
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static void bind_id(sqlite3_stmt *st, int i, int64_t id) {
-    if (id > 0)
-        sqlite3_bind_int64(st, i, id);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static void bind_int(sqlite3_stmt *st, int i, int v) {
-    if (v >= 0)
-        sqlite3_bind_int(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-/* Runs a statement that returns no row (or whose rows are ignored). */
-static int run(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
-}
-
-/* Runs a query whose first column is an id. 0 with *id set, 1 when there is
- * no row, or a negative SIYU_E* code. If col2 is given it receives column 1. */
-static int query_id(sqlite3_stmt *st, int64_t *id, int64_t *col2) {
-    int rc = sqlite3_step(st);
-    int ret = 1;
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-        if (col2) *col2 = sqlite3_column_int64(st, 1);
-        ret = 0;
-    } else if (rc != SQLITE_DONE) {
-        ret = store_rc(rc);
-    }
-    sqlite3_reset(st);
-    return ret;
-}
-
 static sqlite3_stmt *stmt(ictx *ic, const char *sql) {
     return store_conn_stmt(ic->c, sql);
-}
-
-static int64_t last_id(ictx *ic) {
-    return sqlite3_last_insert_rowid(store_conn_db(ic->c));
-}
-
-static int changes(ictx *ic) {
-    return sqlite3_changes(store_conn_db(ic->c));
 }
 
 /* ---- employees and customers ------------------------------------------- */
@@ -146,9 +92,9 @@ static int identity_add(ictx *ic, int64_t customer_id, const char *external_user
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
     sqlite3_bind_int64(st, 2, customer_id);
-    bind_text(st, 3, external_userid);
+    store_bind_text(st, 3, external_userid);
     sqlite3_bind_int64(st, 4, ic->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 /* By identity, the one index of external ids (every path that creates a
@@ -159,8 +105,8 @@ static int customer_find(ictx *ic, const char *ext, int64_t *id, int64_t *has_id
                  "kind='wecom_external_userid' AND value=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, ext);
-    return query_id(st, id, has_identity);
+    store_bind_text(st, 2, ext);
+    return store_stmt_query_id(st, id, has_identity);
 }
 
 static int customer_ensure(ictx *ic, const char *ext, int64_t *id) {
@@ -172,11 +118,11 @@ static int customer_ensure(ictx *ic, const char *ext, int64_t *id) {
                                 "created_at, updated_at) VALUES(?1,?2,?3,?4,?4)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, ext);
+    store_bind_text(st, 2, ext);
     if (ic->adding) sqlite3_bind_int64(st, 3, ic->ts);
     sqlite3_bind_int64(st, 4, ic->now);
-    if ((rc = run(st)) != 0) return rc;
-    *id = last_id(ic);
+    if ((rc = store_stmt_run(st)) != 0) return rc;
+    *id = store_conn_last_id(ic->c);
     ic->new_customer = true;
     return identity_add(ic, *id, ext);
 }
@@ -206,7 +152,7 @@ static int customer_first_added(ictx *ic, int64_t cust) {
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, ic->ts);
     sqlite3_bind_int64(st, 4, ic->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 /* Creates or revives (customer, employee). An already active relationship
@@ -228,9 +174,9 @@ static int rel_add(ictx *ic, int64_t cust, int64_t emp) {
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, emp);
     sqlite3_bind_int64(st, 4, ic->ts);
-    bind_text(st, 5, nz(ic->ev->state));
+    store_bind_text(st, 5, nz(ic->ev->state));
     sqlite3_bind_int64(st, 6, ic->now);
-    int rc = run(st);
+    int rc = store_stmt_run(st);
     if (rc != 0 || ic->new_customer) return rc; /* a new customer got it at insert */
     return customer_first_added(ic, cust);
 }
@@ -244,11 +190,11 @@ static int rel_end(ictx *ic, int64_t cust, int64_t emp, const char *status, cons
     sqlite3_bind_int64(st, 1, ic->tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, emp);
-    sqlite3_bind_text(st, 4, status, -1, SQLITE_STATIC);
+    store_bind_text(st, 4, status);
     sqlite3_bind_int64(st, 5, ic->ts);
-    bind_text(st, 6, reason);
+    store_bind_text(st, 6, reason);
     sqlite3_bind_int64(st, 7, ic->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 static int rel_touch(ictx *ic, int64_t cust, int64_t emp) {
@@ -259,7 +205,7 @@ static int rel_touch(ictx *ic, int64_t cust, int64_t emp) {
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, emp);
     sqlite3_bind_int64(st, 4, ic->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 static int apply_contact(ictx *ic) {
@@ -308,11 +254,11 @@ static int chat_upsert(ictx *ic, int64_t *gid) {
                  "updated_at=excluded.updated_at RETURNING id");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, ic->ev->chat_id);
-    bind_text(st, 3, nz(ic->ev->cur_mem_ver));
+    store_bind_text(st, 2, ic->ev->chat_id);
+    store_bind_text(st, 3, nz(ic->ev->cur_mem_ver));
     sqlite3_bind_int64(st, 4, ic->ts);
     sqlite3_bind_int64(st, 5, ic->now);
-    int rc = query_id(st, gid, NULL);
+    int rc = store_stmt_query_id(st, gid, NULL);
     return rc == 1 ? SIYU_EIO : rc;
 }
 
@@ -324,7 +270,7 @@ static int chat_dismiss(ictx *ic, int64_t gid) {
     sqlite3_bind_int64(st, 2, gid);
     sqlite3_bind_int64(st, 3, ic->ts);
     sqlite3_bind_int64(st, 4, ic->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 /* External ids start with "wo" or "wm"; such an id still counts as an
@@ -358,12 +304,13 @@ static int member_set(ictx *ic, int64_t gid, const char *id, int64_t cust, int64
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
     sqlite3_bind_int64(st, 2, gid);
-    bind_text(st, 3, id);
-    bind_id(st, 4, cust);
-    bind_id(st, 5, emp);
-    bind_int(st, 6, join ? ic->ev->join_scene : ic->ev->quit_scene);
+    store_bind_text(st, 3, id);
+    store_bind_opt_int(st, 4, cust, cust > 0);
+    store_bind_opt_int(st, 5, emp, emp > 0);
+    int scene = join ? ic->ev->join_scene : ic->ev->quit_scene;
+    store_bind_opt_int(st, 6, scene, scene >= 0);
     sqlite3_bind_int64(st, 7, ic->ts);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 static int chat_members(ictx *ic, int64_t gid, bool join) {
@@ -412,10 +359,10 @@ static int tag_touch(ictx *ic, bool group, bool *found) {
                                         "wecom_id=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, ic->ev->id);
+    store_bind_text(st, 2, ic->ev->id);
     sqlite3_bind_int64(st, 3, ic->now);
-    int rc = run(st);
-    *found = rc == 0 && changes(ic) > 0;
+    int rc = store_stmt_run(st);
+    *found = rc == 0 && store_conn_changes(ic->c) > 0;
     return rc;
 }
 
@@ -423,19 +370,19 @@ static int wecom_group_ensure(ictx *ic, int64_t *gid) {
     sqlite3_stmt *st = stmt(ic, "SELECT id FROM tag_group WHERE tenant_id=?1 AND name=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, WECOM_GROUP_NAME);
-    int rc = query_id(st, gid, NULL);
+    store_bind_text(st, 2, WECOM_GROUP_NAME);
+    int rc = store_stmt_query_id(st, gid, NULL);
     if (rc <= 0) return rc;
     st = stmt(ic, "INSERT INTO tag_group(tenant_id, wecom_id, name, source, created_at, "
                   "updated_at) VALUES(?1,?2,?3,'wecom',?4,?4) ON CONFLICT DO NOTHING");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
     sqlite3_bind_null(st, 2);
-    bind_text(st, 3, WECOM_GROUP_NAME);
+    store_bind_text(st, 3, WECOM_GROUP_NAME);
     sqlite3_bind_int64(st, 4, ic->now);
-    if ((rc = run(st)) != 0) return rc;
-    if (changes(ic) == 0) return SIYU_ECONFLICT;
-    *gid = last_id(ic);
+    if ((rc = store_stmt_run(st)) != 0) return rc;
+    if (store_conn_changes(ic->c) == 0) return SIYU_ECONFLICT;
+    *gid = store_conn_last_id(ic->c);
     return 0;
 }
 
@@ -451,9 +398,9 @@ static int tag_create(ictx *ic) {
                                     "ON CONFLICT DO NOTHING");
         if (!st) return SIYU_EIO;
         sqlite3_bind_int64(st, 1, ic->tenant);
-        bind_text(st, 2, ic->ev->id);
+        store_bind_text(st, 2, ic->ev->id);
         sqlite3_bind_int64(st, 3, ic->now);
-        return run(st);
+        return store_stmt_run(st);
     }
     int64_t gid = 0;
     if ((rc = wecom_group_ensure(ic, &gid)) != 0) return rc;
@@ -462,9 +409,9 @@ static int tag_create(ictx *ic) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
     sqlite3_bind_int64(st, 2, gid);
-    bind_text(st, 3, ic->ev->id);
+    store_bind_text(st, 3, ic->ev->id);
     sqlite3_bind_int64(st, 4, ic->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 /* Cascade deletes bound to (tenant, wecom id), in order: the customer_tag
@@ -489,10 +436,10 @@ static int tag_delete(ictx *ic) {
         sqlite3_stmt *st = stmt(ic, tag_delete_sql[group][i]);
         if (!st) return SIYU_EIO;
         sqlite3_bind_int64(st, 1, ic->tenant);
-        bind_text(st, 2, ic->ev->id);
-        int rc = run(st);
+        store_bind_text(st, 2, ic->ev->id);
+        int rc = store_stmt_run(st);
         if (rc != 0) return rc;
-        n[i] = changes(ic);
+        n[i] = store_conn_changes(ic->c);
     }
     int64_t rows = n[1] + n[2]; /* tags and groups; n[0] = customer links */
     if (rows == 0) return 0;
@@ -545,12 +492,12 @@ static int dedupe_claim(ictx *ic, const char *key) {
                                 "received_at) VALUES(?1,?2,?3,?4) ON CONFLICT DO NOTHING");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_text(st, 2, key);
-    bind_text(st, 3, wecom_event_kind_name(ic->ev->kind));
+    store_bind_text(st, 2, key);
+    store_bind_text(st, 3, wecom_event_kind_name(ic->ev->kind));
     sqlite3_bind_int64(st, 4, ic->now);
-    int rc = run(st);
+    int rc = store_stmt_run(st);
     if (rc != 0) return rc;
-    return changes(ic) == 0 ? 1 : 0;
+    return store_conn_changes(ic->c) == 0 ? 1 : 0;
 }
 
 static int event_insert(ictx *ic, const char *props) {
@@ -560,13 +507,13 @@ static int event_insert(ictx *ic, const char *props) {
                                 "source, props) VALUES(?1,?2,?3,?4,?5,'wecom',?6)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
-    bind_id(st, 2, ic->out->customer_id);
+    store_bind_opt_int(st, 2, ic->out->customer_id, ic->out->customer_id > 0);
     sqlite3_bind_text(st, 3, type, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 4, ic->ts);
-    bind_id(st, 5, ic->out->employee_id);
-    bind_text(st, 6, props);
-    int rc = run(st);
-    if (rc == 0) ic->out->event_id = last_id(ic);
+    store_bind_opt_int(st, 5, ic->out->employee_id, ic->out->employee_id > 0);
+    store_bind_text(st, 6, props);
+    int rc = store_stmt_run(st);
+    if (rc == 0) ic->out->event_id = store_conn_last_id(ic->c);
     return rc;
 }
 

@@ -188,19 +188,19 @@ int outbox_enqueue(store_conn *c, const outbox_item *it, int64_t *id_out, siyu_e
         return siyu_err_set(err, SIYU_EIO, NULL, "outbox insert failed");
     }
     sqlite3_bind_int64(st, 1, it->tenant_id);
-    sqlite3_bind_text(st, 2, ep->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, body, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, ep->name);
+    store_bind_text(st, 3, body);
     sqlite3_bind_int(st, 4, it->lane);
     sqlite3_bind_int64(st, 5, now_ms());
     if (it->deadline_ms > 0) sqlite3_bind_int64(st, 6, it->deadline_ms);
-    if (it->origin) sqlite3_bind_text(st, 7, it->origin, -1, SQLITE_STATIC);
-    if (it->ref) sqlite3_bind_text(st, 8, it->ref, -1, SQLITE_STATIC);
+    store_bind_text(st, 7, it->origin);
+    store_bind_text(st, 8, it->ref);
     sqlite3_bind_int64(st, 9, siyu_now());
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     free(body);
     if (rc != SQLITE_DONE) return siyu_err_set(err, store_rc(rc), NULL, "outbox insert failed");
-    if (id_out) *id_out = sqlite3_last_insert_rowid(store_conn_db(c));
+    if (id_out) *id_out = store_conn_last_id(c);
     return 0;
 }
 
@@ -244,11 +244,9 @@ static int mark_dead(store_conn *c, int64_t id, const char *error) {
            " WHERE id=?1");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, error);
     sqlite3_bind_int64(st, 3, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return store_stmt_run(st);
 }
 
 /* Write step: picks the first due row of the claim's lanes and either claims
@@ -314,9 +312,8 @@ static int claim_step(store_conn *c, void *arg) {
     sqlite3_bind_int64(st, 1, cl->id);
     sqlite3_bind_int(st, 2, cl->max);
     sqlite3_bind_int64(st, 3, siyu_now());
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
+    rc = store_stmt_run(st);
+    if (rc != 0) return rc;
     cl->attempts++;
     cl->action = CLAIM_CALL;
     return 0;
@@ -345,16 +342,14 @@ static int record_step(store_conn *c, void *arg) {
            " WHERE id=?1 AND state='sending'");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, o->id);
-    sqlite3_bind_text(st, 2, o->state, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, o->state);
     if (o->has_errcode) sqlite3_bind_int(st, 3, o->errcode);
-    if (o->error[0]) sqlite3_bind_text(st, 4, o->error, -1, SQLITE_STATIC);
-    if (o->result) sqlite3_bind_text(st, 5, o->result, -1, SQLITE_STATIC);
+    if (o->error[0]) store_bind_text(st, 4, o->error);
+    store_bind_text(st, 5, o->result);
     if (o->next_at) sqlite3_bind_int64(st, 6, o->next_at);
     sqlite3_bind_int(st, 7, o->doubt);
     sqlite3_bind_int64(st, 8, now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return store_stmt_run(st);
 }
 
 /* Compact answer JSON, bounded by OUTBOX_RESULT_MAX. */
@@ -676,10 +671,9 @@ static int start_step(store_conn *c, void *arg) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, now_ms());
     sqlite3_bind_int64(st, 2, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
-    *(int *)arg = sqlite3_changes(store_conn_db(c));
+    int rc = store_stmt_run(st);
+    if (rc != 0) return rc;
+    *(int *)arg = store_conn_changes(c);
     return 0;
 }
 
@@ -854,8 +848,8 @@ int outbox_list(store_conn *c, int64_t tenant_id, const char *state, const char 
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
-    if (state) sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
-    if (kind) sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+    store_bind_text(st, 3, state);
+    store_bind_text(st, 4, kind);
     sqlite3_bind_int(st, 5, limit + 1);
     int rc, n = 0;
     int64_t last = 0;
@@ -931,9 +925,8 @@ static int action_step(store_conn *c, outbox_action *a, const char *verb, const 
     sqlite3_bind_int64(st, 1, a->id);
     sqlite3_bind_int64(st, 2, now_ms());
     sqlite3_bind_int64(st, 3, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
+    int rc = store_stmt_run(st);
+    if (rc != 0) return rc;
     char target[40], action[24];
     snprintf(target, sizeof target, "outbox:%lld", (long long)a->id);
     snprintf(action, sizeof action, "outbox.%s", verb[0] == 'r' ? "retry" : "cancel");

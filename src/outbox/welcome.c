@@ -76,13 +76,12 @@ int welcome_config_set(store_conn *c, void *arg) {
            " updated_by=excluded.updated_by");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
-    sqlite3_bind_text(st, 2, in->text, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, in->text);
     sqlite3_bind_int(st, 3, in->enabled);
     sqlite3_bind_int64(st, 4, siyu_now());
-    sqlite3_bind_text(st, 5, in->actor, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
+    store_bind_text(st, 5, in->actor);
+    int rc = store_stmt_run(st);
+    if (rc != 0) return rc;
     return store_audit(c, in->tenant_id, in->actor, "welcome.update", "welcome", 1,
                        in->enabled ? "enabled" : "disabled");
 }

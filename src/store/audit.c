@@ -8,13 +8,11 @@ int store_audit(store_conn *c, int64_t tenant_id, const char *actor, const char 
            "VALUES(?1,?2,?3,?4,?5,?6,?7)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_text(st, 2, actor ? actor : "system", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
-    if (target) sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, actor ? actor : "system");
+    store_bind_text(st, 3, action);
+    store_bind_text(st, 4, target);
     sqlite3_bind_int64(st, 5, count);
-    if (detail) sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
+    store_bind_text(st, 6, detail);
     sqlite3_bind_int64(st, 7, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return store_stmt_run(st);
 }

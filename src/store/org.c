@@ -47,17 +47,6 @@ static const char EMP_EXISTS[] = "SELECT 1 FROM employee WHERE tenant_id=?1 AND 
 
 /* ---- small helpers ---- */
 
-/* Steps a statement that returns no rows and resets it. 0 or SIYU_E*. */
-static int step_done(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *s) {
-    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-}
-
 static void bind_ref(sqlite3_stmt *st, int i, const org_ref *r) {
     if (r->set && !r->null) sqlite3_bind_int64(st, i, r->v);
 }
@@ -66,7 +55,7 @@ static void bind_ref(sqlite3_stmt *st, int i, const org_ref *r) {
  * was given at i and its value (or NULL) at i+1. */
 static void bind_set_text(sqlite3_stmt *st, int i, const org_text *t) {
     sqlite3_bind_int(st, i, t->set);
-    if (t->set) bind_text(st, i + 1, t->s);
+    if (t->set) store_bind_text(st, i + 1, t->s);
 }
 
 static void bind_set_ref(sqlite3_stmt *st, int i, const org_ref *r) {
@@ -214,12 +203,12 @@ int org_department_create(store_conn *c, void *arg) {
            "VALUES(?1,?2,?3,?4,?5,?5)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
-    bind_text(st, 2, in->name.s);
+    store_bind_text(st, 2, in->name.s);
     bind_ref(st, 3, &in->parent_id);
     bind_ref(st, 4, &in->wecom_id);
     sqlite3_bind_int64(st, 5, siyu_now());
-    if ((rc = step_done(st))) return rc;
-    in->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    if ((rc = store_stmt_run(st))) return rc;
+    in->id = store_conn_last_id(c);
     return audit(c, in, "department.create", "department", NULL);
 }
 
@@ -235,11 +224,11 @@ int org_department_update(store_conn *c, void *arg) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->id);
-    bind_text(st, 3, in->name.s);
+    store_bind_text(st, 3, in->name.s);
     bind_set_ref(st, 4, &in->parent_id);
     bind_set_ref(st, 6, &in->wecom_id);
     sqlite3_bind_int64(st, 8, siyu_now());
-    if ((rc = step_done(st))) return rc;
+    if ((rc = store_stmt_run(st))) return rc;
     return audit_update(c, in, "department.update", "department");
 }
 
@@ -265,13 +254,13 @@ int org_store_create(store_conn *c, void *arg) {
            "updated_at) VALUES(?1,?2,?3,?4,?5,?6,?6)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
-    bind_text(st, 2, in->name.s);
+    store_bind_text(st, 2, in->name.s);
     bind_ref(st, 3, &in->department_id);
-    bind_text(st, 4, in->city.s);
-    bind_text(st, 5, in->address.s);
+    store_bind_text(st, 4, in->city.s);
+    store_bind_text(st, 5, in->address.s);
     sqlite3_bind_int64(st, 6, siyu_now());
-    if ((rc = step_done(st))) return rc;
-    in->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    if ((rc = store_stmt_run(st))) return rc;
+    in->id = store_conn_last_id(c);
     return audit(c, in, "store.create", "store", NULL);
 }
 
@@ -288,12 +277,12 @@ int org_store_update(store_conn *c, void *arg) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->id);
-    bind_text(st, 3, in->name.s);
+    store_bind_text(st, 3, in->name.s);
     bind_set_ref(st, 4, &in->department_id);
     bind_set_text(st, 6, &in->city);
     bind_set_text(st, 8, &in->address);
     sqlite3_bind_int64(st, 10, siyu_now());
-    if ((rc = step_done(st))) return rc;
+    if ((rc = store_stmt_run(st))) return rc;
     return audit_update(c, in, "store.update", "store");
 }
 
@@ -311,7 +300,7 @@ int org_employee_find(store_conn *c, int64_t tenant_id, const char *userid, int6
         store_conn_stmt(c, "SELECT id FROM employee WHERE tenant_id=?1 AND userid=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_text(st, 2, userid, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, userid);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
@@ -350,13 +339,13 @@ int org_employee_create(store_conn *c, void *arg) {
            "created_at, updated_at) VALUES(?1,?2,?3,?4,?5,'active',?6,?6)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
-    bind_text(st, 2, in->userid);
-    bind_text(st, 3, in->name.s);
+    store_bind_text(st, 2, in->userid);
+    store_bind_text(st, 3, in->name.s);
     bind_ref(st, 4, &in->department_id);
     bind_ref(st, 5, &in->store_id);
     sqlite3_bind_int64(st, 6, siyu_now());
-    if ((rc = step_done(st))) return rc;
-    in->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    if ((rc = store_stmt_run(st))) return rc;
+    in->id = store_conn_last_id(c);
     return audit(c, in, "employee.create", "employee", NULL);
 }
 
@@ -376,7 +365,7 @@ int org_employee_update(store_conn *c, void *arg) {
     bind_set_ref(st, 5, &in->department_id);
     bind_set_ref(st, 7, &in->store_id);
     sqlite3_bind_int64(st, 9, siyu_now());
-    if ((rc = step_done(st))) return rc;
+    if ((rc = store_stmt_run(st))) return rc;
     return audit_update(c, in, "employee.update", "employee");
 }
 
@@ -389,8 +378,8 @@ static int revoke_tokens(store_conn *c, const org_input *in, int64_t now) {
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->id);
     sqlite3_bind_int64(st, 3, now);
-    int rc = step_done(st);
-    return rc ? rc : sqlite3_changes(store_conn_db(c));
+    int rc = store_stmt_run(st);
+    return rc ? rc : store_conn_changes(c);
 }
 
 int org_employee_resign(store_conn *c, void *arg) {
@@ -406,8 +395,8 @@ int org_employee_resign(store_conn *c, void *arg) {
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->id);
     sqlite3_bind_int64(st, 3, now);
-    if ((rc = step_done(st))) return rc;
-    if (sqlite3_changes(store_conn_db(c)) == 0) return 0; /* already resigned */
+    if ((rc = store_stmt_run(st))) return rc;
+    if (store_conn_changes(c) == 0) return 0; /* already resigned */
     in->changed = true;
     int revoked = revoke_tokens(c, in, now);
     if (revoked < 0) return revoked;

@@ -84,6 +84,50 @@ int store_rc(int rc) {
     return SIYU_EIO;
 }
 
+int store_stmt_run(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+}
+
+int store_stmt_query_id(sqlite3_stmt *st, int64_t *id, int64_t *col2) {
+    int rc = sqlite3_step(st);
+    int ret = 1;
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        if (col2) *col2 = sqlite3_column_int64(st, 1);
+        ret = 0;
+    } else if (rc != SQLITE_DONE) {
+        ret = store_rc(rc);
+    }
+    sqlite3_reset(st);
+    return ret;
+}
+
+void store_bind_text(sqlite3_stmt *st, int i, const char *s) {
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+void store_bind_opt_int(sqlite3_stmt *st, int i, int64_t v, bool present) {
+    if (present)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+int64_t store_conn_changes(store_conn *c) {
+    return sqlite3_changes(store_conn_db(c));
+}
+
+int64_t store_conn_last_id(store_conn *c) {
+    return sqlite3_last_insert_rowid(store_conn_db(c));
+}
+
 static unsigned sql_hash(const char *s) {
     unsigned h = 2166136261u;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;

@@ -85,6 +85,33 @@ int store_conn_exec(store_conn *c, const char *sql);
 /* Maps a sqlite result code to SIYU_E* (SQLITE_CONSTRAINT → SIYU_ECONFLICT). */
 int store_rc(int sqlite_rc);
 
+/* ---- statement helpers --------------------------------------------------
+ * For statements from store_conn_stmt(): they come with bindings cleared, so
+ * a parameter left unbound is NULL. Text is bound SQLITE_STATIC: the string
+ * must stay valid until the statement has been stepped (store_stmt_run and
+ * store_stmt_query_id reset it before returning). */
+
+/* Steps st (already bound) to the end, ignoring any rows, and resets it.
+ * 0 or the failing step's SIYU_E* code (store_rc). */
+int store_stmt_run(sqlite3_stmt *st);
+
+/* Steps a query whose column 0 is an id and resets it: 0 with *id set (and
+ * *col2 = column 1 when col2 is not NULL), 1 when there is no row, or a
+ * negative SIYU_E* code. */
+int store_stmt_query_id(sqlite3_stmt *st, int64_t *id, int64_t *col2);
+
+/* Binds s at parameter i, or NULL when s is NULL (s is not copied). */
+void store_bind_text(sqlite3_stmt *st, int i, const char *s);
+
+/* Binds v at parameter i when present, else NULL. */
+void store_bind_opt_int(sqlite3_stmt *st, int i, int64_t v, bool present);
+
+/* Rows changed by the connection's last INSERT/UPDATE/DELETE. */
+int64_t store_conn_changes(store_conn *c);
+
+/* Rowid of the connection's last successful INSERT. */
+int64_t store_conn_last_id(store_conn *c);
+
 void store_stats_get(store *st, store_stats *out);
 int store_schema_version(store *st);
 

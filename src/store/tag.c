@@ -29,30 +29,11 @@ static int name_check(const char *name, bool required, siyu_err *err) {
     return 0;
 }
 
-/* Steps st (already bound) to completion; 0 or a SIYU_E* code. */
-static int run(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_rc(rc);
-}
-
-static int64_t changes(store_conn *c) {
-    return sqlite3_changes(store_conn_db(c));
-}
-
 static int audit_id(store_conn *c, int64_t tenant, const char *actor, const char *action,
                     const char *kind, int64_t id, int64_t count, const char *detail) {
     char target[48];
     snprintf(target, sizeof target, "%s:%lld", kind, (long long)id);
     return store_audit(c, tenant, actor, action, target, count, detail);
-}
-
-static void bind_opt_int(sqlite3_stmt *st, int i, bool has, int64_t v) {
-    if (has) sqlite3_bind_int64(st, i, v);
-}
-
-static void bind_opt_text(sqlite3_stmt *st, int i, const char *s) {
-    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
 /* *found = whether the group is the tenant's. 0 or a SIYU_E* code. */
@@ -86,15 +67,15 @@ int tag_group_create(store_conn *c, void *arg) {
            "VALUES(?1,?2,?3,?5,?4,?4)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
-    sqlite3_bind_text(st, 2, in->name, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, in->name);
     sqlite3_bind_int64(st, 3, in->has_sort_order ? in->sort_order : 0);
     sqlite3_bind_int64(st, 4, siyu_now());
-    sqlite3_bind_text(st, 5, in->wecom ? "wecom" : "internal", -1, SQLITE_STATIC);
-    int rc = run(st);
+    store_bind_text(st, 5, in->wecom ? "wecom" : "internal");
+    int rc = store_stmt_run(st);
     if (rc == SIYU_ECONFLICT)
         return siyu_err_set(&in->err, rc, "name", "a tag group with this name already exists");
     if (rc != 0) return rc;
-    in->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    in->id = store_conn_last_id(c);
     /* A WeCom group reaches WeCom with its first tag (no empty groups there). */
     if ((rc = audit_id(c, in->tenant_id, in->actor, "tag_group.create", "tag_group", in->id, 1,
                        in->wecom ? "wecom" : NULL)) != 0)
@@ -123,14 +104,14 @@ int tag_group_update(store_conn *c, void *arg) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->id);
-    bind_opt_text(st, 3, in->name);
-    bind_opt_int(st, 4, in->has_sort_order, in->sort_order);
+    store_bind_text(st, 3, in->name);
+    store_bind_opt_int(st, 4, in->sort_order, in->has_sort_order);
     sqlite3_bind_int64(st, 5, siyu_now());
-    int rc = run(st);
+    int rc = store_stmt_run(st);
     if (rc == SIYU_ECONFLICT)
         return siyu_err_set(&in->err, rc, "name", "a tag group with this name already exists");
     if (rc != 0) return rc;
-    if (changes(c) == 0)
+    if (store_conn_changes(c) == 0)
         return siyu_err_set(&in->err, SIYU_ENOTFOUND, "id", "tag group %lld does not exist",
                             (long long)in->id);
     if (in->name &&
@@ -145,8 +126,8 @@ static int delete_rows(store_conn *c, const char *sql, int64_t tenant, int64_t i
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant);
     sqlite3_bind_int64(st, 2, id);
-    int rc = run(st);
-    if (n) *n = changes(c);
+    int rc = store_stmt_run(st);
+    if (n) *n = store_conn_changes(c);
     return rc;
 }
 
@@ -200,13 +181,13 @@ int tag_create(store_conn *c, void *arg) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->group_id);
-    sqlite3_bind_text(st, 3, in->name, -1, SQLITE_STATIC);
+    store_bind_text(st, 3, in->name);
     sqlite3_bind_int64(st, 4, in->has_sort_order ? in->sort_order : 0);
     sqlite3_bind_int64(st, 5, siyu_now());
-    rc = run(st);
+    rc = store_stmt_run(st);
     if (rc == SIYU_ECONFLICT) return tag_conflict(in);
     if (rc != 0) return rc;
-    in->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    in->id = store_conn_last_id(c);
     if (wecom &&
         (rc = tag_wecom_tag_created(c, in->tenant_id, in->id, in->actor, &in->kick, &in->err)))
         return rc;
@@ -246,14 +227,14 @@ int tag_update(store_conn *c, void *arg) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->id);
-    bind_opt_int(st, 3, in->group_id != 0, in->group_id);
-    bind_opt_text(st, 4, in->name);
-    bind_opt_int(st, 5, in->has_sort_order, in->sort_order);
+    store_bind_opt_int(st, 3, in->group_id, in->group_id != 0);
+    store_bind_text(st, 4, in->name);
+    store_bind_opt_int(st, 5, in->sort_order, in->has_sort_order);
     sqlite3_bind_int64(st, 6, siyu_now());
-    rc = run(st);
+    rc = store_stmt_run(st);
     if (rc == SIYU_ECONFLICT) return tag_conflict(in);
     if (rc != 0) return rc;
-    if (changes(c) == 0)
+    if (store_conn_changes(c) == 0)
         return siyu_err_set(&in->err, SIYU_ENOTFOUND, "id", "tag %lld does not exist",
                             (long long)in->id);
     if (in->name &&
@@ -396,14 +377,9 @@ int tag_list(store_conn *c, int64_t tenant_id, tag_page *pg, json_t *items) {
 
 /* Runs a "first offending index" query; *key = -1 when there is none. */
 static int first_missing(sqlite3_stmt *st, int64_t *key, int64_t *value) {
-    int rc = sqlite3_step(st);
     *key = -1;
-    if (rc == SQLITE_ROW) {
-        *key = sqlite3_column_int64(st, 0);
-        *value = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+    int rc = store_stmt_query_id(st, key, value);
+    return rc == 1 ? 0 : rc;
 }
 
 static int bulk_check_tags(store_conn *c, tag_bulk *b) {
@@ -411,7 +387,7 @@ static int bulk_check_tags(store_conn *c, tag_bulk *b) {
         c, "SELECT j.key, j.value FROM json_each(?1) j LEFT JOIN tag t ON t.id=j.value AND "
            "t.tenant_id=?2 WHERE t.id IS NULL ORDER BY j.key LIMIT 1");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_text(st, 1, b->tag_ids, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, b->tag_ids);
     sqlite3_bind_int64(st, 2, b->auth.tenant_id);
     int64_t key, value;
     int rc = first_missing(st, &key, &value);
@@ -461,14 +437,14 @@ int tag_bulk_apply(store_conn *c, void *arg) {
     }
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, b->auth.tenant_id);
-    sqlite3_bind_text(st, 2, b->customer_ids, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, b->tag_ids, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, b->customer_ids);
+    store_bind_text(st, 3, b->tag_ids);
     if (!b->untag) {
-        bind_opt_int(st, 4, b->auth.employee_id != 0, b->auth.employee_id);
+        store_bind_opt_int(st, 4, b->auth.employee_id, b->auth.employee_id != 0);
         sqlite3_bind_int64(st, 5, siyu_now());
     }
-    if ((rc = run(st)) != 0) return rc;
-    b->changed = changes(c);
+    if ((rc = store_stmt_run(st)) != 0) return rc;
+    b->changed = store_conn_changes(c);
     if ((rc = tag_wecom_mark(c, b->auth.tenant_id, b->tag_ids, b->customer_ids, b->untag, b->actor,
                              &b->kick, &b->pushed, &b->err)) != 0)
         return rc;

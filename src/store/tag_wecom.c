@@ -16,14 +16,6 @@
 #include "outbox/outbox.h"
 #include "util/log.h"
 
-static int run(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
-}
-
 static int enqueue(store_conn *c, int64_t tenant, const char *kind, json_t *body, int lane,
                    const char *actor, const char *ref, unsigned *kick, siyu_err *err) {
     if (!body) return SIYU_ENOMEM;
@@ -196,7 +188,7 @@ static json_t *wecom_tag_ids(store_conn *c, int64_t tenant, const char *tag_ids)
            "ORDER BY j.key");
     json_t *a = json_array();
     if (!st) return a;
-    sqlite3_bind_text(st, 1, tag_ids, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, tag_ids);
     sqlite3_bind_int64(st, 2, tenant);
     while (sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(a, json_string((const char *)sqlite3_column_text(st, 0)));
@@ -222,7 +214,7 @@ int tag_wecom_mark(store_conn *c, int64_t tenant, const char *tag_ids, const cha
         json_decref(wids);
         return SIYU_EIO;
     }
-    sqlite3_bind_text(st, 1, customer_ids, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, customer_ids);
     sqlite3_bind_int64(st, 2, tenant);
     int rc = 0, step;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -295,8 +287,8 @@ static int set_wecom_id(store_conn *c, const char *const *sqls, int64_t tenant, 
         if (!st) return SIYU_EIO;
         sqlite3_bind_int64(st, 1, tenant);
         sqlite3_bind_int64(st, 2, id);
-        sqlite3_bind_text(st, 3, wecom_id, -1, SQLITE_STATIC);
-        int rc = run(st);
+        store_bind_text(st, 3, wecom_id);
+        int rc = store_stmt_run(st);
         if (rc != 0) return rc;
     }
     return 0;

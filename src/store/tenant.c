@@ -54,13 +54,11 @@ static int put_callback(store_conn *c, tenant_input *in) {
            "token=excluded.token, aes_key=excluded.aes_key, updated_at=excluded.updated_at");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->id);
-    sqlite3_bind_text(st, 2, in->corp_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, in->callback_token, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, in->aes_key, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, in->corp_id);
+    store_bind_text(st, 3, in->callback_token);
+    store_bind_text(st, 4, in->aes_key);
     sqlite3_bind_int64(st, 5, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return store_stmt_run(st);
 }
 
 /* The secret lives on the callback_config row, so it needs one. */
@@ -69,12 +67,11 @@ static int put_secret(store_conn *c, tenant_input *in) {
         c, "UPDATE callback_config SET secret=?2, updated_at=?3 WHERE tenant_id=?1");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->id);
-    sqlite3_bind_text(st, 2, in->secret, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, in->secret);
     sqlite3_bind_int64(st, 3, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
-    if (sqlite3_changes(store_conn_db(c)) == 0)
+    int rc = store_stmt_run(st);
+    if (rc != 0) return rc;
+    if (store_conn_changes(c) == 0)
         return siyu_err_set(&in->err, SIYU_EINVAL, "secret",
                             "secret needs the WeCom config: give corp_id, callback_token and "
                             "aes_key first or together");
@@ -88,12 +85,11 @@ int tenant_create(store_conn *c, void *arg) {
     sqlite3_stmt *st = store_conn_stmt(
         c, "INSERT INTO tenant(name, created_at, updated_at) VALUES(?1,?2,?2)");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_text(st, 1, in->name, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, in->name);
     sqlite3_bind_int64(st, 2, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
-    in->id = sqlite3_last_insert_rowid(store_conn_db(c));
+    int rc = store_stmt_run(st);
+    if (rc != 0) return rc;
+    in->id = store_conn_last_id(c);
     if (in->corp_id && (rc = put_callback(c, in)) != 0) return rc;
     if (in->secret && (rc = put_secret(c, in)) != 0) return rc;
     char target[32];
@@ -113,13 +109,12 @@ int tenant_update(store_conn *c, void *arg) {
            "updated_at=?4 WHERE tenant_id=?1");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->id);
-    if (in->name) sqlite3_bind_text(st, 2, in->name, -1, SQLITE_STATIC);
-    if (in->status) sqlite3_bind_text(st, 3, in->status, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, in->name);
+    store_bind_text(st, 3, in->status);
     sqlite3_bind_int64(st, 4, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
-    if (sqlite3_changes(store_conn_db(c)) == 0)
+    int rc = store_stmt_run(st);
+    if (rc != 0) return rc;
+    if (store_conn_changes(c) == 0)
         return siyu_err_set(&in->err, SIYU_ENOTFOUND, "id", "tenant %lld does not exist",
                             (long long)in->id);
     if (in->corp_id && (rc = put_callback(c, in)) != 0) return rc;

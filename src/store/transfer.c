@@ -36,19 +36,6 @@ const char *const transfer_states[] = {"requested", "waiting", "done", "refused"
 
 #define IN_FLIGHT "('requested','waiting')"
 
-/* Steps st (bound) to the end; 0 or a SIYU_E* code. */
-static int run(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
-}
-
-static int64_t changes(store_conn *c) {
-    return sqlite3_changes(store_conn_db(c));
-}
-
 static void bind_named_int(sqlite3_stmt *st, const char *name, int64_t v) {
     int i = sqlite3_bind_parameter_index(st, name);
     if (i) sqlite3_bind_int64(st, i, v);
@@ -104,14 +91,9 @@ static int team_check(store_conn *c, transfer_request *t) {
 /* Runs a "first offending index" query bound by the caller: 0 with *key -1
  * when every id passes, else *key and *value of the first one. */
 static int first_bad(sqlite3_stmt *st, int64_t *key, int64_t *value) {
-    int rc = sqlite3_step(st);
     *key = -1;
-    if (rc == SQLITE_ROW) {
-        *key = sqlite3_column_int64(st, 0);
-        *value = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+    int rc = store_stmt_query_id(st, key, value);
+    return rc == 1 ? 0 : rc;
 }
 
 static const struct customer_check {
@@ -143,9 +125,9 @@ static int cancelled_settle(store_conn *c, transfer_request *t) {
            "state='cancelled')");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, t->auth.tenant_id);
-    sqlite3_bind_text(st, 2, t->customer_ids, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, t->customer_ids);
     sqlite3_bind_int64(st, 3, siyu_now());
-    return run(st);
+    return store_stmt_run(st);
 }
 
 static int customers_check(store_conn *c, transfer_request *t) {
@@ -154,7 +136,7 @@ static int customers_check(store_conn *c, transfer_request *t) {
     for (size_t i = 0; i < sizeof customer_checks / sizeof *customer_checks; i++) {
         sqlite3_stmt *st = store_conn_stmt(c, customer_checks[i].sql);
         if (!st) return SIYU_EIO;
-        sqlite3_bind_text(st, 1, t->customer_ids, -1, SQLITE_STATIC);
+        store_bind_text(st, 1, t->customer_ids);
         sqlite3_bind_int64(st, 2, t->auth.tenant_id);
         sqlite3_bind_int64(st, 3, t->handover_id);
         int64_t key, value;
@@ -217,7 +199,7 @@ static int batch_enqueue(store_conn *c, transfer_request *t, const emp_row *h, c
     sqlite3_bind_int64(st, 3, first);
     sqlite3_bind_int64(st, 4, ob_id);
     t->batches++;
-    return run(st);
+    return store_stmt_run(st);
 }
 
 static int rows_insert(store_conn *c, transfer_request *t, const emp_row *h, const emp_row *k) {
@@ -231,7 +213,7 @@ static int rows_insert(store_conn *c, transfer_request *t, const emp_row *h, con
            "takeover_employee_id, kind, state, message, requested_by, requested_at, updated_at) "
            "VALUES(?1,?2,?3,?4,?5,'requested',?6,?7,?8,?8)");
     if (!sel || !ins) return SIYU_EIO;
-    sqlite3_bind_text(sel, 1, t->customer_ids, -1, SQLITE_STATIC);
+    store_bind_text(sel, 1, t->customer_ids);
     sqlite3_bind_int64(sel, 2, t->auth.tenant_id);
     int64_t now = siyu_now(), first = 0, last = 0;
     json_t *exts = json_array();
@@ -241,15 +223,15 @@ static int rows_insert(store_conn *c, transfer_request *t, const emp_row *h, con
         sqlite3_bind_int64(ins, 2, sqlite3_column_int64(sel, 0));
         sqlite3_bind_int64(ins, 3, t->handover_id);
         sqlite3_bind_int64(ins, 4, t->takeover_id);
-        sqlite3_bind_text(ins, 5, h->resigned ? "resigned" : "on_job", -1, SQLITE_STATIC);
+        store_bind_text(ins, 5, h->resigned ? "resigned" : "on_job");
         if (!h->resigned && t->message && *t->message)
-            sqlite3_bind_text(ins, 6, t->message, -1, SQLITE_STATIC);
+            store_bind_text(ins, 6, t->message);
         else
             sqlite3_bind_null(ins, 6);
-        sqlite3_bind_text(ins, 7, t->actor ? t->actor : "system", -1, SQLITE_STATIC);
+        store_bind_text(ins, 7, t->actor ? t->actor : "system");
         sqlite3_bind_int64(ins, 8, now);
-        if ((rc = run(ins)) != 0) break;
-        last = sqlite3_last_insert_rowid(store_conn_db(c));
+        if ((rc = store_stmt_run(ins)) != 0) break;
+        last = store_conn_last_id(c);
         if (n == 0) first = last;
         if (!t->first_id) t->first_id = last;
         json_array_append_new(exts, json_string((const char *)sqlite3_column_text(sel, 1)));
@@ -306,14 +288,9 @@ static int in_flight(store_conn *c, int64_t tenant, int64_t cust, int64_t emp, b
     sqlite3_bind_int64(st, 1, tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, emp);
-    int rc = sqlite3_step(st);
     *id = *other = 0;
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-        *other = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+    int rc = store_stmt_query_id(st, id, other);
+    return rc == 1 ? 0 : rc;
 }
 
 static int finish(store_conn *c, int64_t tenant, int64_t id, const char *state, const char *error,
@@ -326,11 +303,11 @@ static int finish(store_conn *c, int64_t tenant, int64_t id, const char *state, 
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant);
     sqlite3_bind_int64(st, 2, id);
-    sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
-    if (error) sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+    store_bind_text(st, 3, state);
+    store_bind_text(st, 4, error);
     sqlite3_bind_int64(st, 5, siyu_now());
     if (done) sqlite3_bind_int64(st, 6, ts);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 int transfer_on_add(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_t employee_id,
@@ -349,7 +326,7 @@ int transfer_on_add(store_conn *c, int64_t tenant_id, int64_t customer_id, int64
     sqlite3_bind_int64(st, 3, handover);
     sqlite3_bind_int64(st, 4, ts);
     sqlite3_bind_int64(st, 5, siyu_now());
-    return run(st);
+    return store_stmt_run(st);
 }
 
 int transfer_on_transfer_delete(store_conn *c, int64_t tenant_id, int64_t customer_id,
@@ -370,7 +347,7 @@ int transfer_on_transfer_delete(store_conn *c, int64_t tenant_id, int64_t custom
     sqlite3_bind_int64(st, 3, takeover);
     sqlite3_bind_int64(st, 4, ts);
     sqlite3_bind_int64(st, 5, siyu_now());
-    return run(st);
+    return store_stmt_run(st);
 }
 
 int transfer_on_fail(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_t employee_id,
@@ -414,13 +391,13 @@ static int batch_set(store_conn *c, transfer_result *t, int64_t batch, const cha
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, t->tenant_id);
     sqlite3_bind_int64(st, 2, batch);
-    sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+    store_bind_text(st, 3, state);
     sqlite3_bind_int(st, 4, errcode);
-    if (error) sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
+    store_bind_text(st, 5, error);
     sqlite3_bind_int64(st, 6, siyu_now());
-    if (ext) sqlite3_bind_text(st, 7, ext, -1, SQLITE_STATIC);
-    int rc = run(st);
-    if (rc == 0) t->updated += changes(c);
+    store_bind_text(st, 7, ext);
+    int rc = store_stmt_run(st);
+    if (rc == 0) t->updated += store_conn_changes(c);
     return rc;
 }
 

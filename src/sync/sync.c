@@ -73,20 +73,19 @@ int sync_run_begin(store_conn *c, void *arg) {
     sqlite3_bind_int64(st, 1, b->tenant_id);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, now - SYNC_STALE_S);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return store_rc(rc);
+    rc = store_stmt_run(st);
+    if (rc != 0) return rc;
     st = store_conn_stmt(c, "INSERT INTO sync_run(tenant_id, kind, origin, state, phase, "
                             "counts, started_at, updated_at) VALUES(?1,'full',?2,'running',"
                             "'start','{}',?3,?3)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, b->tenant_id);
-    sqlite3_bind_text(st, 2, b->origin ? b->origin : "api", -1, SQLITE_STATIC);
+    store_bind_text(st, 2, b->origin ? b->origin : "api");
     sqlite3_bind_int64(st, 3, now);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_DONE) {
-        b->run_id = sqlite3_last_insert_rowid(store_conn_db(c));
+        b->run_id = store_conn_last_id(c);
         return 0;
     }
     rc = store_rc(rc);
@@ -103,7 +102,7 @@ static int interrupt_step(store_conn *c, void *arg) {
     sqlite3_bind_int64(st, 1, siyu_now());
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    *(int *)arg = sqlite3_changes(store_conn_db(c));
+    *(int *)arg = store_conn_changes(c);
     return rc == SQLITE_DONE ? 0 : store_rc(rc);
 }
 
@@ -294,7 +293,7 @@ static int progress_write(store_conn *c, run *r, const char *state, const char *
            "finished_at=CASE WHEN ?10 IS NULL THEN NULL ELSE ?9 END WHERE id=?1");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, r->run_id);
-    sqlite3_bind_text(st, 2, r->p.phase, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, r->p.phase);
     sqlite3_bind_int64(st, 3, r->p.done);
     sqlite3_bind_int64(st, 4, r->p.total);
     sqlite3_bind_int64(st, 5, r->p.calls);
@@ -302,17 +301,12 @@ static int progress_write(store_conn *c, run *r, const char *state, const char *
     sqlite3_bind_int64(st, 7, r->p.items);
     sqlite3_bind_text(st, 8, counts, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 9, siyu_now());
-    if (state)
-        sqlite3_bind_text(st, 10, state, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 10);
+    store_bind_text(st, 10, state);
     if (error)
         sqlite3_bind_text(st, 11, error, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(st, 11);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return store_stmt_run(st);
 }
 
 typedef int (*apply_fn)(sync_apply *a, run *r, void *arg);

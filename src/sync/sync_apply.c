@@ -83,38 +83,8 @@ static bool text_eq(const unsigned char *a, const char *b) {
     return strcmp((const char *)a, b) == 0;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s) {
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static void bind_opt(sqlite3_stmt *st, int i, int64_t v, bool present) {
-    if (present)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static int run(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
-}
-
 static sqlite3_stmt *stmt(sync_apply *a, const char *sql) {
     return store_conn_stmt(a->c, sql);
-}
-
-static int64_t last_id(sync_apply *a) {
-    return sqlite3_last_insert_rowid(store_conn_db(a->c));
-}
-
-static int changes(sync_apply *a) {
-    return sqlite3_changes(store_conn_db(a->c));
 }
 
 static int cmp_i64(const void *x, const void *y) {
@@ -149,17 +119,9 @@ int sync__customer_find(sync_apply *a, const char *ext, int64_t *cust) {
                                "kind='wecom_external_userid' AND value=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, ext);
-    int rc = sqlite3_step(st);
-    int ret = SIYU_ENOTFOUND;
-    if (rc == SQLITE_ROW) {
-        *cust = sqlite3_column_int64(st, 0);
-        ret = 0;
-    } else if (rc != SQLITE_DONE) {
-        ret = store_rc(rc);
-    }
-    sqlite3_reset(st);
-    return ret;
+    store_bind_text(st, 2, ext);
+    int rc = store_stmt_query_id(st, cust, NULL);
+    return rc == 1 ? SIYU_ENOTFOUND : rc;
 }
 
 /* The fields of external_contact Siyu keeps; present = in the JSON. */
@@ -188,24 +150,24 @@ static int customer_insert(sync_apply *a, const contact_vals *v, int64_t added_a
                 "first_added_at, created_at, updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?8)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, v->ext);
-    bind_text(st, 3, v->name);
-    bind_opt(st, 4, v->gender, v->has_gender);
-    bind_opt(st, 5, v->type, v->has_type);
-    bind_text(st, 6, v->corp_name);
-    bind_opt(st, 7, added_at, added_at > 0);
+    store_bind_text(st, 2, v->ext);
+    store_bind_text(st, 3, v->name);
+    store_bind_opt_int(st, 4, v->gender, v->has_gender);
+    store_bind_opt_int(st, 5, v->type, v->has_type);
+    store_bind_text(st, 6, v->corp_name);
+    store_bind_opt_int(st, 7, added_at, added_at > 0);
     sqlite3_bind_int64(st, 8, a->now);
-    int rc = run(st);
+    int rc = store_stmt_run(st);
     if (rc != 0) return rc;
-    *cust = last_id(a);
+    *cust = store_conn_last_id(a->c);
     st = stmt(a, "INSERT INTO identity(tenant_id, customer_id, kind, value, created_at) "
                  "VALUES(?1,?2,'wecom_external_userid',?3,?4)");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, *cust);
-    bind_text(st, 3, v->ext);
+    store_bind_text(st, 3, v->ext);
     sqlite3_bind_int64(st, 4, a->now);
-    if ((rc = run(st)) == 0) a->n[SYNC_CUSTOMERS].created++;
+    if ((rc = store_stmt_run(st)) == 0) a->n[SYNC_CUSTOMERS].created++;
     return rc;
 }
 
@@ -219,7 +181,7 @@ int sync__customer_upsert(sync_apply *a, const json_t *contact, int64_t added_at
                                "i.kind='wecom_external_userid' AND i.value=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, v.ext);
+    store_bind_text(st, 2, v.ext);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
@@ -250,14 +212,14 @@ int sync__customer_upsert(sync_apply *a, const json_t *contact, int64_t added_at
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, *cust);
     sqlite3_bind_int(st, 3, v.has_name);
-    bind_text(st, 4, v.name);
-    bind_opt(st, 5, v.gender, v.has_gender);
-    bind_opt(st, 6, v.type, v.has_type);
+    store_bind_text(st, 4, v.name);
+    store_bind_opt_int(st, 5, v.gender, v.has_gender);
+    store_bind_opt_int(st, 6, v.type, v.has_type);
     sqlite3_bind_int(st, 7, v.has_corp);
-    bind_text(st, 8, v.corp_name);
-    bind_opt(st, 9, added_at, added_at > 0);
+    store_bind_text(st, 8, v.corp_name);
+    store_bind_opt_int(st, 9, added_at, added_at > 0);
     sqlite3_bind_int64(st, 10, a->now);
-    if ((rc = run(st)) == 0) a->n[SYNC_CUSTOMERS].updated++;
+    if ((rc = store_stmt_run(st)) == 0) a->n[SYNC_CUSTOMERS].updated++;
     return rc;
 }
 
@@ -305,30 +267,27 @@ static int tag_resolve(sync_apply *a, const char *wecom_id, int64_t *id) {
     sqlite3_stmt *st = stmt(a, "SELECT id FROM tag WHERE tenant_id=?1 AND wecom_id=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, wecom_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc != SQLITE_DONE) return store_rc(rc);
+    store_bind_text(st, 2, wecom_id);
+    int rc = store_stmt_query_id(st, id, NULL);
+    if (rc != 1) return rc;
     if (!a->placeholders) return SIYU_ENOTFOUND;
     st = stmt(a, "INSERT INTO tag_group(tenant_id, name, source, created_at, updated_at) "
                  "VALUES(?1,?2,'wecom',?3,?3) ON CONFLICT DO NOTHING");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, WECOM_GROUP_NAME);
+    store_bind_text(st, 2, WECOM_GROUP_NAME);
     sqlite3_bind_int64(st, 3, a->now);
-    if ((rc = run(st)) != 0) return rc;
+    if ((rc = store_stmt_run(st)) != 0) return rc;
     st = stmt(a, "INSERT INTO tag(tenant_id, group_id, wecom_id, name, created_at, updated_at) "
                  "SELECT ?1, id, ?2, ?2, ?3, ?3 FROM tag_group WHERE tenant_id=?1 AND name=?4");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, wecom_id);
+    store_bind_text(st, 2, wecom_id);
     sqlite3_bind_int64(st, 3, a->now);
-    bind_text(st, 4, WECOM_GROUP_NAME);
-    if ((rc = run(st)) != 0) return rc;
-    if (changes(a) == 0) return SIYU_ENOTFOUND;
-    *id = last_id(a);
+    store_bind_text(st, 4, WECOM_GROUP_NAME);
+    if ((rc = store_stmt_run(st)) != 0) return rc;
+    if (store_conn_changes(a->c) == 0) return SIYU_ENOTFOUND;
+    *id = store_conn_last_id(a->c);
     a->n[SYNC_TAGS].created++;
     return 0;
 }
@@ -343,7 +302,7 @@ static int customer_tag_release(sync_apply *a, int64_t cust, int64_t tag) {
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, tag);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 static int follow_tag_set(sync_apply *a, int64_t cust, int64_t emp, int64_t tag, bool add) {
@@ -357,7 +316,7 @@ static int follow_tag_set(sync_apply *a, int64_t cust, int64_t emp, int64_t tag,
     sqlite3_bind_int64(st, 3, emp);
     sqlite3_bind_int64(st, 4, tag);
     if (add) sqlite3_bind_int64(st, 5, a->now);
-    int rc = run(st);
+    int rc = store_stmt_run(st);
     if (rc != 0) return rc;
     a->n[SYNC_FOLLOW_TAGS].created += add;
     a->n[SYNC_FOLLOW_TAGS].ended += !add;
@@ -375,7 +334,7 @@ static int customer_tag_ensure(sync_apply *a, int64_t cust, int64_t emp, int64_t
     sqlite3_bind_int64(st, 3, tag);
     sqlite3_bind_int64(st, 4, emp);
     sqlite3_bind_int64(st, 5, a->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 /* Makes the follow record's tags exactly the listed ones (unknown ids are
@@ -433,10 +392,10 @@ done:
 static void bind_follow(sqlite3_stmt *st, const sync_follow *f) {
     /* ?4 added_at ?5 add_way ?6 state ?7 remark ?8 description */
     sqlite3_bind_int64(st, 4, f->createtime);
-    bind_opt(st, 5, f->add_way, f->add_way >= 0);
-    bind_text(st, 6, f->state);
-    bind_text(st, 7, f->remark);
-    bind_text(st, 8, f->description);
+    store_bind_opt_int(st, 5, f->add_way, f->add_way >= 0);
+    store_bind_text(st, 6, f->state);
+    store_bind_text(st, 7, f->remark);
+    store_bind_text(st, 8, f->description);
 }
 
 int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_t *rel) {
@@ -502,8 +461,8 @@ int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_
         sqlite3_bind_int64(st, 3, emp);
         bind_follow(st, f);
         sqlite3_bind_int64(st, 9, a->now);
-        if ((rc = run(st)) != 0) return rc;
-        if (!id) id = last_id(a);
+        if ((rc = store_stmt_run(st)) != 0) return rc;
+        if (!id) id = store_conn_last_id(a->c);
         if (which == 1) a->n[SYNC_RELATIONSHIPS].created++;
         if (which == 2) a->n[SYNC_RELATIONSHIPS].updated++;
     }
@@ -521,9 +480,9 @@ int sync__rels_end(sync_apply *a, const int64_t *ids, size_t n, int64_t before) 
         sqlite3_bind_int64(st, 2, ids[i]);
         sqlite3_bind_int64(st, 3, a->now);
         sqlite3_bind_int64(st, 4, before);
-        int rc = run(st);
+        int rc = store_stmt_run(st);
         if (rc != 0) return rc;
-        a->n[SYNC_RELATIONSHIPS].ended += changes(a);
+        a->n[SYNC_RELATIONSHIPS].ended += store_conn_changes(a->c);
     }
     return 0;
 }
@@ -545,9 +504,9 @@ int sync__follow_tags_prune(sync_apply *a, int64_t pair_cust, int64_t pair_emp) 
         sqlite3_bind_int64(st, 1, a->tenant);
         sqlite3_bind_int64(st, 2, pair_cust > 0 ? pair_cust : 0);
         if (i == 0) sqlite3_bind_int64(st, 3, pair_emp);
-        int rc = run(st);
+        int rc = store_stmt_run(st);
         if (rc != 0) return rc;
-        if (i == 0) a->n[SYNC_FOLLOW_TAGS].ended += changes(a);
+        if (i == 0) a->n[SYNC_FOLLOW_TAGS].ended += store_conn_changes(a->c);
     }
     return 0;
 }
@@ -564,14 +523,14 @@ static int named_insert(sync_apply *a, const char *sql, int64_t parent, const ch
         sqlite3_stmt *st = stmt(a, sql);
         if (!st) return SIYU_EIO;
         sqlite3_bind_int64(st, 1, a->tenant);
-        bind_text(st, 2, wecom_id);
-        bind_text(st, 3, name);
+        store_bind_text(st, 2, wecom_id);
+        store_bind_text(st, 3, name);
         sqlite3_bind_int64(st, 4, order);
         sqlite3_bind_int64(st, 5, a->now);
         if (parent) sqlite3_bind_int64(st, 6, parent);
-        int rc = run(st);
+        int rc = store_stmt_run(st);
         if (rc == 0) {
-            *id = last_id(a);
+            *id = store_conn_last_id(a->c);
             return 0;
         }
         if (rc != SIYU_ECONFLICT) return rc;
@@ -587,7 +546,7 @@ static int group_upsert(sync_apply *a, const char *wid, const char *name, int64_
                                "AND wecom_id=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, wid);
+    store_bind_text(st, 2, wid);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         sqlite3_reset(st);
@@ -612,10 +571,10 @@ static int group_upsert(sync_apply *a, const char *wid, const char *name, int64_
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, *gid);
-    bind_text(st, 3, name);
+    store_bind_text(st, 3, name);
     sqlite3_bind_int64(st, 4, order);
     sqlite3_bind_int64(st, 5, a->now);
-    rc = run(st);
+    rc = store_stmt_run(st);
     if (rc == SIYU_ECONFLICT) return 0; /* name taken by another group: keep ours */
     if (rc == 0) a->n[SYNC_TAG_GROUPS].updated++;
     return rc;
@@ -627,7 +586,7 @@ static int tag_upsert(sync_apply *a, int64_t gid, const char *wid, const char *n
                                "tenant_id=?1 AND wecom_id=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, wid);
+    store_bind_text(st, 2, wid);
     int rc = sqlite3_step(st);
     int64_t id;
     if (rc == SQLITE_DONE) {
@@ -654,10 +613,10 @@ static int tag_upsert(sync_apply *a, int64_t gid, const char *wid, const char *n
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, id);
     sqlite3_bind_int64(st, 3, gid);
-    bind_text(st, 4, name);
+    store_bind_text(st, 4, name);
     sqlite3_bind_int64(st, 5, order);
     sqlite3_bind_int64(st, 6, a->now);
-    rc = run(st);
+    rc = store_stmt_run(st);
     if (rc == SIYU_ECONFLICT) return 0;
     if (rc == 0) a->n[SYNC_TAGS].updated++;
     return rc;
@@ -680,12 +639,12 @@ static int tags_delete(sync_apply *a, const int64_t *ids, size_t n, bool group) 
             if (!st) return SIYU_EIO;
             sqlite3_bind_int64(st, 1, a->tenant);
             sqlite3_bind_int64(st, 2, ids[k]);
-            int rc = run(st);
+            int rc = store_stmt_run(st);
             if (rc != 0) return rc;
-            if (i == 0) links += changes(a);
-            if (i == 1) a->n[SYNC_TAGS].ended += changes(a);
-            if (i == 2) a->n[SYNC_TAG_GROUPS].ended += changes(a);
-            rows += i > 0 ? changes(a) : 0;
+            if (i == 0) links += store_conn_changes(a->c);
+            if (i == 1) a->n[SYNC_TAGS].ended += store_conn_changes(a->c);
+            if (i == 2) a->n[SYNC_TAG_GROUPS].ended += store_conn_changes(a->c);
+            rows += i > 0 ? store_conn_changes(a->c) : 0;
         }
     if (rows == 0) return 0;
     char detail[64];
@@ -734,8 +693,8 @@ static int tags_delete_missing(sync_apply *a, char **seen_g, size_t ng, char **s
         if (!st) rc = SIYU_EIO;
         if (st) {
             sqlite3_bind_int64(st, 1, a->tenant);
-            bind_text(st, 2, WECOM_GROUP_NAME);
-            rc = run(st);
+            store_bind_text(st, 2, WECOM_GROUP_NAME);
+            rc = store_stmt_run(st);
         }
     }
     sync__i64v_free(&tags);
@@ -857,12 +816,12 @@ static int member_join(sync_apply *a, int64_t gid, const json_t *m, const char *
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, gid);
-    bind_text(st, 3, id);
-    bind_opt(st, 4, cust, cust > 0);
-    bind_opt(st, 5, emp, emp > 0);
-    bind_opt(st, 6, scene, scene >= 0);
-    bind_opt(st, 7, joined, joined > 0);
-    return run(st);
+    store_bind_text(st, 3, id);
+    store_bind_opt_int(st, 4, cust, cust > 0);
+    store_bind_opt_int(st, 5, emp, emp > 0);
+    store_bind_opt_int(st, 6, scene, scene >= 0);
+    store_bind_opt_int(st, 7, joined, joined > 0);
+    return store_stmt_run(st);
 }
 
 static int member_leave(sync_apply *a, int64_t gid, const char *id) {
@@ -872,9 +831,9 @@ static int member_leave(sync_apply *a, int64_t gid, const char *id) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, gid);
-    bind_text(st, 3, id);
+    store_bind_text(st, 3, id);
     sqlite3_bind_int64(st, 4, a->now);
-    return run(st);
+    return store_stmt_run(st);
 }
 
 static int members_apply(sync_apply *a, int64_t gid, const json_t *list) {
@@ -928,7 +887,7 @@ int sync__chat_apply(sync_apply *a, const json_t *chat, bool force_members) {
                                "chat_id=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->tenant);
-    bind_text(st, 2, cid);
+    store_bind_text(st, 2, cid);
     int src = sqlite3_step(st);
     int64_t gid = 0;
     bool members = true, write = true;
@@ -960,18 +919,18 @@ int sync__chat_apply(sync_apply *a, const json_t *chat, bool force_members) {
                            "VALUES(?1,?2,?3,?4,?5,'active',?6,?7,?8)");
         if (!st) return SIYU_EIO;
         sqlite3_bind_int64(st, 1, a->tenant);
-        bind_text(st, 2, cid);
-        bind_text(st, 3, name);
-        bind_text(st, 4, owner);
-        bind_text(st, 5, notice);
-        bind_text(st, 6, ver);
+        store_bind_text(st, 2, cid);
+        store_bind_text(st, 3, name);
+        store_bind_text(st, 4, owner);
+        store_bind_text(st, 5, notice);
+        store_bind_text(st, 6, ver);
         sqlite3_bind_int64(st, 7, created);
         sqlite3_bind_int64(st, 8, a->now);
-        if ((rc = run(st)) != 0) return rc;
+        if ((rc = store_stmt_run(st)) != 0) return rc;
         if (gid)
             a->n[SYNC_GROUPS].updated++;
         else {
-            gid = last_id(a);
+            gid = store_conn_last_id(a->c);
             a->n[SYNC_GROUPS].created++;
         }
     }
@@ -1007,7 +966,7 @@ int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n, 
         sqlite3_bind_int64(st, 1, a->tenant);
         sqlite3_bind_int64(st, 2, gone.v[i]);
         sqlite3_bind_int64(st, 3, a->now);
-        if ((rc = run(st)) == 0) a->n[SYNC_GROUPS].ended++;
+        if ((rc = store_stmt_run(st)) == 0) a->n[SYNC_GROUPS].ended++;
     }
     sync__i64v_free(&gone);
     return rc;

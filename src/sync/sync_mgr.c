@@ -229,7 +229,7 @@ void sync_chat_version(store_conn *c, int64_t tenant_id, const char *chat_id, ch
                                           "tenant_id=?1 AND chat_id=?2");
     if (!st || !chat_id) return;
     sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_text(st, 2, chat_id, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, chat_id);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
         snprintf(buf, cap, "%s", sqlite3_column_text(st, 0));
     sqlite3_reset(st);
@@ -469,11 +469,9 @@ static int fail_step(store_conn *c, void *arg) {
                                           "state='running'");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, f->run_id);
-    sqlite3_bind_text(st, 2, f->why, -1, SQLITE_STATIC);
+    store_bind_text(st, 2, f->why);
     sqlite3_bind_int64(st, 3, siyu_now());
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return store_stmt_run(st);
 }
 
 int sync_mgr_launch(sync_mgr *m, int64_t tenant_id, int64_t run_id) {
