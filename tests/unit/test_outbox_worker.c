@@ -239,6 +239,14 @@ static void fx_start(fx *f, int workers, int max_attempts) {
     outbox_on_result(f->ob, "send_welcome_msg", on_result, f);
 }
 
+/* fx_open and fx_start(1 worker) with the next `count` mark_tag calls
+ * answering errcode. */
+static void fx_start_mark_tag_fault(fx *f, int errcode, int count, int max_attempts) {
+    fx_open(f);
+    fake_fault("externalcontact/mark_tag", errcode, 0, count);
+    fx_start(f, 1, max_attempts);
+}
+
 static void fx_close(fx *f) {
     outbox_stop(f->ob);
     wecom_client_free(f->wc);
@@ -307,6 +315,30 @@ static long long jint(const json_t *j, const char *k) {
     return json_integer_value(json_object_get(j, k));
 }
 
+/* A mark_tag row for userid "u". */
+static int64_t enqueue_mark_tag(fx *f, int64_t tenant, int lane) {
+    return enqueue(f, tenant, "mark_tag", "{\"userid\":\"u\"}", lane, 0);
+}
+
+/* A send_welcome_msg row for welcome code `code`, due by deadline_ms. */
+static int64_t enqueue_welcome(fx *f, const char *code, int64_t deadline_ms) {
+    char body[96];
+    snprintf(body, sizeof body, "{\"welcome_code\":\"%s\",\"text\":{}}", code);
+    return enqueue(f, 1, "send_welcome_msg", body, OUTBOX_LANE_URGENT, deadline_ms);
+}
+
+/* Waits up to 1 s for the first final-state listener call. */
+static void wait_final(fx *f) {
+    for (int i = 0; i < 100 && f->finals == 0; i++)
+        usleep(10000);
+}
+
+/* The row's error starts with prefix (a WeCom error name, say). */
+static void assert_error_starts(const json_t *j, const char *prefix) {
+    const char *e = jstr(j, "error");
+    if (strncmp(e, prefix, strlen(prefix)) != 0) fail_msg("error \"%s\", want %s...", e, prefix);
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void test_enqueue_rejects(void **state) {
@@ -345,8 +377,7 @@ static void test_sent_and_listener(void **state) {
     assert_int_equal(jint(json_object_get(j, "result"), "errcode"), 0);
     assert_string_equal(jstr(json_object_get(j, "body"), "userid"), "u");
     json_decref(j);
-    for (int i = 0; i < 100 && f.finals == 0; i++)
-        usleep(10000);
+    wait_final(&f);
     assert_int_equal(f.sent, 1);
     assert_string_equal(f.last_ref, "test:1");
     assert_int_equal(fake_calls("externalcontact/mark_tag"), 1);
@@ -356,10 +387,8 @@ static void test_sent_and_listener(void **state) {
 static void test_failed_then_sent(void **state) {
     (void)state;
     fx f;
-    fx_open(&f);
-    fake_fault("externalcontact/mark_tag", 45009, 0, 1);
-    fx_start(&f, 1, 5);
-    int64_t id = enqueue(&f, 1, "mark_tag", "{\"userid\":\"u\"}", OUTBOX_LANE_NORMAL, 0);
+    fx_start_mark_tag_fault(&f, 45009, 1, 5);
+    int64_t id = enqueue_mark_tag(&f, 1, OUTBOX_LANE_NORMAL);
     json_t *j = wait_state(&f, 1, id, "sent");
     assert_int_equal(jint(j, "attempts"), 2);
     json_decref(j);
@@ -370,10 +399,8 @@ static void test_failed_then_sent(void **state) {
 static void test_dead_after_max_attempts(void **state) {
     (void)state;
     fx f;
-    fx_open(&f);
-    fake_fault("externalcontact/mark_tag", -1, 0, 100);
-    fx_start(&f, 1, 3);
-    int64_t id = enqueue(&f, 1, "mark_tag", "{\"userid\":\"u\"}", OUTBOX_LANE_BULK, 0);
+    fx_start_mark_tag_fault(&f, -1, 100, 3);
+    int64_t id = enqueue_mark_tag(&f, 1, OUTBOX_LANE_BULK);
     json_t *j = wait_state(&f, 1, id, "dead");
     assert_int_equal(jint(j, "attempts"), 3);
     assert_int_equal(jint(j, "max_attempts"), 3);
@@ -381,8 +408,7 @@ static void test_dead_after_max_attempts(void **state) {
     assert_non_null(strstr(jstr(j, "error"), "system_busy"));
     json_decref(j);
     assert_int_equal(fake_calls("externalcontact/mark_tag"), 3);
-    for (int i = 0; i < 100 && f.finals == 0; i++)
-        usleep(10000);
+    wait_final(&f);
     assert_int_equal(f.dead, 1);
     fx_close(&f);
 }
@@ -390,14 +416,12 @@ static void test_dead_after_max_attempts(void **state) {
 static void test_dead_non_retryable(void **state) {
     (void)state;
     fx f;
-    fx_open(&f);
-    fake_fault("externalcontact/mark_tag", 40068, 0, 1);
-    fx_start(&f, 1, 5);
-    int64_t id = enqueue(&f, 1, "mark_tag", "{\"userid\":\"u\"}", OUTBOX_LANE_NORMAL, 0);
+    fx_start_mark_tag_fault(&f, 40068, 1, 5);
+    int64_t id = enqueue_mark_tag(&f, 1, OUTBOX_LANE_NORMAL);
     json_t *j = wait_state(&f, 1, id, "dead");
     assert_int_equal(jint(j, "attempts"), 1);
     assert_int_equal(jint(j, "errcode"), 40068);
-    assert_true(strncmp(jstr(j, "error"), "invalid_tag_id: ", 16) == 0);
+    assert_error_starts(j, "invalid_tag_id: ");
     json_decref(j);
     fx_close(&f);
 }
@@ -408,29 +432,25 @@ static void test_welcome_deadline_and_codes(void **state) {
     fx_open(&f);
     fx_start(&f, 1, 5);
     /* Past its window before pickup: dead without a call. */
-    int64_t late = enqueue(&f, 1, "send_welcome_msg", "{\"welcome_code\":\"W0\",\"text\":{}}",
-                           OUTBOX_LANE_URGENT, now_ms() - 1000);
+    int64_t late = enqueue_welcome(&f, "W0", now_ms() - 1000);
     json_t *j = wait_state(&f, 1, late, "dead");
     assert_string_equal(jstr(j, "error"), "welcome_code_expired: not sent within 20 s");
     assert_int_equal(jint(j, "attempts"), 0);
     json_decref(j);
     assert_int_equal(fake_calls("externalcontact/send_welcome_msg"), 0);
     /* In time: sent; the same code again: 41051, dead. */
-    int64_t a = enqueue(&f, 1, "send_welcome_msg", "{\"welcome_code\":\"W1\",\"text\":{}}",
-                        OUTBOX_LANE_URGENT, now_ms() + 20000);
+    int64_t a = enqueue_welcome(&f, "W1", now_ms() + 20000);
     json_decref(wait_state(&f, 1, a, "sent"));
-    int64_t b = enqueue(&f, 1, "send_welcome_msg", "{\"welcome_code\":\"W1\",\"text\":{}}",
-                        OUTBOX_LANE_URGENT, now_ms() + 20000);
+    int64_t b = enqueue_welcome(&f, "W1", now_ms() + 20000);
     j = wait_state(&f, 1, b, "dead");
     assert_int_equal(jint(j, "errcode"), 41051);
-    assert_true(strncmp(jstr(j, "error"), "customer_already_chatting", 25) == 0);
+    assert_error_starts(j, "customer_already_chatting");
     json_decref(j);
     /* Retryable failures that would outlive the window: dead, named as expired. */
     fake_fault("externalcontact/send_welcome_msg", 45009, 0, 100);
-    int64_t c = enqueue(&f, 1, "send_welcome_msg", "{\"welcome_code\":\"W2\",\"text\":{}}",
-                        OUTBOX_LANE_URGENT, now_ms() + 30);
+    int64_t c = enqueue_welcome(&f, "W2", now_ms() + 30);
     j = wait_state(&f, 1, c, "dead");
-    assert_true(strncmp(jstr(j, "error"), "welcome_code_expired", 20) == 0);
+    assert_error_starts(j, "welcome_code_expired");
     json_decref(j);
     fx_close(&f);
 }
@@ -440,9 +460,9 @@ static void test_not_configured(void **state) {
     fx f;
     fx_open(&f);
     fx_start(&f, 1, 5);
-    int64_t id = enqueue(&f, 2, "mark_tag", "{\"userid\":\"u\"}", OUTBOX_LANE_NORMAL, 0);
+    int64_t id = enqueue_mark_tag(&f, 2, OUTBOX_LANE_NORMAL);
     json_t *j = wait_state(&f, 2, id, "dead");
-    assert_true(strncmp(jstr(j, "error"), "wecom_not_configured", 20) == 0);
+    assert_error_starts(j, "wecom_not_configured");
     assert_int_equal(jint(j, "attempts"), 0);
     json_decref(j);
     assert_int_equal(fake_calls("externalcontact/mark_tag"), 0);
@@ -456,11 +476,10 @@ static void test_urgent_lane_not_blocked(void **state) {
     fx_open(&f);
     fake_fault("externalcontact/mark_tag", 0, 1500, 1);
     fx_start(&f, 1, 5);
-    int64_t slow = enqueue(&f, 1, "mark_tag", "{\"userid\":\"u\"}", OUTBOX_LANE_BULK, 0);
+    int64_t slow = enqueue_mark_tag(&f, 1, OUTBOX_LANE_BULK);
     usleep(200000); /* the bulk worker is inside the slow call now */
     int64_t t0 = now_ms();
-    int64_t w = enqueue(&f, 1, "send_welcome_msg", "{\"welcome_code\":\"W9\",\"text\":{}}",
-                        OUTBOX_LANE_URGENT, now_ms() + 20000);
+    int64_t w = enqueue_welcome(&f, "W9", now_ms() + 20000);
     json_decref(wait_state(&f, 1, w, "sent"));
     assert_true(now_ms() - t0 < 1000);
     json_decref(wait_state(&f, 1, slow, "sent"));
@@ -500,7 +519,7 @@ static void test_doubt_policies(void **state) {
     assert_true(json_is_true(json_object_get(json_object_get(j, "result"), "delivered_before")));
     json_decref(j);
     j = wait_state(&f, 1, 12, "dead");
-    assert_true(strncmp(jstr(j, "error"), "in_doubt", 8) == 0);
+    assert_error_starts(j, "in_doubt");
     json_decref(j);
     j = wait_state(&f, 1, 13, "sent");
     assert_string_equal(jstr(json_object_get(j, "result"), "config_id"), "cw1");
@@ -525,10 +544,8 @@ static void test_doubt_policies(void **state) {
 static void test_operator_actions(void **state) {
     (void)state;
     fx f;
-    fx_open(&f);
-    fake_fault("externalcontact/mark_tag", 40068, 0, 1);
-    fx_start(&f, 1, 5);
-    int64_t id = enqueue(&f, 1, "mark_tag", "{\"userid\":\"u\"}", OUTBOX_LANE_NORMAL, 0);
+    fx_start_mark_tag_fault(&f, 40068, 1, 5);
+    int64_t id = enqueue_mark_tag(&f, 1, OUTBOX_LANE_NORMAL);
     json_decref(wait_state(&f, 1, id, "dead"));
     outbox_action a = {.tenant_id = 2, .id = id, .actor = "test"};
     assert_int_equal(store_write(f.st, outbox_retry_step, &a), SIYU_ENOTFOUND);
