@@ -73,10 +73,9 @@ static json_t *refresh_json(sync_mgr *m) {
 
 static void sync_latest_read(http_req *r, http_resp *w, store_conn *c) {
     json_t *j = sync_run_get_json(c, r->auth.tenant_id, 0);
-    if (!j) {
-        http_error(w, 404, "not_found", "no sync has run for this tenant");
-        return;
-    }
+    /* Before the first sync there is no run, but the refresh counters and
+     * the overflow flag still tell the operator something. */
+    if (!j) j = json_pack("{s:n,s:n}", "id", "state");
     json_object_set_new(j, "needs_full_sync",
                         json_boolean(sync_mgr_needs_full(r->ctx->sync, r->auth.tenant_id)));
     json_object_set_new(j, "refresh", refresh_json(r->ctx->sync));

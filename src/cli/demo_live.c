@@ -79,7 +79,8 @@ static int spawn(child *c, const char *const *args, const char *ready_prefix, in
     /* Keep the pipe drained so a chatty child never blocks on stdout. */
     if (rc == 0 && fork() == 0) {
         char b[4096];
-        while (fread(b, 1, sizeof b, f) > 0) {}
+        while (fread(b, 1, sizeof b, f) > 0) {
+        }
         _exit(0);
     }
     fclose(f);
@@ -166,8 +167,12 @@ static int make_tenant(const char *dir, char admin[AUTH_TOKEN_LEN + 1],
         fprintf(stderr, "siyu demo: %s\n", err.msg);
         return -1;
     }
-    tenant_input tin = {.name = DEMO_NAME, .corp_id = DEMO_CORP, .callback_token = DEMO_TOKEN,
-                        .aes_key = DEMO_AES, .secret = DEMO_SECRET, .actor = "demo"};
+    tenant_input tin = {.name = DEMO_NAME,
+                        .corp_id = DEMO_CORP,
+                        .callback_token = DEMO_TOKEN,
+                        .aes_key = DEMO_AES,
+                        .secret = DEMO_SECRET,
+                        .actor = "demo"};
     int rc = store_write(st, tenant_create, &tin);
     auth_token_new a = {.tenant_id = tin.id, .role = ROLE_ADMIN, .label = "demo admin"};
     auth_token_new o = {.tenant_id = tin.id, .role = ROLE_OPERATOR, .label = "demo operator"};
@@ -218,7 +223,8 @@ static int import_org(const char *sim, const char *api, const char *tok) {
     }
     json_array_foreach(json_object_get(org, "stores"), i, d) {
         char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(d, "department")));
+        snprintf(key, sizeof key, "%lld",
+                 (long long)json_integer_value(json_object_get(d, "department")));
         json_t *body = json_pack("{s:O,s:O}", "name", json_object_get(d, "name"), "city",
                                  json_object_get(d, "city"));
         json_t *pid = json_object_get(dmap, key);
@@ -235,15 +241,19 @@ static int import_org(const char *sim, const char *api, const char *tok) {
         char key[32];
         json_t *body = json_pack("{s:O,s:O}", "userid", json_object_get(d, "userid"), "name",
                                  json_object_get(d, "name"));
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(d, "department")));
+        snprintf(key, sizeof key, "%lld",
+                 (long long)json_integer_value(json_object_get(d, "department")));
         json_t *v = json_object_get(dmap, key);
         if (v) json_object_set(body, "department_id", v);
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(d, "store")));
+        snprintf(key, sizeof key, "%lld",
+                 (long long)json_integer_value(json_object_get(d, "store")));
         v = json_object_get(smap, key);
         if (v) json_object_set(body, "store_id", v);
         snprintf(url, sizeof url, "http://%s/api/v1/employees", api);
-        if (http("POST", url, tok, body, NULL) == 201) emps++;
-        else rc = -1;
+        if (http("POST", url, tok, body, NULL) == 201)
+            emps++;
+        else
+            rc = -1;
         json_decref(body);
     }
     json_decref(dmap);
@@ -253,7 +263,9 @@ static int import_org(const char *sim, const char *api, const char *tok) {
 }
 
 static volatile sig_atomic_t stop_sig;
-static void on_signal(int s) { stop_sig = s; }
+static void on_signal(int s) {
+    stop_sig = s;
+}
 
 static const char demo_usage[] =
     "usage: siyu demo [--data DIR] [--listen ADDR:PORT] [--sim-listen ADDR:PORT] [--fresh]\n"
@@ -268,9 +280,9 @@ static const char demo_usage[] =
     "  deletes DIR/siyu.db first. Ctrl-C stops both processes.\n";
 
 int cli_demo(int argc, char **argv) {
-    static const char *const allowed[] = {"data", "listen", "sim-listen", "fresh", "customers",
-                                          "employees", "stores", "channels", "groups",
-                                          "history-days", "rate", "seed", NULL};
+    static const char *const allowed[] = {
+        "data",     "listen", "sim-listen",   "fresh", "customers", "employees", "stores",
+        "channels", "groups", "history-days", "rate",  "seed",      NULL};
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(demo_usage, stdout);
@@ -280,8 +292,10 @@ int cli_demo(int argc, char **argv) {
     int n = 0;
     char *args2[64];
     for (int i = 0; i < argc && n < 63; i++) {
-        if (!strcmp(argv[i], "--fresh")) fresh = true;
-        else args2[n++] = argv[i];
+        if (!strcmp(argv[i], "--fresh"))
+            fresh = true;
+        else
+            args2[n++] = argv[i];
     }
     if (cli_check_flags(n, args2, allowed, demo_usage)) return 2;
 #define FLAG(name, def) (cli_flag(n, args2, name) ? cli_flag(n, args2, name) : def)
@@ -320,8 +334,9 @@ int cli_demo(int argc, char **argv) {
     child srv = {0}, sim = {0};
     char base[200], cb[300];
     snprintf(base, sizeof base, "http://%s", sim_listen);
-    const char *srv_args[] = {"siyu", "serve", "--data", dir, "--listen", listen,
-                              "--wecom-base-url", base, "--sync-interval", "0", NULL};
+    const char *srv_args[] = {
+        "siyu", "serve",           "--data", dir, "--listen", listen, "--wecom-base-url",
+        base,   "--sync-interval", "0",      NULL};
     printf("siyu demo: starting the server on %s ...\n", listen);
     fflush(stdout);
     if (spawn(&srv, srv_args, "siyu: listening on ", 30) != 0) {
@@ -330,14 +345,37 @@ int cli_demo(int argc, char **argv) {
         return 1;
     }
     snprintf(cb, sizeof cb, "http://%s/wecom/callback/%d", srv.addr, tenant);
-    const char *sim_args[] = {"siyu", "wecom-sim", "--listen", sim_listen, "--corp-id", DEMO_CORP,
-                              "--secret", DEMO_SECRET, "--callback-url", cb, "--callback-token",
-                              DEMO_TOKEN, "--aes-key", DEMO_AES,
-                              "--seed", FLAG("seed", "42"), "--customers", FLAG("customers", "100000"),
-                              "--employees", FLAG("employees", "500"), "--stores", FLAG("stores", "50"),
-                              "--channels", FLAG("channels", "200"), "--groups", FLAG("groups", "1050"),
-                              "--history-days", FLAG("history-days", "120"), NULL};
-    printf("siyu demo: starting the WeCom simulator on %s (generating the brand) ...\n", sim_listen);
+    const char *sim_args[] = {"siyu",
+                              "wecom-sim",
+                              "--listen",
+                              sim_listen,
+                              "--corp-id",
+                              DEMO_CORP,
+                              "--secret",
+                              DEMO_SECRET,
+                              "--callback-url",
+                              cb,
+                              "--callback-token",
+                              DEMO_TOKEN,
+                              "--aes-key",
+                              DEMO_AES,
+                              "--seed",
+                              FLAG("seed", "42"),
+                              "--customers",
+                              FLAG("customers", "100000"),
+                              "--employees",
+                              FLAG("employees", "500"),
+                              "--stores",
+                              FLAG("stores", "50"),
+                              "--channels",
+                              FLAG("channels", "200"),
+                              "--groups",
+                              FLAG("groups", "1050"),
+                              "--history-days",
+                              FLAG("history-days", "120"),
+                              NULL};
+    printf("siyu demo: starting the WeCom simulator on %s (generating the brand) ...\n",
+           sim_listen);
     fflush(stdout);
     int rc = 1;
     if (spawn(&sim, sim_args, "wecom-sim: listening on ", 120) != 0) {
@@ -377,7 +415,8 @@ int cli_demo(int argc, char **argv) {
         json_t *c = json_object_get(s, "callbacks");
         bool done = json_is_true(json_object_get(s, "history_done")) &&
                     json_integer_value(json_object_get(c, "queued")) == 0;
-        printf("\r  callbacks delivered: %lld", (long long)json_integer_value(json_object_get(c, "acked")));
+        printf("\r  callbacks delivered: %lld",
+               (long long)json_integer_value(json_object_get(c, "acked")));
         fflush(stdout);
         json_decref(s);
         if (done) break;
@@ -394,7 +433,7 @@ int cli_demo(int argc, char **argv) {
         json_t *s = NULL;
         long st = http("GET", url, admin, NULL, &s);
         const char *state = json_string_value(json_object_get(s, "state"));
-        bool done = st != 200 || (state && strcmp(state, "running") != 0);
+        bool done = st != 200 || !state || strcmp(state, "running") != 0;
         json_decref(s);
         if (done) break;
         usleep(500000);
@@ -419,7 +458,8 @@ int cli_demo(int argc, char **argv) {
     while (!stop_sig) {
         sleep(1);
         int st;
-        if (waitpid(srv.pid, &st, WNOHANG) == srv.pid || waitpid(sim.pid, &st, WNOHANG) == sim.pid) {
+        if (waitpid(srv.pid, &st, WNOHANG) == srv.pid ||
+            waitpid(sim.pid, &st, WNOHANG) == sim.pid) {
             fprintf(stderr, "siyu demo: a child process exited unexpectedly\n");
             break;
         }
