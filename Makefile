@@ -7,6 +7,7 @@
 #   make fuzz       build the libFuzzer targets into build-fuzz/
 #   make bench-ingest  run the ingest benchmark (writes bench/RESULTS.md section)
 #   make bench-sync    full sync of a 100,000-customer simulated brand (appends to bench/RESULTS.md)
+#   make bench-demo    the seeded demo run: Siyu vs simulator, callbacks/s, outbox (appends too)
 
 SANITIZE ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -19,7 +20,7 @@ endif
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
   libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev clang
 
-.PHONY: all deps configure test test-slow demo fuzz bench-ingest bench-sync clean
+.PHONY: all deps configure test test-slow demo fuzz bench-ingest bench-sync bench-demo clean
 
 all: configure
 	cmake --build $(BUILD) -j$(JOBS) --target siyu
@@ -74,6 +75,10 @@ bench-ingest: all
 bench-sync: all
 	cmake --build $(BUILD) -j$(JOBS) --target bench_sync
 	./$(BUILD)/bench_sync --siyu ./$(BUILD)/siyu --out bench/RESULTS.md $(BENCH_ARGS)
+
+bench-demo: all
+	cmake --build $(BUILD) -j$(JOBS) --target bench_demo
+	./$(BUILD)/bench_demo --siyu ./$(BUILD)/siyu --out bench/RESULTS.md $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-san build-fuzz
