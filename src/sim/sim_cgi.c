@@ -129,6 +129,35 @@ static int cursor_parse(cgi *c, const char *cur, uint32_t *a, uint32_t *b) {
     return 0;
 }
 
+/* One row of a one-index cursor page: its JSON, or NULL to leave it out. */
+typedef json_t *(*page_row_fn)(cgi *c, uint32_t i, void *ctx);
+
+/* Answers rows [cursor, end) that row() keeps, at most limit of them, as
+ * out[key] plus next_cursor (the first row kept but not sent, else "").
+ * 0, or 40058 for a bad cursor. */
+static int page_answer(cgi *c, const char *key, uint32_t end, long long limit, page_row_fn row,
+                       void *ctx) {
+    uint32_t pos, unused;
+    if (cursor_parse(c, jstr(c->b, "cursor"), &pos, &unused) != 0) return 40058;
+    json_t *a = json_array();
+    long long n = 0;
+    char next[24] = "";
+    for (; pos < end; pos++) {
+        json_t *o = row(c, pos, ctx);
+        if (!o) continue;
+        if (n == limit) {
+            json_decref(o);
+            cursor_make(c, pos, 0, next);
+            break;
+        }
+        json_array_append_new(a, o);
+        n++;
+    }
+    json_object_set_new(c->out, key, a);
+    json_object_set_new(c->out, "next_cursor", json_string(next));
+    return 0;
+}
+
 static json_t *tag_detail(sim *s, int t) {
     return json_pack("{s:s,s:s,s:i,s:s}", "group_name", s->tgrp[s->tag[t].group].name, "tag_name",
                      s->tag[t].name, "type", 1, "tag_id", s->tag[t].id);
@@ -621,30 +650,23 @@ static int h_get_contact_way(cgi *c) {
     return 0;
 }
 
+typedef struct time_range {
+    long long start, end;
+} time_range;
+
+static json_t *contact_way_row(cgi *c, uint32_t i, void *ctx) {
+    const time_range *t = ctx;
+    sim_way *w = &c->s->way[i];
+    if (w->deleted || w->is_temp || w->create_time < t->start || w->create_time > t->end)
+        return NULL;
+    return json_pack("{s:s}", "config_id", w->config_id);
+}
+
 static int h_list_contact_way(cgi *c) {
-    sim *s = c->s;
-    long long start = jint(c->b, "start_time", c->now - 90LL * DAY);
-    long long end = jint(c->b, "end_time", c->now);
+    time_range t = {jint(c->b, "start_time", c->now - 90LL * DAY), jint(c->b, "end_time", c->now)};
     long long limit = jint(c->b, "limit", 100);
-    if (limit < 1 || limit > 1000 || end < start) return 40058;
-    uint32_t pos, unused;
-    if (cursor_parse(c, jstr(c->b, "cursor"), &pos, &unused) != 0) return 40058;
-    json_t *a = json_array();
-    long long n = 0;
-    char next[24] = "";
-    for (; pos < (uint32_t)s->nway; pos++) {
-        sim_way *w = &s->way[pos];
-        if (w->deleted || w->is_temp || w->create_time < start || w->create_time > end) continue;
-        if (n == limit) {
-            cursor_make(c, pos, 0, next);
-            break;
-        }
-        json_array_append_new(a, json_pack("{s:s}", "config_id", w->config_id));
-        n++;
-    }
-    json_object_set_new(c->out, "contact_way", a);
-    json_object_set_new(c->out, "next_cursor", json_string(next));
-    return 0;
+    if (limit < 1 || limit > 1000 || t.end < t.start) return 40058;
+    return page_answer(c, "contact_way", (uint32_t)c->s->nway, limit, contact_way_row, &t);
 }
 
 static int h_update_contact_way(cgi *c) {
@@ -796,39 +818,45 @@ static int msg_named(cgi *c) {
     return m >= 0 && m < c->s->nmsg ? m : -1;
 }
 
+typedef struct msg_filter {
+    time_range t;
+    int creator; /* -1: any */
+} msg_filter;
+
+static json_t *groupmsg_row(cgi *c, uint32_t i, void *ctx) {
+    const msg_filter *f = ctx;
+    sim *s = c->s;
+    sim_msg *mg = &s->msg[i];
+    if (mg->create_time < f->t.start || mg->create_time > f->t.end ||
+        (f->creator >= 0 && mg->creator != f->creator))
+        return NULL;
+    return json_pack("{s:s,s:s,s:I,s:i,s:{s:s},s:[]}", "msgid", mg->msgid, "creator",
+                     mg->creator >= 0 ? s->emp[mg->creator].userid : "", "create_time",
+                     (json_int_t)mg->create_time, "create_type", 0, "text", "content", mg->text,
+                     "attachments");
+}
+
 static int h_groupmsg_list(cgi *c) {
     sim *s = c->s;
     const char *type = jstr(c->b, "chat_type");
-    long long start = jint(c->b, "start_time", -1), end = jint(c->b, "end_time", -1);
+    msg_filter f = {{jint(c->b, "start_time", -1), jint(c->b, "end_time", -1)}, -1};
     long long limit = jint(c->b, "limit", 50);
-    if (!type || start < 0 || end < start || end - start > 31LL * DAY || limit < 1 || limit > 100)
+    if (!type || f.t.start < 0 || f.t.end < f.t.start || f.t.end - f.t.start > 31LL * DAY ||
+        limit < 1 || limit > 100)
         return 40058;
     const char *creator = jstr(c->b, "creator");
-    int ce = creator ? sim_emp_find(s, creator) : -1;
-    if (creator && ce < 0) return 40003;
-    uint32_t pos, unused;
-    if (cursor_parse(c, jstr(c->b, "cursor"), &pos, &unused) != 0) return 40058;
-    json_t *a = json_array();
-    long long n = 0;
-    char next[24] = "";
-    for (; pos < (uint32_t)s->nmsg && strcmp(type, "single") == 0; pos++) {
-        sim_msg *mg = &s->msg[pos];
-        if (mg->create_time < start || mg->create_time > end || (ce >= 0 && mg->creator != ce))
-            continue;
-        if (n == limit) {
-            cursor_make(c, pos, 0, next);
-            break;
-        }
-        json_array_append_new(
-            a, json_pack("{s:s,s:s,s:I,s:i,s:{s:s},s:[]}", "msgid", mg->msgid, "creator",
-                         mg->creator >= 0 ? s->emp[mg->creator].userid : "", "create_time",
-                         (json_int_t)mg->create_time, "create_type", 0, "text", "content", mg->text,
-                         "attachments"));
-        n++;
-    }
-    json_object_set_new(c->out, "group_msg_list", a);
-    json_object_set_new(c->out, "next_cursor", json_string(next));
-    return 0;
+    if (creator && (f.creator = sim_emp_find(s, creator)) < 0) return 40003;
+    uint32_t end = strcmp(type, "single") == 0 ? (uint32_t)s->nmsg : 0;
+    return page_answer(c, "group_msg_list", end, limit, groupmsg_row, &f);
+}
+
+/* One task per member: its first recipient. */
+static json_t *groupmsg_task_row(cgi *c, uint32_t i, void *ctx) {
+    const sim_msg *mg = ctx;
+    for (uint32_t k = 0; k < i; k++)
+        if (mg->r[k].emp == mg->r[i].emp) return NULL;
+    return json_pack("{s:s,s:i,s:I}", "userid", c->s->emp[mg->r[i].emp].userid, "status", 2,
+                     "send_time", (json_int_t)c->now);
 }
 
 static int h_groupmsg_task(cgi *c) {
@@ -839,27 +867,21 @@ static int h_groupmsg_task(cgi *c) {
     if (limit < 1 || limit > 1000) return 40058;
     sim_msg_confirm(s, m, c->now); /* queried after creation: the members have confirmed */
     sim_msg *mg = &s->msg[m];
-    uint32_t pos, unused;
-    if (cursor_parse(c, jstr(c->b, "cursor"), &pos, &unused) != 0) return 40058;
-    json_t *a = json_array();
-    long long n = 0;
-    char next[24] = "";
-    for (; pos < (uint32_t)mg->nr; pos++) {
-        bool first = true; /* one task per member: its first recipient */
-        for (int k = 0; k < (int)pos && first; k++)
-            first = mg->r[k].emp != mg->r[pos].emp;
-        if (!first) continue;
-        if (n == limit) {
-            cursor_make(c, pos, 0, next);
-            break;
-        }
-        json_array_append_new(a, json_pack("{s:s,s:i,s:I}", "userid", s->emp[mg->r[pos].emp].userid,
-                                           "status", 2, "send_time", (json_int_t)c->now));
-        n++;
-    }
-    json_object_set_new(c->out, "task_list", a);
-    json_object_set_new(c->out, "next_cursor", json_string(next));
-    return 0;
+    return page_answer(c, "task_list", (uint32_t)mg->nr, limit, groupmsg_task_row, mg);
+}
+
+typedef struct send_filter {
+    const sim_msg *mg;
+    int emp;
+} send_filter;
+
+static json_t *send_result_row(cgi *c, uint32_t i, void *ctx) {
+    const send_filter *f = ctx;
+    const sim_recipient *r = &f->mg->r[i];
+    if (r->emp != f->emp) return NULL;
+    return json_pack("{s:s,s:s,s:i,s:I}", "external_userid", c->s->cust[r->cust].ext, "userid",
+                     c->s->emp[f->emp].userid, "status", r->status, "send_time",
+                     (json_int_t)r->send_time);
 }
 
 static int h_groupmsg_send_result(cgi *c) {
@@ -871,28 +893,8 @@ static int h_groupmsg_send_result(cgi *c) {
     long long limit = jint(c->b, "limit", 500);
     if (limit < 1 || limit > 1000) return 40058;
     sim_msg_confirm(s, m, c->now);
-    sim_msg *mg = &s->msg[m];
-    uint32_t pos, unused;
-    if (cursor_parse(c, jstr(c->b, "cursor"), &pos, &unused) != 0) return 40058;
-    json_t *a = json_array();
-    long long n = 0;
-    char next[24] = "";
-    for (; pos < (uint32_t)mg->nr; pos++) {
-        sim_recipient *r = &mg->r[pos];
-        if (r->emp != e) continue;
-        if (n == limit) {
-            cursor_make(c, pos, 0, next);
-            break;
-        }
-        json_array_append_new(a,
-                              json_pack("{s:s,s:s,s:i,s:I}", "external_userid",
-                                        s->cust[r->cust].ext, "userid", s->emp[e].userid, "status",
-                                        r->status, "send_time", (json_int_t)r->send_time));
-        n++;
-    }
-    json_object_set_new(c->out, "send_list", a);
-    json_object_set_new(c->out, "next_cursor", json_string(next));
-    return 0;
+    send_filter f = {&s->msg[m], e};
+    return page_answer(c, "send_list", (uint32_t)f.mg->nr, limit, send_result_row, &f);
 }
 
 /* ---- inheritance ---------------------------------------------------------------- */
@@ -952,31 +954,27 @@ static int h_resigned_transfer_customer(cgi *c) {
     return transfer_common(c, true);
 }
 
+typedef struct xfer_filter {
+    int handover, takeover;
+    bool resigned;
+} xfer_filter;
+
+static json_t *transfer_result_row(cgi *c, uint32_t i, void *ctx) {
+    const xfer_filter *f = ctx;
+    const sim_transfer *x = &c->s->xfer[i];
+    if (x->handover != f->handover || x->takeover != f->takeover || x->resigned != f->resigned)
+        return NULL;
+    return json_pack("{s:s,s:i,s:I}", "external_userid", c->s->cust[x->cust].ext, "status",
+                     x->status, "takeover_time", (json_int_t)x->takeover_time);
+}
+
 static int result_common(cgi *c, bool resigned) {
     sim *s = c->s;
     int h = sim_emp_find(s, jstr(c->b, "handover_userid"));
     int t = sim_emp_find(s, jstr(c->b, "takeover_userid"));
     if (h < 0 || t < 0) return 40003;
-    uint32_t pos, unused;
-    if (cursor_parse(c, jstr(c->b, "cursor"), &pos, &unused) != 0) return 40058;
-    json_t *a = json_array();
-    int n = 0;
-    char next[24] = "";
-    for (; pos < (uint32_t)s->nxfer; pos++) {
-        sim_transfer *x = &s->xfer[pos];
-        if (x->handover != h || x->takeover != t || x->resigned != resigned) continue;
-        if (n == 1000) {
-            cursor_make(c, pos, 0, next);
-            break;
-        }
-        json_array_append_new(a, json_pack("{s:s,s:i,s:I}", "external_userid", s->cust[x->cust].ext,
-                                           "status", x->status, "takeover_time",
-                                           (json_int_t)x->takeover_time));
-        n++;
-    }
-    json_object_set_new(c->out, "customer", a);
-    json_object_set_new(c->out, "next_cursor", json_string(next));
-    return 0;
+    xfer_filter f = {h, t, resigned};
+    return page_answer(c, "customer", (uint32_t)s->nxfer, 1000, transfer_result_row, &f);
 }
 
 static int h_transfer_result(cgi *c) {
@@ -1055,6 +1053,20 @@ static int owner_filter(cgi *c, bool **want) {
     return 0;
 }
 
+typedef struct group_filter {
+    const bool *owners; /* NULL: any owner */
+    int status;         /* 0: any */
+} group_filter;
+
+static json_t *groupchat_row(cgi *c, uint32_t i, void *ctx) {
+    const group_filter *f = ctx;
+    const sim_group *g = &c->s->grp[i];
+    if (g->dismissed || (f->owners && !f->owners[g->owner]) ||
+        (f->status && g->status != f->status))
+        return NULL;
+    return json_pack("{s:s,s:i}", "chat_id", g->chat_id, "status", g->status);
+}
+
 static int h_groupchat_list(cgi *c) {
     sim *s = c->s;
     long long limit = jint(c->b, "limit", -1), status = jint(c->b, "status_filter", 0);
@@ -1062,29 +1074,10 @@ static int h_groupchat_list(cgi *c) {
     bool *want;
     int rc = owner_filter(c, &want);
     if (rc) return rc;
-    uint32_t pos, unused;
-    if (cursor_parse(c, jstr(c->b, "cursor"), &pos, &unused) != 0) {
-        free(want);
-        return 40058;
-    }
-    json_t *a = json_array();
-    long long n = 0;
-    char next[24] = "";
-    for (; pos < (uint32_t)s->ngrp; pos++) {
-        sim_group *g = &s->grp[pos];
-        if (g->dismissed || (want && !want[g->owner]) || (status && g->status != status)) continue;
-        if (n == limit) {
-            cursor_make(c, pos, 0, next);
-            break;
-        }
-        json_array_append_new(a,
-                              json_pack("{s:s,s:i}", "chat_id", g->chat_id, "status", g->status));
-        n++;
-    }
+    group_filter f = {want, (int)status};
+    rc = page_answer(c, "group_chat_list", (uint32_t)s->ngrp, limit, groupchat_row, &f);
     free(want);
-    json_object_set_new(c->out, "group_chat_list", a);
-    json_object_set_new(c->out, "next_cursor", json_string(next));
-    return 0;
+    return rc;
 }
 
 static int h_groupchat_get(cgi *c) {
