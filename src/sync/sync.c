@@ -504,11 +504,37 @@ static int apply_contacts(sync_apply *a, run *r, void *arg) {
     return 0;
 }
 
-/* One batch of ≤100 userids through every page of batch/get_by_user. */
-static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
+/* users[from, to) as a JSON array of strings (the caller json_decref's). */
+static json_t *users_json(const run *r, size_t from, size_t to) {
     json_t *ul = json_array();
     for (size_t i = from; i < to; i++)
         json_array_append_new(ul, json_string(r->users[i]));
+    return ul;
+}
+
+/* Copies the answer's next_cursor ("" when it has none) into cursor. */
+static void cursor_next(const json_t *out, char cursor[CURSOR_MAX]) {
+    const char *next = sync__jstr(out, "next_cursor");
+    snprintf(cursor, CURSOR_MAX, "%s", next ? next : "");
+}
+
+/* push(r, id) for each non-empty string `field` of the objects in the
+ * answer's array `key`; stops at the first error and returns it. */
+static int each_id(run *r, const json_t *out, const char *key, const char *field,
+                   int (*push)(run *, const char *)) {
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(out, key), i, e) {
+        const char *id = sync__nz(sync__jstr(e, field));
+        int rc = id ? push(r, id) : 0;
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+/* One batch of ≤100 userids through every page of batch/get_by_user. */
+static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
+    json_t *ul = users_json(r, from, to);
     char cursor[CURSOR_MAX] = "";
     int rc = 0;
     do {
@@ -522,8 +548,7 @@ static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
         if (rc != 0) break;
         json_t *list = json_object_get(out, "external_contact_list");
         if (json_is_array(list)) rc = step_e(r, err, apply_contacts, list, fetched);
-        const char *next = sync__jstr(out, "next_cursor");
-        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        cursor_next(out, cursor);
         json_decref(out);
     } while (rc == 0 && cursor[0]);
     json_decref(ul);
@@ -572,14 +597,8 @@ static int phase_unassigned(run *r) {
         rc = body ? call(r, "externalcontact/get_unassigned_list", NULL, body, &out) : SIYU_ENOMEM;
         json_decref(body);
         if (rc != 0) break;
-        size_t i;
-        const json_t *e;
-        json_array_foreach(json_object_get(out, "info"), i, e) {
-            const char *u = sync__nz(sync__jstr(e, "handover_userid"));
-            if (u && (rc = users_add(r, u)) != 0) break;
-        }
-        const char *next = sync__jstr(out, "next_cursor");
-        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        rc = each_id(r, out, "info", "handover_userid", users_add);
+        cursor_next(out, cursor);
         bool last = json_is_true(json_object_get(out, "is_last")) || !cursor[0];
         json_decref(out);
         if (rc != 0 || last) break;
@@ -672,9 +691,7 @@ static int chats_push(run *r, const char *id) {
 }
 
 static int chats_list(run *r, size_t from, size_t to) {
-    json_t *ul = json_array();
-    for (size_t i = from; i < to; i++)
-        json_array_append_new(ul, json_string(r->users[i]));
+    json_t *ul = users_json(r, from, to);
     char cursor[CURSOR_MAX] = "";
     int rc = 0;
     do {
@@ -684,14 +701,8 @@ static int chats_list(run *r, size_t from, size_t to) {
         rc = body ? call(r, "externalcontact/groupchat/list", NULL, body, &out) : SIYU_ENOMEM;
         json_decref(body);
         if (rc != 0) break;
-        size_t i;
-        const json_t *g;
-        json_array_foreach(json_object_get(out, "group_chat_list"), i, g) {
-            const char *id = sync__nz(sync__jstr(g, "chat_id"));
-            if (id && (rc = chats_push(r, id)) != 0) break;
-        }
-        const char *next = sync__jstr(out, "next_cursor");
-        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        rc = each_id(r, out, "group_chat_list", "chat_id", chats_push);
+        cursor_next(out, cursor);
         json_decref(out);
         if (rc == 0) rc = step(r, NULL, NULL, 0); /* heartbeat */
     } while (rc == 0 && cursor[0]);

@@ -83,8 +83,13 @@ static bool text_eq(const unsigned char *a, const char *b) {
     return strcmp((const char *)a, b) == 0;
 }
 
+/* The cached statement for sql with ?1 bound to the tenant (every statement
+ * here takes it there; bindings survive the resets between loop rounds).
+ * NULL on a prepare error. */
 static sqlite3_stmt *stmt(sync_apply *a, const char *sql) {
-    return store_conn_stmt(a->c, sql);
+    sqlite3_stmt *st = store_conn_stmt(a->c, sql);
+    if (st) sqlite3_bind_int64(st, 1, a->tenant);
+    return st;
 }
 
 static int cmp_i64(const void *x, const void *y) {
@@ -118,7 +123,6 @@ int sync__customer_find(sync_apply *a, const char *ext, int64_t *cust) {
     sqlite3_stmt *st = stmt(a, "SELECT customer_id FROM identity WHERE tenant_id=?1 AND "
                                "kind='wecom_external_userid' AND value=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, ext);
     int rc = store_stmt_query_id(st, cust, NULL);
     return rc == 1 ? SIYU_ENOTFOUND : rc;
@@ -149,7 +153,6 @@ static int customer_insert(sync_apply *a, const contact_vals *v, int64_t added_a
         stmt(a, "INSERT INTO customer(tenant_id, external_userid, name, gender, type, corp_name, "
                 "first_added_at, created_at, updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?8)");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, v->ext);
     store_bind_text(st, 3, v->name);
     store_bind_opt_int(st, 4, v->gender, v->has_gender);
@@ -163,7 +166,6 @@ static int customer_insert(sync_apply *a, const contact_vals *v, int64_t added_a
     st = stmt(a, "INSERT INTO identity(tenant_id, customer_id, kind, value, created_at) "
                  "VALUES(?1,?2,'wecom_external_userid',?3,?4)");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, *cust);
     store_bind_text(st, 3, v->ext);
     sqlite3_bind_int64(st, 4, a->now);
@@ -180,7 +182,6 @@ int sync__customer_upsert(sync_apply *a, const json_t *contact, int64_t added_at
                                "c.id=i.customer_id WHERE i.tenant_id=?1 AND "
                                "i.kind='wecom_external_userid' AND i.value=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, v.ext);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
@@ -209,7 +210,6 @@ int sync__customer_upsert(sync_apply *a, const json_t *contact, int64_t added_at
                  "first_added_at > ?9) THEN ?9 ELSE first_added_at END, updated_at=?10 "
                  "WHERE tenant_id=?1 AND id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, *cust);
     sqlite3_bind_int(st, 3, v.has_name);
     store_bind_text(st, 4, v.name);
@@ -266,7 +266,6 @@ void sync__follow_parse(const json_t *fo, sync_follow *f, json_t **own) {
 static int tag_resolve(sync_apply *a, const char *wecom_id, int64_t *id) {
     sqlite3_stmt *st = stmt(a, "SELECT id FROM tag WHERE tenant_id=?1 AND wecom_id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, wecom_id);
     int rc = store_stmt_query_id(st, id, NULL);
     if (rc != 1) return rc;
@@ -274,14 +273,12 @@ static int tag_resolve(sync_apply *a, const char *wecom_id, int64_t *id) {
     st = stmt(a, "INSERT INTO tag_group(tenant_id, name, source, created_at, updated_at) "
                  "VALUES(?1,?2,'wecom',?3,?3) ON CONFLICT DO NOTHING");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, WECOM_GROUP_NAME);
     sqlite3_bind_int64(st, 3, a->now);
     if ((rc = store_stmt_run(st)) != 0) return rc;
     st = stmt(a, "INSERT INTO tag(tenant_id, group_id, wecom_id, name, created_at, updated_at) "
                  "SELECT ?1, id, ?2, ?2, ?3, ?3 FROM tag_group WHERE tenant_id=?1 AND name=?4");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, wecom_id);
     sqlite3_bind_int64(st, 3, a->now);
     store_bind_text(st, 4, WECOM_GROUP_NAME);
@@ -299,7 +296,6 @@ static int customer_tag_release(sync_apply *a, int64_t cust, int64_t tag) {
                                "relationship_tag rt WHERE rt.tenant_id=?1 AND rt.customer_id=?2 "
                                "AND rt.tag_id=?3)");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, tag);
     return store_stmt_run(st);
@@ -311,7 +307,6 @@ static int follow_tag_set(sync_apply *a, int64_t cust, int64_t emp, int64_t tag,
                                    : "DELETE FROM relationship_tag WHERE tenant_id=?1 AND "
                                      "customer_id=?2 AND employee_id=?3 AND tag_id=?4");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, emp);
     sqlite3_bind_int64(st, 4, tag);
@@ -329,7 +324,6 @@ static int customer_tag_ensure(sync_apply *a, int64_t cust, int64_t emp, int64_t
                                "employee_id, created_at) VALUES(?1,?2,?3,'wecom',?4,?5) "
                                "ON CONFLICT DO NOTHING");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, tag);
     sqlite3_bind_int64(st, 4, emp);
@@ -361,7 +355,6 @@ static int follow_tags_apply(sync_apply *a, int64_t cust, int64_t emp, const jso
         rc = SIYU_EIO;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, emp);
     int src;
@@ -408,7 +401,6 @@ int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_
                                "updated_at FROM relationship WHERE tenant_id=?1 AND "
                                "customer_id=?2 AND employee_id=?3");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, cust);
     sqlite3_bind_int64(st, 3, emp);
     int src = sqlite3_step(st);
@@ -456,7 +448,6 @@ int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_
     if (sql) {
         st = stmt(a, sql);
         if (!st) return SIYU_EIO;
-        sqlite3_bind_int64(st, 1, a->tenant);
         sqlite3_bind_int64(st, 2, cust);
         sqlite3_bind_int64(st, 3, emp);
         bind_follow(st, f);
@@ -476,7 +467,6 @@ int sync__rels_end(sync_apply *a, const int64_t *ids, size_t n, int64_t before) 
                                "tenant_id=?1 AND id=?2 AND status='active' AND updated_at < ?4");
     if (!st) return SIYU_EIO;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(st, 1, a->tenant);
         sqlite3_bind_int64(st, 2, ids[i]);
         sqlite3_bind_int64(st, 3, a->now);
         sqlite3_bind_int64(st, 4, before);
@@ -501,7 +491,6 @@ int sync__follow_tags_prune(sync_apply *a, int64_t pair_cust, int64_t pair_emp) 
     for (int i = 0; i < 2; i++) {
         sqlite3_stmt *st = stmt(a, sql[i]);
         if (!st) return SIYU_EIO;
-        sqlite3_bind_int64(st, 1, a->tenant);
         sqlite3_bind_int64(st, 2, pair_cust > 0 ? pair_cust : 0);
         if (i == 0) sqlite3_bind_int64(st, 3, pair_emp);
         int rc = store_stmt_run(st);
@@ -522,7 +511,6 @@ static int named_insert(sync_apply *a, const char *sql, int64_t parent, const ch
     for (int attempt = 0; attempt < 2; attempt++) {
         sqlite3_stmt *st = stmt(a, sql);
         if (!st) return SIYU_EIO;
-        sqlite3_bind_int64(st, 1, a->tenant);
         store_bind_text(st, 2, wecom_id);
         store_bind_text(st, 3, name);
         sqlite3_bind_int64(st, 4, order);
@@ -545,7 +533,6 @@ static int group_upsert(sync_apply *a, const char *wid, const char *name, int64_
     sqlite3_stmt *st = stmt(a, "SELECT id, name, sort_order FROM tag_group WHERE tenant_id=?1 "
                                "AND wecom_id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, wid);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
@@ -569,7 +556,6 @@ static int group_upsert(sync_apply *a, const char *wid, const char *name, int64_
     st = stmt(a, "UPDATE tag_group SET name=?3, sort_order=?4, source='wecom', updated_at=?5 "
                  "WHERE tenant_id=?1 AND id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, *gid);
     store_bind_text(st, 3, name);
     sqlite3_bind_int64(st, 4, order);
@@ -585,7 +571,6 @@ static int tag_upsert(sync_apply *a, int64_t gid, const char *wid, const char *n
     sqlite3_stmt *st = stmt(a, "SELECT id, group_id, name, sort_order FROM tag WHERE "
                                "tenant_id=?1 AND wecom_id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, wid);
     int rc = sqlite3_step(st);
     int64_t id;
@@ -610,7 +595,6 @@ static int tag_upsert(sync_apply *a, int64_t gid, const char *wid, const char *n
     st = stmt(a, "UPDATE tag SET group_id=?3, name=?4, sort_order=?5, updated_at=?6 WHERE "
                  "tenant_id=?1 AND id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, id);
     sqlite3_bind_int64(st, 3, gid);
     store_bind_text(st, 4, name);
@@ -637,7 +621,6 @@ static int tags_delete(sync_apply *a, const int64_t *ids, size_t n, bool group) 
         for (int i = 0; i < 3 && sql[group][i]; i++) {
             sqlite3_stmt *st = stmt(a, sql[group][i]);
             if (!st) return SIYU_EIO;
-            sqlite3_bind_int64(st, 1, a->tenant);
             sqlite3_bind_int64(st, 2, ids[k]);
             int rc = store_stmt_run(st);
             if (rc != 0) return rc;
@@ -659,7 +642,6 @@ static int missing_ids(sync_apply *a, const char *sql, char *const *seen, size_t
                        sync_i64v *out) {
     sqlite3_stmt *st = stmt(a, sql);
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *w = (const char *)sqlite3_column_text(st, 1);
@@ -692,7 +674,6 @@ static int tags_delete_missing(sync_apply *a, char **seen_g, size_t ng, char **s
                                    "FROM tag t WHERE t.group_id=tag_group.id)");
         if (!st) rc = SIYU_EIO;
         if (st) {
-            sqlite3_bind_int64(st, 1, a->tenant);
             store_bind_text(st, 2, WECOM_GROUP_NAME);
             rc = store_stmt_run(st);
         }
@@ -759,7 +740,6 @@ static int members_load(sync_apply *a, int64_t gid, member_row **out, size_t *n)
     sqlite3_stmt *st = stmt(a, "SELECT member_id, status, join_scene, joined_at FROM "
                                "group_member WHERE tenant_id=?1 AND group_id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, gid);
     size_t cap = 0;
     int rc, ret = 0;
@@ -814,7 +794,6 @@ static int member_join(sync_apply *a, int64_t gid, const json_t *m, const char *
                 "join_scene=excluded.join_scene, joined_at=excluded.joined_at, quit_scene=NULL, "
                 "left_at=NULL");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, gid);
     store_bind_text(st, 3, id);
     store_bind_opt_int(st, 4, cust, cust > 0);
@@ -829,7 +808,6 @@ static int member_leave(sync_apply *a, int64_t gid, const char *id) {
                                "left_at=?4 WHERE tenant_id=?1 AND group_id=?2 AND member_id=?3 "
                                "AND status='in'");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, gid);
     store_bind_text(st, 3, id);
     sqlite3_bind_int64(st, 4, a->now);
@@ -886,7 +864,6 @@ int sync__chat_apply(sync_apply *a, const json_t *chat, bool force_members) {
                                "created_at, updated_at FROM group_chat WHERE tenant_id=?1 AND "
                                "chat_id=?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     store_bind_text(st, 2, cid);
     int src = sqlite3_step(st);
     int64_t gid = 0;
@@ -918,7 +895,6 @@ int sync__chat_apply(sync_apply *a, const json_t *chat, bool force_members) {
                            "notice, status, member_version, created_at, updated_at) "
                            "VALUES(?1,?2,?3,?4,?5,'active',?6,?7,?8)");
         if (!st) return SIYU_EIO;
-        sqlite3_bind_int64(st, 1, a->tenant);
         store_bind_text(st, 2, cid);
         store_bind_text(st, 3, name);
         store_bind_text(st, 4, owner);
@@ -945,7 +921,6 @@ int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n, 
     sqlite3_stmt *st = stmt(a, "SELECT id, chat_id, owner_userid FROM group_chat WHERE "
                                "tenant_id=?1 AND status='active' AND updated_at < ?2");
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, a->tenant);
     sqlite3_bind_int64(st, 2, before);
     int src, rc = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -963,7 +938,6 @@ int sync__chats_dismiss_missing(sync_apply *a, char *const *chat_ids, size_t n, 
                  : NULL;
     if (rc == 0 && !st) rc = SIYU_EIO;
     for (size_t i = 0; rc == 0 && i < gone.n; i++) {
-        sqlite3_bind_int64(st, 1, a->tenant);
         sqlite3_bind_int64(st, 2, gone.v[i]);
         sqlite3_bind_int64(st, 3, a->now);
         if ((rc = store_stmt_run(st)) == 0) a->n[SYNC_GROUPS].ended++;
