@@ -310,44 +310,44 @@ static int finish(store_conn *c, int64_t tenant, int64_t id, const char *state, 
     return store_stmt_run(st);
 }
 
-int transfer_on_add(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_t employee_id,
-                    int64_t ts) {
-    int64_t id, handover;
-    int rc = in_flight(c, tenant_id, customer_id, employee_id, true, &id, &handover);
+/* Completes the customer's in-flight transfer found by emp (as its takeover
+ * when takeover, else as its handover) and runs rel_sql on the other side's
+ * relationship: ?1 tenant, ?2 customer, ?3 the other employee, ?4 ts, ?5 now.
+ * 0 also when nothing is in flight. */
+static int complete(store_conn *c, int64_t tenant, int64_t cust, int64_t emp, bool takeover,
+                    const char *rel_sql, int64_t ts) {
+    int64_t id, other;
+    int rc = in_flight(c, tenant, cust, emp, takeover, &id, &other);
     if (rc != 0 || !id) return rc;
-    if ((rc = finish(c, tenant_id, id, "done", NULL, ts)) != 0) return rc;
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "UPDATE relationship SET status='transferred', ended_at=?4, end_reason='transfer', "
-           "updated_at=?5 WHERE tenant_id=?1 AND customer_id=?2 AND employee_id=?3 AND "
-           "status='active'");
+    if ((rc = finish(c, tenant, id, "done", NULL, ts)) != 0) return rc;
+    sqlite3_stmt *st = store_conn_stmt(c, rel_sql);
     if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, customer_id);
-    sqlite3_bind_int64(st, 3, handover);
+    sqlite3_bind_int64(st, 1, tenant);
+    sqlite3_bind_int64(st, 2, cust);
+    sqlite3_bind_int64(st, 3, other);
     sqlite3_bind_int64(st, 4, ts);
     sqlite3_bind_int64(st, 5, siyu_now());
     return store_stmt_run(st);
 }
 
+int transfer_on_add(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_t employee_id,
+                    int64_t ts) {
+    return complete(c, tenant_id, customer_id, employee_id, true,
+                    "UPDATE relationship SET status='transferred', ended_at=?4, "
+                    "end_reason='transfer', updated_at=?5 WHERE tenant_id=?1 AND customer_id=?2 "
+                    "AND employee_id=?3 AND status='active'",
+                    ts);
+}
+
 int transfer_on_transfer_delete(store_conn *c, int64_t tenant_id, int64_t customer_id,
                                 int64_t handover_id, int64_t ts) {
-    int64_t id, takeover;
-    int rc = in_flight(c, tenant_id, customer_id, handover_id, false, &id, &takeover);
-    if (rc != 0 || !id) return rc;
-    if ((rc = finish(c, tenant_id, id, "done", NULL, ts)) != 0) return rc;
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "INSERT INTO relationship(tenant_id, customer_id, employee_id, status, added_at, "
-           "updated_at) VALUES(?1,?2,?3,'active',?4,?5) "
-           "ON CONFLICT(tenant_id, customer_id, employee_id) DO UPDATE SET status='active', "
-           "added_at=excluded.added_at, ended_at=NULL, end_reason=NULL, "
-           "updated_at=excluded.updated_at WHERE status<>'active'");
-    if (!st) return SIYU_EIO;
-    sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, customer_id);
-    sqlite3_bind_int64(st, 3, takeover);
-    sqlite3_bind_int64(st, 4, ts);
-    sqlite3_bind_int64(st, 5, siyu_now());
-    return store_stmt_run(st);
+    return complete(c, tenant_id, customer_id, handover_id, false,
+                    "INSERT INTO relationship(tenant_id, customer_id, employee_id, status, "
+                    "added_at, updated_at) VALUES(?1,?2,?3,'active',?4,?5) "
+                    "ON CONFLICT(tenant_id, customer_id, employee_id) DO UPDATE SET "
+                    "status='active', added_at=excluded.added_at, ended_at=NULL, "
+                    "end_reason=NULL, updated_at=excluded.updated_at WHERE status<>'active'",
+                    ts);
 }
 
 int transfer_on_fail(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_t employee_id,
