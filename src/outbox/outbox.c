@@ -786,12 +786,12 @@ int outbox_counts_get(store_conn *c, int64_t tenant_id, outbox_counts *out) {
     "id, kind, lane, state, attempts, max_attempts, doubt, next_at, deadline, errcode, error,"     \
     " origin, ref, created_at, updated_at, sent_at, body, result"
 
-static json_t *col_int(sqlite3_stmt *st, int i) {
+json_t *outbox__col_int(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
                                                      : json_integer(sqlite3_column_int64(st, i));
 }
 
-static json_t *col_str(sqlite3_stmt *st, int i) {
+json_t *outbox__col_str(sqlite3_stmt *st, int i) {
     const char *s = (const char *)sqlite3_column_text(st, i);
     return s ? json_string(s) : json_null();
 }
@@ -805,15 +805,16 @@ static json_t *col_json(sqlite3_stmt *st, int i) {
 }
 
 static json_t *row_json(sqlite3_stmt *st, bool with_result) {
-    json_t *j = json_pack("{s:I,s:o,s:i,s:o,s:i,s:i,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
-                          "id", (json_int_t)sqlite3_column_int64(st, 0), "kind", col_str(st, 1),
-                          "lane", sqlite3_column_int(st, 2), "state", col_str(st, 3), "attempts",
-                          sqlite3_column_int(st, 4), "max_attempts", sqlite3_column_int(st, 5),
-                          "in_doubt", sqlite3_column_int(st, 6) != 0, "next_at", col_int(st, 7),
-                          "deadline", col_int(st, 8), "errcode", col_int(st, 9), "error",
-                          col_str(st, 10), "origin", col_str(st, 11), "ref", col_str(st, 12),
-                          "created_at", col_int(st, 13), "updated_at", col_int(st, 14), "sent_at",
-                          col_int(st, 15), "body", col_json(st, 16));
+    json_t *j = json_pack(
+        "{s:I,s:o,s:i,s:o,s:i,s:i,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+        (json_int_t)sqlite3_column_int64(st, 0), "kind", outbox__col_str(st, 1), "lane",
+        sqlite3_column_int(st, 2), "state", outbox__col_str(st, 3), "attempts",
+        sqlite3_column_int(st, 4), "max_attempts", sqlite3_column_int(st, 5), "in_doubt",
+        sqlite3_column_int(st, 6) != 0, "next_at", outbox__col_int(st, 7), "deadline",
+        outbox__col_int(st, 8), "errcode", outbox__col_int(st, 9), "error", outbox__col_str(st, 10),
+        "origin", outbox__col_str(st, 11), "ref", outbox__col_str(st, 12), "created_at",
+        outbox__col_int(st, 13), "updated_at", outbox__col_int(st, 14), "sent_at",
+        outbox__col_int(st, 15), "body", col_json(st, 16));
     if (j && with_result) json_object_set_new(j, "result", col_json(st, 17));
     return j;
 }
@@ -827,6 +828,28 @@ json_t *outbox_get_json(store_conn *c, int64_t tenant_id, int64_t id, bool with_
     json_t *j = sqlite3_step(st) == SQLITE_ROW ? row_json(st, with_result) : NULL;
     sqlite3_reset(st);
     return j;
+}
+
+int outbox__page(sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *st), json_t *items,
+                 int64_t *next) {
+    int rc, n = 0;
+    int64_t last = 0;
+    *next = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *next = last;
+            break;
+        }
+        last = sqlite3_column_int64(st, 0);
+        json_array_append_new(items, row(st));
+        n++;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+}
+
+static json_t *list_row(sqlite3_stmt *st) {
+    return row_json(st, false);
 }
 
 int outbox_list(store_conn *c, int64_t tenant_id, const char *state, const char *kind,
@@ -851,19 +874,7 @@ int outbox_list(store_conn *c, int64_t tenant_id, const char *state, const char 
     store_bind_text(st, 3, state);
     store_bind_text(st, 4, kind);
     sqlite3_bind_int(st, 5, limit + 1);
-    int rc, n = 0;
-    int64_t last = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
-            *next = last;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        json_array_append_new(items, row_json(st, false));
-        n++;
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return outbox__page(st, limit, list_row, items, next);
 }
 
 json_t *outbox_stats_json(store_conn *c, int64_t tenant_id) {

@@ -145,4 +145,16 @@ typedef struct outbox_stats {
 } outbox_stats;
 void outbox_stats_get(outbox *ob, outbox_stats *out); /* zeros for NULL */
 
+/* ---- module internals, shared with welcome.c ---- */
+
+/* Column i as a JSON integer / string, JSON null for SQL NULL. */
+json_t *outbox__col_int(sqlite3_stmt *st, int i);
+json_t *outbox__col_str(sqlite3_stmt *st, int i);
+
+/* Steps st (bound; column 0 the row id, newest first, at most limit + 1
+ * rows) and appends row(st) to items for up to limit rows; *next = the last
+ * id appended when a further row exists, else 0. Resets st. 0 or SIYU_E*. */
+int outbox__page(sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *st), json_t *items,
+                 int64_t *next);
+
 #endif

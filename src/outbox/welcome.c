@@ -86,6 +86,15 @@ int welcome_config_set(store_conn *c, void *arg) {
                        in->enabled ? "enabled" : "disabled");
 }
 
+static json_t *log_row(sqlite3_stmt *st) {
+    return json_pack("{s:I,s:o,s:o,s:o,s:i,s:o,s:o,s:o,s:o,s:o}", "id",
+                     (json_int_t)sqlite3_column_int64(st, 0), "state", outbox__col_str(st, 1),
+                     "errcode", outbox__col_int(st, 2), "error", outbox__col_str(st, 3), "attempts",
+                     sqlite3_column_int(st, 4), "created_at", outbox__col_int(st, 5), "sent_at",
+                     outbox__col_int(st, 6), "event_id", outbox__col_int(st, 7), "external_userid",
+                     outbox__col_str(st, 8), "userid", outbox__col_str(st, 9));
+}
+
 int welcome_log(store_conn *c, int64_t tenant_id, int64_t before, int limit, json_t *items,
                 int64_t *next) {
     *next = 0;
@@ -104,31 +113,5 @@ int welcome_log(store_conn *c, int64_t tenant_id, int64_t before, int limit, jso
     sqlite3_bind_int64(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
     sqlite3_bind_int(st, 3, limit + 1);
-    int rc, n = 0;
-    int64_t last = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
-            *next = last;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-#define COL_INT(i)                                                                                 \
-    (sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()                                       \
-                                               : json_integer(sqlite3_column_int64(st, i)))
-#define COL_STR(i)                                                                                 \
-    (sqlite3_column_type(st, i) == SQLITE_NULL                                                     \
-         ? json_null()                                                                             \
-         : json_string((const char *)sqlite3_column_text(st, i)))
-        json_array_append_new(
-            items,
-            json_pack("{s:I,s:o,s:o,s:o,s:i,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)last, "state",
-                      COL_STR(1), "errcode", COL_INT(2), "error", COL_STR(3), "attempts",
-                      sqlite3_column_int(st, 4), "created_at", COL_INT(5), "sent_at", COL_INT(6),
-                      "event_id", COL_INT(7), "external_userid", COL_STR(8), "userid", COL_STR(9)));
-#undef COL_INT
-#undef COL_STR
-        n++;
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+    return outbox__page(st, limit, log_row, items, next);
 }
