@@ -2,6 +2,7 @@
 #include "api/api.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const http_route *const api_all_routes[] = {
@@ -13,6 +14,18 @@ const http_route *const api_all_routes[] = {
 
 void api_actor(const http_req *r, char out[32]) {
     snprintf(out, 32, "token:%lld", (long long)r->auth.token_id);
+}
+
+void *api_op_new(http_req *r, http_resp *w, size_t size, json_t *body, void (*free_fn)(void *)) {
+    void *op = calloc(1, size);
+    if (!op) {
+        json_decref(body);
+        http_error(w, 503, "unavailable", "out of memory");
+        return NULL;
+    }
+    r->user = op;
+    r->user_free = free_fn;
+    return op;
 }
 
 void api_read(http_req *r, http_resp *w, void (*fn)(http_req *, http_resp *, store_conn *)) {

@@ -25,6 +25,11 @@ extern const http_route *const api_all_routes[];
 /* "token:<id>" for the audit log. */
 void api_actor(const http_req *r, char out[32]);
 
+/* A zeroed request-scoped op of size bytes, freed with the request by
+ * free_fn. NULL after replying 503 when out of memory; body (which the op
+ * was to own, may be NULL) is then released. */
+void *api_op_new(http_req *r, http_resp *w, size_t size, json_t *body, void (*free_fn)(void *));
+
 /* Runs a read: acquires a reader, calls fn, releases. On acquire failure
  * replies 503. */
 void api_read(http_req *r, http_resp *w, void (*fn)(http_req *, http_resp *, store_conn *));

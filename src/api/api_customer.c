@@ -181,15 +181,9 @@ static void relationship_patch(http_req *r, http_resp *w) {
     if (!http_param_id(r, w, 0, &cid) || !http_param_id(r, w, 1, &eid)) return;
     json_t *body = http_body_object(r, w, remark_fields);
     if (!body) return;
-    remark_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        json_decref(body);
-        http_error(w, 503, "unavailable", "out of memory");
-        return;
-    }
+    remark_op *op = api_op_new(r, w, sizeof *op, body, remark_op_free);
+    if (!op) return;
     op->body = body;
-    r->user = op;
-    r->user_free = remark_op_free;
     api_actor(r, op->actor);
     op->in = (customer_remark_input){
         .auth = r->auth,

@@ -37,13 +37,8 @@ static void events_done(http_req *r, http_resp *w, int rc) {
 }
 
 static void events_post(http_req *r, http_resp *w) {
-    event_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        http_error(w, 503, "unavailable", "out of memory");
-        return;
-    }
-    r->user = op;
-    r->user_free = event_op_free;
+    event_op *op = api_op_new(r, w, sizeof *op, NULL, event_op_free);
+    if (!op) return;
     siyu_err err = {0};
     if (events_batch_parse(r->body, r->body_len, &op->batch, &err) != 0) {
         if (err.code == SIYU_ENOMEM)

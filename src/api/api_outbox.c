@@ -127,15 +127,10 @@ static void action_done(http_req *r, http_resp *w, int rc) {
 static void action(http_req *r, http_resp *w, store_write_fn fn) {
     int64_t id;
     if (!http_param_id(r, w, 0, &id)) return;
-    action_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        http_error(w, 503, "unavailable", "out of memory");
-        return;
-    }
+    action_op *op = api_op_new(r, w, sizeof *op, NULL, free);
+    if (!op) return;
     api_actor(r, op->actor);
     op->a = (outbox_action){.tenant_id = r->auth.tenant_id, .id = id, .actor = op->actor};
-    r->user = op;
-    r->user_free = free;
     http_write(r, w, fn, &op->a, action_done);
 }
 

@@ -43,18 +43,12 @@ static void tag_op_free(void *p) {
 
 /* Takes body; NULL (after replying 503) when out of memory. */
 static tag_op *tag_op_new(http_req *r, http_resp *w, json_t *body) {
-    tag_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        json_decref(body);
-        http_error(w, 503, "unavailable", "out of memory");
-        return NULL;
-    }
+    tag_op *op = api_op_new(r, w, sizeof *op, body, tag_op_free);
+    if (!op) return NULL;
     op->body = body;
     api_actor(r, op->actor);
     op->group.tenant_id = op->tag.tenant_id = r->auth.tenant_id;
     op->group.actor = op->tag.actor = op->bulk.actor = op->actor;
-    r->user = op;
-    r->user_free = tag_op_free;
     return op;
 }
 

@@ -121,15 +121,9 @@ static void created(http_req *r, http_resp *w, int rc) {
 static void transfers_create(http_req *r, http_resp *w) {
     json_t *body = http_body_object(r, w, create_fields);
     if (!body) return;
-    xfer_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        json_decref(body);
-        http_error(w, 503, "unavailable", "out of memory");
-        return;
-    }
+    xfer_op *op = api_op_new(r, w, sizeof *op, body, xfer_op_free);
+    if (!op) return;
     op->body = body;
-    r->user = op;
-    r->user_free = xfer_op_free;
     api_actor(r, op->actor);
     transfer_request *t = &op->req;
     t->auth = r->auth;

@@ -50,12 +50,8 @@ static void put_done(http_req *r, http_resp *w, int rc) {
 static void put(http_req *r, http_resp *w) {
     json_t *body = http_body_object(r, w, put_fields);
     if (!body) return;
-    welcome_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        json_decref(body);
-        http_error(w, 503, "unavailable", "out of memory");
-        return;
-    }
+    welcome_op *op = api_op_new(r, w, sizeof *op, body, welcome_op_free);
+    if (!op) return;
     op->body = body;
     api_actor(r, op->actor);
     json_t *en = json_object_get(body, "enabled");
@@ -63,8 +59,6 @@ static void put(http_req *r, http_resp *w) {
                              .text = json_string_value(json_object_get(body, "text")),
                              .enabled = en ? json_is_true(en) : true,
                              .actor = op->actor};
-    r->user = op;
-    r->user_free = welcome_op_free;
     http_write(r, w, welcome_config_set, &op->in, put_done);
 }
 
