@@ -46,61 +46,31 @@ int cli_serve(int argc, char **argv) {
 
     siyu_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return 1;
+    int rc = 1;
     ctx->replay_window = cfg.replay_window;
     store_options so = {.writer_thread = true, .batch_max = cfg.batch_max,
                         .queue_max = cfg.queue_max, .readers_max = cfg.threads * 2 + 2};
     ctx->st = store_open(cfg.data, &so, &err);
-    if (!ctx->st) {
-        log_error("%s", err.msg);
-        free(ctx);
-        return 1;
-    }
+    if (!ctx->st) goto fail;
     wecom_client_opts wo = {.base_url = cfg.wecom_base_url, .timeout_ms = cfg.wecom_timeout_ms,
                              .retries = cfg.wecom_retries ? cfg.wecom_retries : -1};
     if (!ctx->wc) ctx->wc = wecom_client_new(&wo, &err);
-    if (!ctx->wc) {
-        log_error("%s", err.msg);
-        store_close(ctx->st);
-        free(ctx);
-        return 1;
-    }
+    if (!ctx->wc) goto fail;
     outbox_opts oo = {.workers = cfg.outbox_workers, .max_attempts = cfg.outbox_max_attempts};
     /* Modules that listen to delivery results (outbox_on_result) register
      * between outbox_new and outbox_run, before any row is delivered. */
     ctx->ob = outbox_new(ctx->st, ctx->wc, &oo, &err);
-    if (!ctx->ob || outbox_run(ctx->ob, &err) != 0) {
-        log_error("%s", err.msg);
-        outbox_stop(ctx->ob);
-        wecom_client_free(ctx->wc);
-        store_close(ctx->st);
-        free(ctx);
-        return 1;
-    }
+    if (!ctx->ob || outbox_run(ctx->ob, &err) != 0) goto fail;
     /* Domain listeners for outbox answers. */
     tag_wecom_listen(ctx);
     transfer_listen(ctx);
     sync_mgr_opts syo = {.interval_s = cfg.sync_interval};
     ctx->sync = sync_mgr_start(ctx->st, ctx->wc, &syo, &err);
-    if (!ctx->sync) {
-        log_error("%s", err.msg);
-        outbox_stop(ctx->ob);
-        wecom_client_free(ctx->wc);
-        store_close(ctx->st);
-        free(ctx);
-        return 1;
-    }
+    if (!ctx->sync) goto fail;
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,
                        .max_body = (size_t)cfg.max_body};
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);
-    if (!ctx->http) {
-        log_error("%s", err.msg);
-        sync_mgr_stop(ctx->sync);
-        outbox_stop(ctx->ob);
-        wecom_client_free(ctx->wc);
-        store_close(ctx->st);
-        free(ctx);
-        return 1;
-    }
+    if (!ctx->http) goto fail;
     char host[128];
     snprintf(host, sizeof host, "%s", cfg.listen);
     char *colon = strrchr(host, ':');
@@ -113,12 +83,17 @@ int cli_serve(int argc, char **argv) {
     int sig = 0;
     sigwait(&set, &sig);
     log_info("signal %d: shutting down", sig);
+    rc = 0;
+    goto done;
+fail:
+    log_error("%s", err.msg);
+done:
     http_server_stop(ctx->http);
     sync_mgr_stop(ctx->sync); /* after HTTP: no callback notifies any more */
     outbox_stop(ctx->ob);     /* in-flight deliveries finish and record first */
     store_close(ctx->st);
     wecom_client_free(ctx->wc);
     free(ctx);
-    log_info("stopped");
-    return 0;
+    if (rc == 0) log_info("stopped");
+    return rc;
 }
