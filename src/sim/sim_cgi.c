@@ -420,17 +420,8 @@ static int h_add_corp_tag(cgi *c) {
     }
     int64_t ts = c->now;
     if (g < 0) {
-        SIM_PUSH(s->tgrp, s->ntgrp, s->tgrp_cap);
-        g = s->ntgrp++;
-        sim_tag_group *tg = &s->tgrp[g];
-        memset(tg, 0, sizeof *tg);
-        sim_id_make(s, ID_TAG_GROUP, (uint32_t)g, tg->id);
-        snprintf(tg->name, sizeof tg->name, "%s", gname);
-        tg->create_time = ts;
-        tg->order = (uint32_t)jint(c->b, "order", 0);
-        sim_cb cb = {
-            .kind = CB_TAG_CREATE, .grp = g, .tag_is_group = true, .welcome = -1, .ts = ts};
-        sim_emit(s, &cb, true);
+        g = sim_tgrp_add(s, gname, ts, true);
+        s->tgrp[g].order = (uint32_t)jint(c->b, "order", 0);
     }
     bool *made = calloc((size_t)s->ntag + nt + 1, sizeof *made);
     if (!made) abort();
@@ -443,18 +434,9 @@ static int h_add_corp_tag(cgi *c) {
             made[found] = true;
             continue;
         }
-        SIM_PUSH(s->tag, s->ntag, s->tag_cap);
-        int t = s->ntag++;
-        sim_tag *tg = &s->tag[t];
-        memset(tg, 0, sizeof *tg);
-        sim_id_make(s, ID_TAG, (uint32_t)t, tg->id);
-        snprintf(tg->name, sizeof tg->name, "%s", n);
-        tg->group = g;
-        tg->create_time = ts;
-        tg->order = (uint32_t)jint(v, "order", 0);
+        int t = sim_tag_add(s, g, n, ts, true);
+        s->tag[t].order = (uint32_t)jint(v, "order", 0);
         made[t] = true;
-        sim_cb cb = {.kind = CB_TAG_CREATE, .grp = t, .welcome = -1, .ts = ts};
-        sim_emit(s, &cb, true);
     }
     json_object_set_new(c->out, "tag_group", tgrp_json(s, g, made));
     free(made);

@@ -363,6 +363,10 @@ void sim_follow_end(sim *s, int c, int e, int64_t ts);
 int sim_welcome_mint(sim *s, int c, int e, int64_t ts);
 int sim_transfer_start(sim *s, int c, int handover, int takeover, bool resigned, int64_t ts);
 void sim_msg_confirm(sim *s, int m, int64_t ts);
+/* A new corp tag group / tag (in group g) named name, with its create
+ * callback; returns its index. */
+int sim_tgrp_add(sim *s, const char *name, int64_t ts, bool deliver);
+int sim_tag_add(sim *s, int g, const char *name, int64_t ts, bool deliver);
 
 /* sim_push.c */
 int sim_push_start(sim *s, siyu_err *err);

@@ -334,7 +334,7 @@ static void grp_rename(sim *s, int g, const char *name, int64_t ts, bool deliver
 
 /* ---- tags ----------------------------------------------------------------- */
 
-static int tgrp_add(sim *s, const char *name, int64_t ts, bool deliver) {
+int sim_tgrp_add(sim *s, const char *name, int64_t ts, bool deliver) {
     SIM_PUSH(s->tgrp, s->ntgrp, s->tgrp_cap);
     int g = s->ntgrp++;
     sim_tag_group *t = &s->tgrp[g];
@@ -347,7 +347,7 @@ static int tgrp_add(sim *s, const char *name, int64_t ts, bool deliver) {
     return g;
 }
 
-static int tag_add(sim *s, int g, const char *name, int64_t ts, bool deliver) {
+int sim_tag_add(sim *s, int g, const char *name, int64_t ts, bool deliver) {
     SIM_PUSH(s->tag, s->ntag, s->tag_cap);
     int t = s->ntag++;
     sim_tag *tg = &s->tag[t];
@@ -693,10 +693,10 @@ static void gen_tags(gen *g) {
         else
             snprintf(gname, sizeof gname, "%s%zu", tag_table[k].group,
                      gi / (sizeof tag_table / sizeof *tag_table) + 1);
-        int tg = tgrp_add(s, gname, ts++, true);
+        int tg = sim_tgrp_add(s, gname, ts++, true);
         s->tgrp[tg].order = (uint32_t)(1000 - gi);
         for (int j = 0; j < 8 && tag_table[k].tags[j] && made < want; j++, made++) {
-            int t = tag_add(s, tg, tag_table[k].tags[j], ts++, true);
+            int t = sim_tag_add(s, tg, tag_table[k].tags[j], ts++, true);
             s->tag[t].order = (uint32_t)(100 - j);
         }
     }
@@ -1158,14 +1158,14 @@ int sim_act_run(sim *s, sim_act *a, sim_rng *r, int64_t ts) {
         int tg = -1;
         for (int i = 0; i < s->ntgrp && tg < 0; i++)
             if (!s->tgrp[i].deleted && !strcmp(s->tgrp[i].name, gname)) tg = i;
-        if (tg < 0) tg = tgrp_add(s, gname, ts, a->deliver);
+        if (tg < 0) tg = sim_tgrp_add(s, gname, ts, a->deliver);
         char name[SIM_NAME_MAX];
         if (a->name)
             snprintf(name, sizeof name, "%s", a->name);
         else
             snprintf(name, sizeof name, "标签%d", s->ntag + 1);
         a->tgrp = tg;
-        a->tag = tag_add(s, tg, name, ts, a->deliver);
+        a->tag = sim_tag_add(s, tg, name, ts, a->deliver);
     } else if (!strcmp(t, "delete_tag")) {
         int ti = a->tag_id ? sim_tag_find(s, a->tag_id) : -1;
         int gi = a->tag_id && ti < 0 ? sim_tgrp_find(s, a->tag_id) : -1;
