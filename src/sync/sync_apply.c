@@ -387,8 +387,25 @@ static void bind_follow(sqlite3_stmt *st, const sync_follow *f) {
     sqlite3_bind_int64(st, 4, f->createtime);
     store_bind_opt_int(st, 5, f->add_way, f->add_way >= 0);
     store_bind_text(st, 6, f->state);
-    store_bind_text(st, 7, f->remark);
-    store_bind_text(st, 8, f->description);
+    if (sqlite3_bind_parameter_count(st) >= 8) { /* absent while a local remark is held */
+        store_bind_text(st, 7, f->remark);
+        store_bind_text(st, 8, f->description);
+    }
+}
+
+/* True while an operator's remark for relationship id waits in the outbox:
+ * WeCom still answers the old remark, which must not overwrite the new one
+ * before it is delivered (then both agree again). */
+static bool remark_pending(sync_apply *a, int64_t id) {
+    char ref[48];
+    snprintf(ref, sizeof ref, "relationship:%lld", (long long)id);
+    sqlite3_stmt *st = stmt(a, "SELECT 1 FROM outbox WHERE tenant_id=?1 AND ref=?2 AND kind="
+                               "'remark' AND state IN ('pending','sending','failed') LIMIT 1");
+    if (!st) return false;
+    sqlite3_bind_text(st, 2, ref, -1, SQLITE_TRANSIENT);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    return found;
 }
 
 int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_t *rel) {
@@ -422,17 +439,25 @@ int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_
                 which = 1;
             }
         } else {
+            bool notes_same = text_eq(sqlite3_column_text(st, 5), f->remark) &&
+                              text_eq(sqlite3_column_text(st, 6), f->description);
             bool same = sqlite3_column_int64(st, 2) == f->createtime &&
                         (f->add_way < 0 ? sqlite3_column_type(st, 3) == SQLITE_NULL
                                         : sqlite3_column_type(st, 3) != SQLITE_NULL &&
                                               sqlite3_column_int64(st, 3) == f->add_way) &&
-                        text_eq(sqlite3_column_text(st, 4), f->state) &&
-                        text_eq(sqlite3_column_text(st, 5), f->remark) &&
-                        text_eq(sqlite3_column_text(st, 6), f->description);
-            if (!same) {
-                sql = "UPDATE relationship SET added_at=?4, add_way=?5, state=?6, remark=?7, "
-                      "description=?8, updated_at=?9 WHERE tenant_id=?1 AND customer_id=?2 AND "
-                      "employee_id=?3";
+                        text_eq(sqlite3_column_text(st, 4), f->state);
+            bool hold = false;
+            if (!notes_same) {
+                sqlite3_reset(st); /* remark_pending may reuse the connection's cache */
+                hold = remark_pending(a, id);
+            }
+            if (!same || (!notes_same && !hold)) {
+                sql = hold ? "UPDATE relationship SET added_at=?4, add_way=?5, state=?6, "
+                             "updated_at=?9 WHERE tenant_id=?1 AND customer_id=?2 AND "
+                             "employee_id=?3"
+                           : "UPDATE relationship SET added_at=?4, add_way=?5, state=?6, "
+                             "remark=?7, description=?8, updated_at=?9 WHERE tenant_id=?1 AND "
+                             "customer_id=?2 AND employee_id=?3";
                 which = 2;
             }
         }

@@ -243,6 +243,32 @@ static void test_revive_and_end(void **state) {
                         "active/-");
 }
 
+/* An operator's remark waiting in the outbox is not overwritten by WeCom's
+ * older one; once delivered, WeCom's answer applies again. */
+static void test_remark_held_while_pending(void **state) {
+    fx *f = *state;
+    follow_arg a1 = {CONTACT, "{\"userid\":\"zhang\",\"createtime\":100,\"remark\":\"old\"}"};
+    run(f, follow_apply, &a1, true);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE relationship SET remark='new';"
+             "INSERT INTO outbox(tenant_id,kind,body,lane,state,attempts,max_attempts,next_at,"
+             "ref,created_at,updated_at) VALUES(1,'remark','{}',1,'pending',0,0,0,"
+             "'relationship:%lld',1,1)",
+             (long long)a1.rel);
+    assert_int_equal(t_sql_exec(f->dir, sql), 0);
+    /* WeCom still says "old" (and a changed state): the state applies, the remark waits. */
+    follow_arg a2 = {CONTACT, "{\"userid\":\"zhang\",\"createtime\":100,\"remark\":\"old\","
+                              "\"state\":\"qr9\"}"};
+    assert_int_equal(run(f, follow_apply, &a2, true), 1);
+    assert_string_equal(qt(f, "SELECT remark || '/' || state FROM relationship"), "new/qr9");
+    assert_int_equal(run(f, follow_apply, &a2, true), 0);
+    /* Delivered: WeCom's answer is the truth again. */
+    assert_int_equal(t_sql_exec(f->dir, "UPDATE outbox SET state='sent'"), 0);
+    assert_int_equal(run(f, follow_apply, &a2, true), 1);
+    assert_string_equal(qt(f, "SELECT remark FROM relationship"), "old");
+}
+
 /* ---- groups ------------------------------------------------------------ */
 
 static int chat_apply(sync_apply *a, void *arg) {
@@ -279,6 +305,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revive_and_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remark_held_while_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
