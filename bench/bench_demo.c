@@ -224,14 +224,7 @@ int main(int argc, char **argv) {
                 (long long)checks[i].sim, ok ? "ok" : "FAIL");
     }
     fclose(r);
-    fputs(report, stdout);
-    if (out_path) {
-        FILE *o = fopen(out_path, "a");
-        if (!o) die("cannot append to %s", out_path);
-        fputs(report, o);
-        fclose(o);
-        printf("\nappended to %s\n", out_path);
-    }
+    bench_emit(report, out_path);
     free(report);
     char *rm[] = {"/bin/rm", "-rf", dir, NULL};
     run(NULL, rm);

@@ -214,14 +214,7 @@ int main(int argc, char **argv) {
         fprintf(r, "| %s | %lld | %lld | %s |\n", checks[i].what, (long long)checks[i].siyu,
                 (long long)checks[i].sim, checks[i].siyu == checks[i].sim ? "ok" : "FAIL");
     fclose(r);
-    fputs(report, stdout);
-    if (out_path) {
-        FILE *o = fopen(out_path, "a");
-        if (!o) die("cannot append to %s", out_path);
-        fputs(report, o);
-        fclose(o);
-        printf("\nappended to %s\n", out_path);
-    }
+    bench_emit(report, out_path);
     free(report);
     json_decref(s1.j);
     json_decref(s2.j);

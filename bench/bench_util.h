@@ -113,6 +113,17 @@ static __attribute__((unused)) uint64_t sql_checksum(sqlite3 *db, const char *sq
     return sum;
 }
 
+/* Prints the Markdown report and appends it to out_path (if not NULL). */
+static __attribute__((unused)) void bench_emit(const char *report, const char *out_path) {
+    fputs(report, stdout);
+    if (!out_path) return;
+    FILE *o = fopen(out_path, "a");
+    if (!o) die("cannot append to %s", out_path);
+    fputs(report, o);
+    fclose(o);
+    printf("\nappended to %s\n", out_path);
+}
+
 /* "## TITLE DATE — commit C" and a machine line (CPUs, load average). */
 static __attribute__((unused)) void bench_header(FILE *r, const char *title) {
     char when[64], commit[64] = "unknown";
