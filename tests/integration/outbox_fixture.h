@@ -199,4 +199,28 @@ static __attribute__((unused)) long long of_sim_calls(of_fx *f, const char *path
     return n;
 }
 
+/* The one fixture of a test file (test_outbox, test_welcome): a simulator
+ * welcome TTL of 20 seconds and at most 3 delivery attempts. */
+static of_fx F;
+
+static __attribute__((unused)) int setup(void **state) {
+    (void)state;
+    return of_start(&F, "20", "3");
+}
+
+static __attribute__((unused)) int teardown(void **state) {
+    (void)state;
+    of_stop(&F);
+    return 0;
+}
+
+static __attribute__((unused)) const char *jstr(const json_t *j, const char *k) {
+    const char *s = json_string_value(json_object_get(j, k));
+    return s ? s : "";
+}
+
+static __attribute__((unused)) long long jint(const json_t *j, const char *k) {
+    return json_integer_value(json_object_get(j, k));
+}
+
 #endif

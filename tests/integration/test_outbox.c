@@ -7,27 +7,6 @@
  * 'sending'. The server runs with --wecom-retries 0 --outbox-max-attempts 3. */
 #include "outbox_fixture.h"
 
-static of_fx F;
-
-static int setup(void **state) {
-    (void)state;
-    return of_start(&F, "20", "3");
-}
-
-static int teardown(void **state) {
-    (void)state;
-    of_stop(&F);
-    return 0;
-}
-
-static const char *jstr(const json_t *j, const char *k) {
-    const char *s = json_string_value(json_object_get(j, k));
-    return s ? s : "";
-}
-
-static long long jint(const json_t *j, const char *k) {
-    return json_integer_value(json_object_get(j, k));
-}
 
 static void fault(const char *body) {
     json_decref(of_sim(&F, "/sim/fault", body));
