@@ -396,9 +396,10 @@ static void outcome_decide(outbox *ob, worker *w, const claim *cl, int rc, const
     o->has_errcode = true;
     o->errcode = ec;
     const struct kind_policy *p = policy_of(cl->kind);
-    /* A repeat answer after doubt (or after a retry inside this call, whose
-     * first request may have arrived): the first attempt got through. */
-    if (p->repeat_ec && ec == p->repeat_ec && (cl->doubt || res->attempts > 1)) {
+    /* A repeat answer after doubt: the earlier attempt got through. (The
+     * client never repeats a changing call whose first request may have
+     * arrived, so retries inside one call do not count.) */
+    if (p->repeat_ec && ec == p->repeat_ec && cl->doubt) {
         o->state = "sent";
         snprintf(o->error, sizeof o->error,
                  "%s: answered to a repeat after an in-doubt attempt; counted as delivered "
@@ -418,7 +419,7 @@ static void outcome_decide(outbox *ob, worker *w, const claim *cl, int rc, const
         o->state = "failed";
         o->next_at = next;
         /* A request that timed out may have arrived: the resend is in doubt. */
-        o->doubt = ec == WECOM_ERR_TRANSPORT || cl->doubt;
+        o->doubt = (ec == WECOM_ERR_TRANSPORT && res->in_doubt) || cl->doubt;
         snprintf(o->error, sizeof o->error, "%s: %s", wecom_errcode_name(ec), res->errmsg);
         return;
     }

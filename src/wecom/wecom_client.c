@@ -23,15 +23,18 @@
 
 #include "util/log.h"
 
-#define TOKEN_MAX 512              /* spec §3.1: reserve 512 bytes */
-#define BODY_MAX (64u << 20)       /* longest answer accepted */
+#define TOKEN_MAX 512        /* spec §3.1: reserve 512 bytes */
+#define BODY_MAX (64u << 20) /* longest answer accepted */
 #define URL_MAX 4096
+#define REFUSED_HOLD_S 300 /* remember a configuration refusal of gettoken */
 
 typedef struct tok_entry {
     int64_t tenant_id;
     unsigned char app_hash[32]; /* SHA-256(corp_id \0 secret): a changed secret is a new app */
     char token[TOKEN_MAX + 1];
-    int64_t expires_at;         /* CLOCK_MONOTONIC seconds */
+    int64_t expires_at;    /* CLOCK_MONOTONIC seconds */
+    int64_t refused_until; /* gettoken refused for configuration: no retry before */
+    wecom_res refused;     /* ... and that answer */
     bool refreshing;
     pthread_cond_t cond;
 } tok_entry;
@@ -52,7 +55,9 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;
 static int curl_init_rc;
 
-static void curl_free_handle(void *h) { curl_easy_cleanup(h); }
+static void curl_free_handle(void *h) {
+    curl_easy_cleanup(h);
+}
 static void curl_setup(void) {
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
     if (pthread_key_create(&curl_key, curl_free_handle) != 0) curl_init_rc = -1;
@@ -148,7 +153,8 @@ wecom_ec_class wecom_errcode_class(int errcode) {
 
 /* ---- endpoints ----------------------------------------------------------- */
 
-#define EP(n, p, post, mut) {n, p, post, mut}
+#define EP(n, p, post, mut)                                                                        \
+    { n, p, post, mut }
 const wecom_endpoint wecom_endpoints[] = {
     EP("gettoken", "gettoken", false, false),
     EP("get_follow_user_list", "externalcontact/get_follow_user_list", false, false),
@@ -203,7 +209,8 @@ wecom_client *wecom_client_new(const wecom_client_opts *o, siyu_err *err) {
     wecom_client_opts d = o ? *o : (wecom_client_opts){0};
     const char *base = d.base_url && *d.base_url ? d.base_url : WECOM_BASE_URL_DEFAULT;
     size_t n = strlen(base);
-    while (n && base[n - 1] == '/') n--;
+    while (n && base[n - 1] == '/')
+        n--;
     if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) || n >= 256) {
         siyu_err_set(err, SIYU_EINVAL, "wecom_base_url",
                      "wecom_base_url must be an http:// or https:// URL under 256 bytes");
@@ -236,7 +243,9 @@ void wecom_client_free(wecom_client *cl) {
     free(cl);
 }
 
-const char *wecom_client_base_url(const wecom_client *cl) { return cl->base; }
+const char *wecom_client_base_url(const wecom_client *cl) {
+    return cl->base;
+}
 
 void wecom_client_stats_get(wecom_client *cl, wecom_client_stats *out) {
     out->calls = cl->calls;
@@ -273,7 +282,8 @@ static size_t on_body(char *data, size_t sz, size_t nm, void *arg) {
     }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) return 0;
         b->p = p;
@@ -320,13 +330,20 @@ static int http_exchange(wecom_client *cl, const char *url, const char *body, js
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdr);
     res->http_status = (int)status;
+    res->in_doubt = false;
     int rc = -1;
     res->errcode = WECOM_ERR_TRANSPORT;
     if (cc != CURLE_OK) {
         snprintf(res->errmsg, sizeof res->errmsg, "%s",
-                 b.overflow ? "answer too large" : cerr[0] ? cerr : curl_easy_strerror(cc));
+                 b.overflow ? "answer too large"
+                 : cerr[0]  ? cerr
+                            : curl_easy_strerror(cc));
+        /* Only a failure before the request left is known to have no effect. */
+        res->in_doubt = cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST &&
+                        cc != CURLE_COULDNT_RESOLVE_PROXY;
     } else if (status != 200) {
         snprintf(res->errmsg, sizeof res->errmsg, "HTTP status %ld", status);
+        res->in_doubt = true; /* a proxy or gateway may have passed it on */
     } else {
         json_error_t je;
         json_t *j = b.p ? json_loadb(b.p, b.len, 0, &je) : NULL;
@@ -349,7 +366,8 @@ static int http_exchange(wecom_client *cl, const char *url, const char *body, js
 /* Sleeps a full-jitter backoff for retry number n (0-based). */
 static void backoff(wecom_client *cl, int n) {
     long cap = cl->backoff_ms;
-    for (int i = 0; i < n && cap < cl->backoff_max_ms; i++) cap *= 2;
+    for (int i = 0; i < n && cap < cl->backoff_max_ms; i++)
+        cap *= 2;
     if (cap > cl->backoff_max_ms) cap = cl->backoff_max_ms;
     unsigned seed = (unsigned)((uintptr_t)&cap ^ (unsigned)time(NULL) ^ (unsigned)n * 2654435761u);
     long ms = cap / 2 + (long)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
@@ -379,6 +397,7 @@ static tok_entry *tok_find(wecom_client *cl, const wecom_app *app) {
         if (memcmp(e->app_hash, hh, 32) != 0 && !e->refreshing) {
             memcpy(e->app_hash, hh, 32); /* secret changed: forget the old token */
             e->token[0] = 0;
+            e->refused_until = 0;
         }
         return e;
     }
@@ -405,8 +424,8 @@ static int fetch_token(wecom_client *cl, const wecom_app *app, char *token, int6
     char *corp = wecom_escape(app->corp_id), *sec = wecom_escape(app->secret);
     char *url = NULL;
     int rc = SIYU_ENOMEM;
-    if (corp && sec && asprintf(&url, "%s/cgi-bin/gettoken?corpid=%s&corpsecret=%s", cl->base,
-                                corp, sec) > 0) {
+    if (corp && sec &&
+        asprintf(&url, "%s/cgi-bin/gettoken?corpid=%s&corpsecret=%s", cl->base, corp, sec) > 0) {
         for (int attempt = 0;; attempt++) {
             json_t *j = NULL;
             atomic_fetch_add(&cl->token_fetches, 1);
@@ -420,8 +439,9 @@ static int fetch_token(wecom_client *cl, const wecom_app *app, char *token, int6
                     rc = 0;
                 } else {
                     res->errcode = WECOM_ERR_TRANSPORT;
-                    snprintf(res->errmsg, sizeof res->errmsg, "gettoken answer has no usable "
-                                                              "access_token");
+                    snprintf(res->errmsg, sizeof res->errmsg,
+                             "gettoken answer has no usable "
+                             "access_token");
                     rc = SIYU_EREMOTE;
                 }
                 json_decref(j);
@@ -460,6 +480,11 @@ static int token_get(wecom_client *cl, const wecom_app *app, const char *bad, ch
         return SIYU_ENOMEM;
     }
     if (bad && !strcmp(e->token, bad)) e->token[0] = 0;
+    if (e->refused_until > mono_s()) {
+        *res = e->refused;
+        pthread_mutex_unlock(&cl->mu);
+        return SIYU_EREMOTE;
+    }
     for (;;) {
         if (e->token[0] && mono_s() < e->expires_at - cl->refresh_margin_s) {
             strcpy(out, e->token);
@@ -495,6 +520,14 @@ static int token_get(wecom_client *cl, const wecom_app *app, const char *bad, ch
     } else {
         e->token[0] = 0;
         *res = tr;
+        if (wecom_errcode_class(tr.errcode) == WECOM_EC_CONFIG) {
+            e->refused = tr;
+            e->refused.attempts = 0;
+            snprintf(e->refused.errmsg, sizeof e->refused.errmsg,
+                     "gettoken refused within the last %d s (%.120s); fix the corp id or secret",
+                     REFUSED_HOLD_S, tr.errmsg);
+            e->refused_until = mono_s() + REFUSED_HOLD_S;
+        }
     }
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&cl->mu);
@@ -505,12 +538,22 @@ static int token_get(wecom_client *cl, const wecom_app *app, const char *bad, ch
 void wecom_client_forget(wecom_client *cl, int64_t tenant_id) {
     pthread_mutex_lock(&cl->mu);
     for (size_t i = 0; i < cl->ntoks; i++)
-        if (cl->toks[i]->tenant_id == tenant_id && !cl->toks[i]->refreshing)
+        if (cl->toks[i]->tenant_id == tenant_id && !cl->toks[i]->refreshing) {
             cl->toks[i]->token[0] = 0;
+            cl->toks[i]->refused_until = 0;
+        }
     pthread_mutex_unlock(&cl->mu);
 }
 
 /* ---- calls --------------------------------------------------------------- */
+
+/* Whether a call to path may change something in WeCom: the endpoint
+ * table says so; an unknown path with a body is assumed to. */
+static bool path_mutating(const char *path, bool has_body) {
+    for (const wecom_endpoint *e = wecom_endpoints; e->name; e++)
+        if (!strcmp(e->path, path)) return e->mutating;
+    return has_body;
+}
 
 int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const char *query,
                const json_t *body, json_t **out, wecom_res *res) {
@@ -518,8 +561,7 @@ int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const c
     if (!res) res = &scratch;
     memset(res, 0, sizeof *res);
     if (out) *out = NULL;
-    if (!cl || !app || !path || !*path || strlen(path) > 128 || !app->corp_id[0] ||
-        !app->secret[0])
+    if (!cl || !app || !path || !*path || strlen(path) > 128 || !app->corp_id[0] || !app->secret[0])
         return SIYU_EINVAL;
     for (const char *p = path; *p; p++)
         if (!(*p == '/' || *p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
@@ -549,8 +591,10 @@ int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const c
         http_exchange(cl, url, payload, &j, res);
         wecom_ec_class cls = wecom_errcode_class(res->errcode);
         if (cls == WECOM_EC_OK) {
-            if (out) *out = j;
-            else json_decref(j);
+            if (out)
+                *out = j;
+            else
+                json_decref(j);
             rc = 0;
             break;
         }
@@ -560,6 +604,9 @@ int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const c
             strcpy(bad, token);
             continue;
         }
+        if (cls == WECOM_EC_RETRY && res->errcode == WECOM_ERR_TRANSPORT && res->in_doubt &&
+            path_mutating(path, body != NULL))
+            break; /* it may have been done: the caller decides (outbox doubt policy) */
         if (cls == WECOM_EC_RETRY && retry_n < cl->retries) {
             log_info("wecom %s: %s (%d), retry %d", path, wecom_errcode_name(res->errcode),
                      res->errcode, retry_n + 1);

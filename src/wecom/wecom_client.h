@@ -6,8 +6,13 @@
  * 41001 (then retries that call once), with at most one gettoken in flight
  * per app: other callers wait for it. Busy and rate-limit answers (-1, 45009,
  * 45033) and transport failures are retried with exponential backoff and full
- * jitter, up to opts.retries times. Everything else is returned to the caller
- * as a named error.
+ * jitter, up to opts.retries times — except that a call which changes
+ * something in WeCom is not repeated after a transport failure that may have
+ * reached WeCom (a timeout): that is reported as in doubt, for the outbox's
+ * doubt policy. Everything else is returned to the caller as a named error.
+ * A gettoken refused for configuration (40001, 40013, 40091) is remembered
+ * for the app for 5 minutes: WeCom blocks an IP that keeps presenting a wrong
+ * secret, and one tenant's mistake must not cut off the others.
  *
  * The base URL is configuration: production uses https://qyapi.weixin.qq.com,
  * tests and the demo point it at `siyu wecom-sim`. Nothing else differs.
@@ -53,6 +58,8 @@ typedef struct wecom_res {
     char errmsg[200];    /* WeCom's errmsg or the transport error; never holds secrets */
     int attempts;        /* HTTP requests made for the API call (token fetches excluded) */
     int http_status;     /* of the final attempt, 0 if none */
+    bool in_doubt;       /* a transport failure after the request may have reached WeCom:
+                            for a call that changes something, it may have taken effect */
 } wecom_res;
 
 typedef struct wecom_client_stats {

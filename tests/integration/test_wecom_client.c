@@ -16,10 +16,10 @@ static t_server sim;
 
 static int setup(void **state) {
     (void)state;
-    const char *args[] = {"--corp-id", CORP,         "--secret",   SECRET, "--customers", "300",
-                          "--employees", "20",       "--stores",   "4",    "--departments", "3",
-                          "--groups",    "10",       "--channels", "5",    "--history-days", "5",
-                          "--token-ttl", "7200",     NULL};
+    const char *args[] = {"--corp-id",   CORP,   "--secret",   SECRET, "--customers",    "300",
+                          "--employees", "20",   "--stores",   "4",    "--departments",  "3",
+                          "--groups",    "10",   "--channels", "5",    "--history-days", "5",
+                          "--token-ttl", "7200", NULL};
     return t_sim_start(&sim, args);
 }
 
@@ -37,8 +37,11 @@ static void sim_post(const char *path, const char *json) {
 }
 
 static wecom_client *client(int retries, int backoff_ms) {
-    wecom_client_opts o = {.base_url = sim.base, .timeout_ms = 5000, .retries = retries,
-                           .backoff_ms = backoff_ms, .backoff_max_ms = 200};
+    wecom_client_opts o = {.base_url = sim.base,
+                           .timeout_ms = 5000,
+                           .retries = retries,
+                           .backoff_ms = backoff_ms,
+                           .backoff_max_ms = 200};
     siyu_err err = {0};
     wecom_client *cl = wecom_client_new(&o, &err);
     assert_non_null(cl);
@@ -111,9 +114,9 @@ static void test_bad_secret(void **state) {
     wecom_app a = app_of(2, "wrong-secret");
     wecom_res res;
     json_t *out = NULL;
-    assert_int_equal(wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, &out,
-                                &res),
-                     SIYU_EREMOTE);
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, &out, &res),
+        SIYU_EREMOTE);
     assert_null(out);
     assert_int_equal(res.errcode, 40001);
     assert_string_equal(wecom_errcode_name(res.errcode), "invalid_secret");
@@ -122,11 +125,18 @@ static void test_bad_secret(void **state) {
     wecom_client_stats_get(cl, &st);
     assert_int_equal(st.token_fetches, 1);
     assert_int_equal(st.requests, 0);
+    /* The refusal is remembered: no second gettoken with the wrong secret
+     * (WeCom blocks an IP that keeps trying), same named error. */
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res),
+        SIYU_EREMOTE);
+    assert_int_equal(res.errcode, 40001);
+    wecom_client_stats_get(cl, &st);
+    assert_int_equal(st.token_fetches, 1);
     /* The right secret for the same tenant works at once. */
     a = app_of(2, SECRET);
-    assert_int_equal(wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL,
-                                &res),
-                     0);
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res), 0);
     wecom_client_free(cl);
 }
 
@@ -139,27 +149,59 @@ static void test_backoff(void **state) {
     wecom_res res;
     sim_post("/sim/fault", "{\"path\":\"externalcontact/get_follow_user_list\",\"errcode\":45009,"
                            "\"count\":2}");
-    assert_int_equal(wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL,
-                                &res),
-                     0);
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res), 0);
     assert_int_equal(res.errcode, 0);
     assert_int_equal(res.attempts, 3);
 
     sim_post("/sim/fault", "{\"path\":\"externalcontact/get_follow_user_list\",\"errcode\":-1,"
                            "\"count\":1}");
-    assert_int_equal(wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL,
-                                &res),
-                     0);
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res), 0);
     assert_int_equal(res.attempts, 2);
 
     sim_post("/sim/fault", "{\"path\":\"externalcontact/get_follow_user_list\",\"errcode\":45033,"
                            "\"count\":4}");
-    assert_int_equal(wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL,
-                                &res),
-                     SIYU_EREMOTE);
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res),
+        SIYU_EREMOTE);
     assert_int_equal(res.errcode, 45033);
     assert_int_equal(res.attempts, 4); /* the first try and 3 retries */
     assert_string_equal(wecom_errcode_name(res.errcode), "concurrency_limit");
+    wecom_client_free(cl);
+}
+
+/* A call that changes something and times out may have been done: it is not
+ * repeated but reported in doubt. A read that times out is simply retried. */
+static void test_timeout_write_not_repeated(void **state) {
+    (void)state;
+    wecom_client_opts o = {.base_url = sim.base,
+                           .timeout_ms = 300,
+                           .retries = 3,
+                           .backoff_ms = 5,
+                           .backoff_max_ms = 10};
+    siyu_err err = {0};
+    wecom_client *cl = wecom_client_new(&o, &err);
+    assert_non_null(cl);
+    wecom_app a = app_of(6, SECRET);
+    wecom_res res;
+    /* A token first, so the delay hits the API call itself. */
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res), 0);
+    sim_post("/sim/fault", "{\"path\":\"externalcontact/remark\",\"delay_ms\":1000,\"count\":1}");
+    json_t *body =
+        json_pack("{s:s,s:s,s:s}", "userid", "nobody", "external_userid", "wm_none", "remark", "x");
+    assert_int_equal(wecom_call(cl, &a, "externalcontact/remark", NULL, body, NULL, &res),
+                     SIYU_EREMOTE);
+    assert_int_equal(res.errcode, WECOM_ERR_TRANSPORT);
+    assert_true(res.in_doubt);
+    assert_int_equal(res.attempts, 1);
+    json_decref(body);
+    sim_post("/sim/fault", "{\"path\":\"externalcontact/get_follow_user_list\",\"delay_ms\":1000,"
+                           "\"count\":1}");
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res), 0);
+    assert_int_equal(res.attempts, 2);
     wecom_client_free(cl);
 }
 
@@ -186,16 +228,19 @@ static void test_reject_not_retried(void **state) {
 /* Nobody listening: a transport error after the retries, never a hang. */
 static void test_transport_error(void **state) {
     (void)state;
-    wecom_client_opts o = {.base_url = "http://127.0.0.1:9", .timeout_ms = 1000, .retries = 2,
-                           .backoff_ms = 5, .backoff_max_ms = 10};
+    wecom_client_opts o = {.base_url = "http://127.0.0.1:9",
+                           .timeout_ms = 1000,
+                           .retries = 2,
+                           .backoff_ms = 5,
+                           .backoff_max_ms = 10};
     siyu_err err = {0};
     wecom_client *cl = wecom_client_new(&o, &err);
     assert_non_null(cl);
     wecom_app a = app_of(5, SECRET);
     wecom_res res;
-    assert_int_equal(wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL,
-                                &res),
-                     SIYU_EREMOTE);
+    assert_int_equal(
+        wecom_call(cl, &a, "externalcontact/get_follow_user_list", NULL, NULL, NULL, &res),
+        SIYU_EREMOTE);
     assert_int_equal(res.errcode, WECOM_ERR_TRANSPORT);
     assert_string_equal(wecom_errcode_name(res.errcode), "transport_error");
     wecom_client_free(cl);
@@ -210,6 +255,7 @@ int main(void) {
         cmocka_unit_test(test_token_refresh_concurrent),
         cmocka_unit_test(test_bad_secret),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_timeout_write_not_repeated),
         cmocka_unit_test(test_reject_not_retried),
         cmocka_unit_test(test_transport_error),
     };
