@@ -258,8 +258,14 @@ static int claim_step(store_conn *c, void *arg) {
     int64_t now = now_ms();
     sqlite3_stmt *st = store_conn_stmt(
         c, "SELECT id, tenant_id, kind, body, lane, attempts, max_attempts, deadline, doubt,"
-           " created_at, ref FROM outbox WHERE state IN ('pending','failed')"
-           " AND lane BETWEEN ?1 AND ?2 AND next_at <= ?3 ORDER BY lane, id LIMIT 1");
+           " created_at, ref FROM outbox o WHERE state IN ('pending','failed')"
+           " AND lane BETWEEN ?1 AND ?2 AND next_at <= ?3"
+           /* Calls of one kind acting on the same thing go out in the order
+            * they were decided: none while an older one is still open. */
+           " AND (ref IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE"
+           " p.tenant_id=o.tenant_id AND p.ref=o.ref AND p.kind=o.kind"
+           " AND p.state IN ('pending','sending','failed') AND p.id < o.id))"
+           " ORDER BY lane, id LIMIT 1");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int(st, 1, cl->lane_lo);
     sqlite3_bind_int(st, 2, cl->lane_hi);
@@ -522,7 +528,22 @@ static int probe_corp_tag(outbox *ob, const claim *cl, const json_t *body, json_
             if (!seen) all = false;
         }
         if (all) {
-            *answer = json_pack("{s:i,s:s,s:O,s:b}", "errcode", 0, "errmsg", "ok", "tag_group", g,
+            /* The answer add_corp_tag would have given: the group with only
+             * the requested tags (never its others, which listeners might
+             * act on). */
+            json_t *gg = json_deep_copy(g), *mine = json_array();
+            json_array_foreach(have, m, h) {
+                const char *hn = json_string_value(json_object_get(h, "name"));
+                json_array_foreach(tags, k, t) {
+                    const char *tn = json_string_value(json_object_get(t, "name"));
+                    if (tn && hn && !strcmp(tn, hn)) {
+                        json_array_append(mine, h);
+                        break;
+                    }
+                }
+            }
+            json_object_set_new(gg, "tag", mine);
+            *answer = json_pack("{s:i,s:s,s:o,s:b}", "errcode", 0, "errmsg", "ok", "tag_group", gg,
                                 "probed", 1);
             found = 1;
         }

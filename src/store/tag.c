@@ -62,6 +62,7 @@ static int group_ref_check(store_conn *c, int64_t tenant, int64_t id, siyu_err *
 int tag_group_create(store_conn *c, void *arg) {
     tag_group_input *in = arg;
     if (name_check(in->name, true, &in->err) != 0) return SIYU_EINVAL;
+    if (in->wecom && tag_wecom_name_check(in->name, "tag group", &in->err) != 0) return SIYU_EINVAL;
     sqlite3_stmt *st = store_conn_stmt(
         c, "INSERT INTO tag_group(tenant_id, name, sort_order, source, created_at, updated_at) "
            "VALUES(?1,?2,?3,?5,?4,?4)");

@@ -15,6 +15,7 @@
 #include "app.h"
 #include "outbox/outbox.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 static int enqueue(store_conn *c, int64_t tenant, const char *kind, json_t *body, int lane,
                    const char *actor, const char *ref, unsigned *kick, siyu_err *err) {
@@ -102,11 +103,26 @@ static int group_info_load(store_conn *c, int64_t tenant, int64_t id, group_info
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
 }
 
+/* WeCom takes tag and group names of at most 30 characters (spec §3.6);
+ * refusing a longer one here keeps it from dying in the outbox later. */
+#define WECOM_TAG_NAME_CHARS 30
+int tag_wecom_name_check(const char *name, const char *what, siyu_err *err) {
+    size_t n = utf8_chars(name);
+    if (n > WECOM_TAG_NAME_CHARS)
+        return siyu_err_set(err, SIYU_EINVAL, "name",
+                            "a WeCom %s name is at most %d characters; this one has %zu", what,
+                            WECOM_TAG_NAME_CHARS, n);
+    return 0;
+}
+
 int tag_wecom_tag_created(store_conn *c, int64_t tenant, int64_t tag_id, const char *actor,
                           unsigned *kick, siyu_err *err) {
     tag_info ti;
     int rc = tag_info_load(c, tenant, tag_id, &ti);
     if (rc != 0 || !ti.found || !ti.wecom) return rc;
+    if ((rc = tag_wecom_name_check(ti.name, "tag", err)) != 0) return rc;
+    if (!ti.group_wecom_id[0] && (rc = tag_wecom_name_check(ti.group_name, "tag group", err)) != 0)
+        return rc;
     json_t *body = json_pack("{s:[{s:s}]}", "tag", "name", ti.name);
     if (body && ti.group_wecom_id[0])
         json_object_set_new(body, "group_id", json_string(ti.group_wecom_id));
@@ -130,6 +146,7 @@ int tag_wecom_renamed(store_conn *c, int64_t tenant, bool group, int64_t id, con
         if ((rc = tag_info_load(c, tenant, id, &ti)) != 0 || !ti.found || !ti.wecom) return rc;
         wecom_id = ti.wecom_id, name = ti.name;
     }
+    if ((rc = tag_wecom_name_check(name, group ? "tag group" : "tag", err)) != 0) return rc;
     if (!wecom_id[0]) return 0; /* not in WeCom yet: the add answer checks the name */
     char ref[48];
     snprintf(ref, sizeof ref, "%s:%lld", group ? "tag_group" : "tag", (long long)id);

@@ -33,6 +33,9 @@
 #include "util/err.h"
 
 /* True (in *yes) when the group's source is 'wecom'. 0 or a store error. */
+/* 0, or SIYU_EINVAL naming "name" when name is longer than the 30
+ * characters WeCom takes for a tag or tag group (what: "tag", "tag group"). */
+int tag_wecom_name_check(const char *name, const char *what, siyu_err *err);
 int tag_wecom_group_is(store_conn *c, int64_t tenant, int64_t group_id, bool *yes);
 
 /* After the tag row was inserted (or renamed, or before it is deleted). */

@@ -221,6 +221,14 @@ static void test_group_with_tags(void **state) {
         t_http(&F.srv, "POST", "/api/v1/tag-groups", F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", "tags[1]");
     assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM tag_group WHERE name='坏'"), 0);
+    /* WeCom names are at most 30 characters: 31 Chinese characters are refused up front. */
+    body = "{\"name\":\"一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一\",\"wecom\":true,"
+           "\"tags\":[\"a\"]}";
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/tag-groups", F.admin, body, strlen(body), NULL, &r), 0);
+    t_expect_error(&r, 400, "invalid", "name");
+    assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM tag_group WHERE name LIKE '一二三%%'"),
+                     0);
 }
 
 static void test_remark(void **state) {

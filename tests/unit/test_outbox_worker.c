@@ -486,6 +486,28 @@ static void test_urgent_lane_not_blocked(void **state) {
     fx_close(&f);
 }
 
+/* Calls of one kind on the same ref keep their order: while the first is in
+ * flight (slow) or backing off, a second worker does not overtake it. */
+static void test_same_ref_in_order(void **state) {
+    (void)state;
+    fx f;
+    fx_open(&f);
+    fake_fault("externalcontact/mark_tag", 0, 800, 1);
+    fx_start(&f, 2, 5);
+    int64_t a = enqueue_mark_tag(&f, 1, OUTBOX_LANE_NORMAL);
+    json_decref(wait_state(&f, 1, a, "sending"));
+    int64_t b = enqueue_mark_tag(&f, 1, OUTBOX_LANE_NORMAL);
+    usleep(400000); /* the second worker is idle and b is due */
+    json_t *jb = wait_state(&f, 1, b, "pending");
+    json_decref(jb);
+    json_decref(wait_state(&f, 1, a, "sent"));
+    jb = wait_state(&f, 1, b, "sent");
+    assert_int_equal(jint(jb, "attempts"), 1);
+    json_decref(jb);
+    assert_int_equal(fake_calls("externalcontact/mark_tag"), 2);
+    fx_close(&f);
+}
+
 static int sql_step(store_conn *c, void *arg) {
     return store_conn_exec(c, arg);
 }
@@ -584,6 +606,7 @@ int main(void) {
         cmocka_unit_test(test_welcome_deadline_and_codes),
         cmocka_unit_test(test_not_configured),
         cmocka_unit_test(test_urgent_lane_not_blocked),
+        cmocka_unit_test(test_same_ref_in_order),
         cmocka_unit_test(test_doubt_policies),
         cmocka_unit_test(test_operator_actions),
     };
