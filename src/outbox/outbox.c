@@ -953,6 +953,13 @@ static int action_step(store_conn *c, outbox_action *a, const char *verb, const 
         if (!strcmp(*f, state)) ok = true;
     if (!ok)
         return siyu_err_set(&a->err, SIYU_ECONFLICT, "state", "a %s row cannot be %s", state, verb);
+    /* A dead transfer call has already marked its transfers failed, and a
+     * resend would start them in WeCom behind Siyu's back. */
+    if (verb[0] == 'r' && !strcmp(state, "dead") &&
+        (!strcmp(kind, "transfer_customer") || !strcmp(kind, "resigned_transfer_customer")))
+        return siyu_err_set(&a->err, SIYU_ECONFLICT, "kind",
+                            "a dead transfer call is not retried here: its transfers are marked "
+                            "failed; request them again with POST /api/v1/transfers");
     st = store_conn_stmt(c, sql_update);
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, a->id);

@@ -228,11 +228,38 @@ static void test_refused(void **state) {
     assert_int_equal(flows_stop(&g), 0);
 }
 
+/* A transfer call that WeCom refuses outright marks its transfers failed; the
+ * dead outbox row cannot be retried behind their back (409), only requested
+ * again as a new transfer. */
+static void test_dead_call_not_retried(void **state) {
+    (void)state;
+    char ext[128];
+    long long c = fl_sim_add(&F, U[2], ext);
+    assert_true(c > 0);
+    json_decref(fl_sim(&F, "POST", "/sim/fault",
+                       "{\"path\":\"externalcontact/transfer_customer\",\"errcode\":40058,"
+                       "\"count\":1}"));
+    long long t = transfer(&F, E[2], E[3], c, 201);
+    assert_string_equal(state_of(&F, t, 10000, "failed"), "failed");
+    long long ob = t_sql_int(F.dir, "SELECT outbox_id FROM transfer WHERE id=%lld", t);
+    assert_string_equal(t_sql_text(F.dir, "SELECT state FROM outbox WHERE id=%lld", ob), "dead");
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/outbox/%lld/retry", ob);
+    t_resp r;
+    assert_int_equal(t_http(&F.srv, "POST", path, F.admin, "{}", 2, NULL, &r), 0);
+    t_expect_error(&r, 409, "conflict", "kind");
+    assert_string_equal(t_sql_text(F.dir, "SELECT state FROM outbox WHERE id=%lld", ob), "dead");
+    /* Requested again: a new transfer goes through. */
+    long long t2 = transfer(&F, E[2], E[3], c, 201);
+    assert_string_equal(state_of(&F, t2, 10000, "waiting"), "waiting");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_twice_then_too_frequent),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_dead_call_not_retried),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
