@@ -12,7 +12,7 @@
  *   start_step: sending (found at start) ──> pending with doubt = 1
  *   outbox_cancel_step: pending/failed/dead ──> cancelled
  *
- * Threads: one worker serves lane 0 (urgent) only; opts.workers serve lanes 1
+ * Threads: opts.urgent_workers serve lane 0 (urgent) only; opts.workers serve lanes 1
  * and 2 (lane order, then id order). A worker polls with a read connection
  * (cheap, no commit) and, when something is due, asks the writer to claim the
  * first due row of its lanes (claim_step picks and claims in one step, so two
@@ -585,8 +585,8 @@ static void deliver(outbox *ob, worker *w, claim *cl) {
             if (found == 1) rc = 0;
         }
         if (found == 0)
-            rc =
-                wecom_call(ob->wc, &cl->app, ep->path, NULL, ep->post ? body : NULL, &answer, &res);
+            rc = wecom_call_by(ob->wc, &cl->app, ep->path, NULL, ep->post ? body : NULL,
+                               cl->deadline, &answer, &res);
     }
     explicit_bzero(&cl->app, sizeof cl->app);
     outcome o = {0};
@@ -713,6 +713,7 @@ outbox *outbox_new(store *st, struct wecom_client *wc, const outbox_opts *opts, 
     ob->wc = wc;
     ob->o = opts ? *opts : (outbox_opts){0};
     if (ob->o.workers <= 0) ob->o.workers = 2;
+    if (ob->o.urgent_workers <= 0) ob->o.urgent_workers = 2;
     if (ob->o.max_attempts <= 0) ob->o.max_attempts = 8;
     if (ob->o.poll_ms <= 0) ob->o.poll_ms = 500;
     if (ob->o.backoff_ms <= 0) ob->o.backoff_ms = 1000;
@@ -734,21 +735,23 @@ int outbox_run(outbox *ob, siyu_err *err) {
         log_warn("outbox: %d row(s) were being delivered when the server stopped; in doubt, "
                  "resolved by each kind's policy",
                  doubtful);
-    ob->workers = calloc((size_t)1 + (size_t)ob->o.workers, sizeof *ob->workers);
+    int nu = ob->o.urgent_workers;
+    ob->workers = calloc((size_t)nu + (size_t)ob->o.workers, sizeof *ob->workers);
     if (!ob->workers) return siyu_err_set(err, SIYU_ENOMEM, NULL, "out of memory");
-    for (int i = 0; i < 1 + ob->o.workers; i++) {
+    for (int i = 0; i < nu + ob->o.workers; i++) {
         worker *w = &ob->workers[i];
+        bool urgent = i < nu;
         w->ob = ob;
-        w->group = i == 0 ? 0 : 1;
-        w->lane_lo = i == 0 ? OUTBOX_LANE_URGENT : OUTBOX_LANE_NORMAL;
-        w->lane_hi = i == 0 ? OUTBOX_LANE_URGENT : OUTBOX_LANE_BULK;
+        w->group = urgent ? 0 : 1;
+        w->lane_lo = urgent ? OUTBOX_LANE_URGENT : OUTBOX_LANE_NORMAL;
+        w->lane_hi = urgent ? OUTBOX_LANE_URGENT : OUTBOX_LANE_BULK;
         w->seed = (unsigned)now_ms() ^ (unsigned)(i * 2654435761u);
         if (pthread_create(&w->th, NULL, worker_main, w) != 0)
             return siyu_err_set(err, SIYU_ENOMEM, NULL, "outbox: cannot start a worker thread");
         w->started = true;
         ob->nworkers = i + 1;
     }
-    log_info("outbox: started (%d urgent + %d normal/bulk workers, max %d attempts)", 1,
+    log_info("outbox: started (%d urgent + %d normal/bulk workers, max %d attempts)", nu,
              ob->o.workers, ob->o.max_attempts);
     return 0;
 }

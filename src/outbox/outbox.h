@@ -21,8 +21,9 @@
  * and cancel a pending/failed/dead one.
  *
  * Lanes: 0 = urgent (welcome messages: WeCom's 20-second window), 1 = normal,
- * 2 = bulk. A dedicated worker serves lane 0 only, so urgent calls never wait
- * behind bulk work.
+ * 2 = bulk. Dedicated workers serve lane 0 only, so urgent calls never wait
+ * behind bulk work, and a call with a deadline never outlives it (each
+ * request's timeout is cut to the time left).
  *
  * Doubt policies (after a crash between claim and answer):
  *   resend  the call is idempotent or WeCom tells a repeat apart (e.g.
@@ -73,7 +74,8 @@ typedef void (*outbox_result_fn)(void *arg, int64_t tenant_id, const char *kind,
                                  const char *state, const json_t *answer, int errcode);
 
 typedef struct outbox_opts {
-    int workers;        /* normal+bulk lane workers (plus one urgent worker); default 2 */
+    int workers;        /* normal+bulk lane workers; default 2 */
+    int urgent_workers; /* urgent lane (welcome) workers; default 2 */
     int max_attempts;   /* default 8 */
     int poll_ms;        /* idle poll interval; default 500 */
     int backoff_ms;     /* first retry delay, doubled per attempt with jitter; default 1000 */

@@ -298,7 +298,7 @@ static size_t on_body(char *data, size_t sz, size_t nm, void *arg) {
 /* GET (body NULL) or POST url. On a WeCom answer returns 0 with *out the
  * parsed object and res->errcode its errcode; otherwise WECOM_ERR_TRANSPORT
  * in res. The URL holds the access token: it is never logged. */
-static int http_exchange(wecom_client *cl, const char *url, const char *body, json_t **out,
+static int http_exchange(const char *url, const char *body, long timeout_ms, json_t **out,
                          wecom_res *res) {
     *out = NULL;
     CURL *h = thread_curl();
@@ -312,8 +312,8 @@ static int http_exchange(wecom_client *cl, const char *url, const char *body, js
     struct curl_slist *hdr = NULL;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cl->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cl->timeout_ms < 5000 ? cl->timeout_ms : 5000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
@@ -429,7 +429,7 @@ static int fetch_token(wecom_client *cl, const wecom_app *app, char *token, int6
         for (int attempt = 0;; attempt++) {
             json_t *j = NULL;
             atomic_fetch_add(&cl->token_fetches, 1);
-            http_exchange(cl, url, NULL, &j, res);
+            http_exchange(url, NULL, cl->timeout_ms, &j, res);
             if (res->errcode == 0) {
                 const char *t = json_string_value(json_object_get(j, "access_token"));
                 json_int_t exp = json_integer_value(json_object_get(j, "expires_in"));
@@ -555,8 +555,19 @@ static bool path_mutating(const char *path, bool has_body) {
     return has_body;
 }
 
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const char *query,
                const json_t *body, json_t **out, wecom_res *res) {
+    return wecom_call_by(cl, app, path, query, body, 0, out, res);
+}
+
+int wecom_call_by(wecom_client *cl, const wecom_app *app, const char *path, const char *query,
+                  const json_t *body, int64_t deadline_ms, json_t **out, wecom_res *res) {
     wecom_res scratch;
     if (!res) res = &scratch;
     memset(res, 0, sizeof *res);
@@ -585,10 +596,22 @@ int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const c
             rc = SIYU_EINVAL;
             break;
         }
+        long timeout = cl->timeout_ms;
+        if (deadline_ms) {
+            int64_t left = deadline_ms - wall_ms();
+            if (left <= 0) { /* nothing sent: not in doubt */
+                res->errcode = WECOM_ERR_TRANSPORT;
+                res->in_doubt = false;
+                snprintf(res->errmsg, sizeof res->errmsg, "deadline passed before the request");
+                rc = SIYU_EREMOTE;
+                break;
+            }
+            if (left < timeout) timeout = (long)left;
+        }
         json_t *j = NULL;
         res->attempts++;
         atomic_fetch_add(&cl->requests, 1);
-        http_exchange(cl, url, payload, &j, res);
+        http_exchange(url, payload, timeout, &j, res);
         wecom_ec_class cls = wecom_errcode_class(res->errcode);
         if (cls == WECOM_EC_OK) {
             if (out)

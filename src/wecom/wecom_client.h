@@ -85,6 +85,13 @@ const char *wecom_client_base_url(const wecom_client *cl);
 int wecom_call(wecom_client *cl, const wecom_app *app, const char *path, const char *query,
                const json_t *body, json_t **out, wecom_res *res);
 
+/* wecom_call with a deadline (CLOCK_REALTIME, ms since the epoch; 0 = none):
+ * each request's timeout is cut to the time left, and no attempt starts
+ * after it (then WECOM_ERR_TRANSPORT, not in doubt). For calls that are only
+ * worth making in a window, such as send_welcome_msg (20 s). */
+int wecom_call_by(wecom_client *cl, const wecom_app *app, const char *path, const char *query,
+                  const json_t *body, int64_t deadline_ms, json_t **out, wecom_res *res);
+
 /* Drops the cached token of tenant_id (e.g. after its secret changed). */
 void wecom_client_forget(wecom_client *cl, int64_t tenant_id);
 void wecom_client_stats_get(wecom_client *cl, wecom_client_stats *out);
