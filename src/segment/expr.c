@@ -543,7 +543,7 @@ static const char *tok_describe(const parser *p, char *buf, size_t cap) {
 }
 
 static int expected(parser *p, const char *what) {
-    char b[64];
+    char b[160];
     return FAIL(p, p->t.at, "expected %s, found %s", what, tok_describe(p, b, sizeof b));
 }
 
@@ -649,7 +649,7 @@ static int parse_value(parser *p, expr_dim dim, expr_value *v) {
         return lex(p);
     }
     if (p->t.kind != T_STRING) {
-        char b[96];
+        char b[160];
         snprintf(b, sizeof b,
                  dim_takes_ids(dim) ? "a %s name (string) or id (number)" : "a %s name (string)",
                  dn);
@@ -687,7 +687,7 @@ static expr_node *parse_set(parser *p, expr_dim dim) {
         FAIL(p, p->t.at, "use \"not %s = ...\" instead of \"%s != ...\"", dn, dn);
         goto fail;
     } else {
-        char b[96];
+        char b[160];
         snprintf(b, sizeof b, "\"(\", \"=\" or \"in\" after \"%s\"", dn);
         expected(p, b);
         goto fail;
@@ -695,7 +695,7 @@ static expr_node *parse_set(parser *p, expr_dim dim) {
     if (lex(p)) goto fail;
     if (form == LIST) {
         if (p->t.kind != T_LP) {
-            char b[64];
+            char b[160];
             snprintf(b, sizeof b, "\"(\" after \"%s in\"", dn);
             expected(p, b);
             goto fail;
@@ -730,7 +730,7 @@ static expr_node *parse_set(parser *p, expr_dim dim) {
         goto fail;
     }
     if (form != ONE_EQ && p->t.kind != T_RP) {
-        char b[96];
+        char b[160];
         snprintf(b, sizeof b,
                  form == LIST ? "\")\" after the values of \"%s in\""
                               : "\")\" after the value of \"%s(\"",
@@ -747,7 +747,7 @@ fail:
 
 static int parse_op(parser *p, const char *after) {
     if (p->t.kind != T_OP) {
-        char b[96];
+        char b[160];
         snprintf(b, sizeof b, "a comparison (< <= > >= = !=) after %s", after);
         return expected(p, b);
     }
@@ -756,7 +756,7 @@ static int parse_op(parser *p, const char *after) {
 
 static int parse_duration(parser *p, const char *what, int64_t *secs, expr_unit *unit) {
     if (p->t.kind != T_DURATION) {
-        char b[96];
+        char b[160];
         snprintf(b, sizeof b, "a duration (e.g. 30d) %s", what);
         return expected(p, b);
     }
@@ -812,7 +812,7 @@ fail:
 /* The event type string of did/count/first/last. */
 static int parse_event_type(parser *p, expr_node *n, const char *fn) {
     if (p->t.kind != T_STRING) {
-        char b[96];
+        char b[160];
         snprintf(b, sizeof b, "an event type string (e.g. \"message\") in \"%s(\"", fn);
         return expected(p, b);
     }
@@ -831,7 +831,7 @@ static int parse_event_type(parser *p, expr_node *n, const char *fn) {
 
 static int expect_rp(parser *p, const char *fn) {
     if (p->t.kind != T_RP) {
-        char b[64];
+        char b[160];
         snprintf(b, sizeof b, "\")\" to close \"%s(\"", fn);
         return expected(p, b);
     }
@@ -850,7 +850,7 @@ static expr_node *parse_event(parser *p, expr_kind kind, bool orders) {
     if (!n) return NULL;
     if (lex(p)) goto fail;
     if (p->t.kind != T_LP) {
-        char b[64];
+        char b[160];
         snprintf(b, sizeof b, "\"(\" after \"%s\"", fn);
         expected(p, b);
         goto fail;
@@ -891,7 +891,7 @@ fail:
 }
 
 static expr_node *parse_predicate(parser *p) {
-    char b[64];
+    char b[160];
     if (p->t.kind != T_IDENT) {
         FAIL(p, p->t.at, "expected a condition (like tag(\"VIP\") or spent > 100), found %s",
              tok_describe(p, b, sizeof b));
@@ -951,7 +951,7 @@ static expr_node *parse_unary(parser *p) {
         expr_node *n = parse_or(p);
         if (!n) return NULL;
         if (p->t.kind != T_RP) {
-            char b[64];
+            char b[160];
             FAIL(p, p->t.at, "expected \")\" to close the \"(\" at line %u, column %u, found %s",
                  open.line, open.col, tok_describe(p, b, sizeof b));
             node_drop(p, n);
@@ -1037,7 +1037,7 @@ int expr_parse(const char *src, size_t len, expr_node **out, expr_err *err) {
     expr_node *n = parse_or(&p);
     if (!n) return err ? err->code : SIYU_EINVAL;
     if (p.t.kind != T_EOF) {
-        char b[64];
+        char b[160];
         if (p.t.kind == T_RP)
             FAIL(&p, p.t.at, "unmatched \")\"");
         else
