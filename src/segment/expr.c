@@ -590,6 +590,15 @@ static const char *suggest(const char *w, size_t n) {
     return bd <= limit ? best : NULL;
 }
 
+/* After a condition: " (did you mean and?)" if the word looks like one. */
+static const char *connective_hint(const parser *p) {
+    if (p->t.kind != T_IDENT || p->t.len < 2) return "";
+    const char *w = p->src + p->t.at.off;
+    if (edit_distance(w, p->t.len, "and") <= 1) return " (did you mean and?)";
+    if (edit_distance(w, p->t.len, "or") <= 1 && p->t.len <= 3) return " (did you mean or?)";
+    return "";
+}
+
 static expr_node *node_new(parser *p, expr_kind kind, pos at) {
     if (p->nodes >= EXPR_MAX_NODES) {
         fail_at(p, SIYU_ETOOBIG, at, "expression has more than %d parts", EXPR_MAX_NODES);
@@ -952,8 +961,8 @@ static expr_node *parse_unary(parser *p) {
         if (!n) return NULL;
         if (p->t.kind != T_RP) {
             char b[160];
-            FAIL(p, p->t.at, "expected \")\" to close the \"(\" at line %u, column %u, found %s",
-                 open.line, open.col, tok_describe(p, b, sizeof b));
+            FAIL(p, p->t.at, "expected \")\" to close the \"(\" at line %u, column %u, found %s%s",
+                 open.line, open.col, tok_describe(p, b, sizeof b), connective_hint(p));
             node_drop(p, n);
             return NULL;
         }
@@ -1041,8 +1050,8 @@ int expr_parse(const char *src, size_t len, expr_node **out, expr_err *err) {
         if (p.t.kind == T_RP)
             FAIL(&p, p.t.at, "unmatched \")\"");
         else
-            FAIL(&p, p.t.at, "expected \"and\", \"or\" or the end, found %s",
-                 tok_describe(&p, b, sizeof b));
+            FAIL(&p, p.t.at, "expected \"and\", \"or\" or the end, found %s%s",
+                 tok_describe(&p, b, sizeof b), connective_hint(&p));
         expr_free(n);
         return err ? err->code : SIYU_EINVAL;
     }

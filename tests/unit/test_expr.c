@@ -369,6 +369,8 @@ static void test_syntax_errors(void **state) {
     err("(tag(1)", SIYU_EINVAL, 1, 8, "expected \")\" to close the \"(\" at line 1, column 1");
     err("tag(1))", SIYU_EINVAL, 1, 7, "unmatched \")\"");
     err("tag(1) tag(2)", SIYU_EINVAL, 1, 8, "expected \"and\", \"or\" or the end, found \"tag\"");
+    err("tag(1) adn tag(2)", SIYU_EINVAL, 1, 8, "found \"adn\" (did you mean and?)");
+    err("(tag(1) ro tag(2))", SIYU_EINVAL, 1, 9, "found \"ro\" (did you mean or?)");
     err("and tag(1)", SIYU_EINVAL, 1, 1, "expected a condition before \"and\"");
     err("tag(1) and or tag(2)", SIYU_EINVAL, 1, 12, "expected a condition before \"or\"");
     err("not", SIYU_EINVAL, 1, 4, "expected a condition");
