@@ -9,7 +9,10 @@
  * full sync for the details callbacks do not carry. Simulated traffic keeps
  * flowing until Ctrl-C, which stops both children cleanly. */
 #include <curl/curl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +42,19 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static void *drain(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char b[4096];
+    while (read(fd, b, sizeof b) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
 /* Runs this binary with args, its stdout on a pipe; waits (up to timeout_s)
  * for a line starting with ready_prefix and copies what follows into
- * c->addr. Later stdout is drained by a small helper process (children log
- * to stderr, which stays the terminal). */
+ * c->addr. Later stdout is drained by a thread (children log to stderr,
+ * which stays the terminal). */
 static int spawn(child *c, const char *const *args, const char *ready_prefix, int timeout_s) {
     int fd[2];
     if (pipe(fd) != 0) return -1;
@@ -63,28 +75,42 @@ static int spawn(child *c, const char *const *args, const char *ready_prefix, in
     }
     close(fd[1]);
     c->pid = pid;
-    FILE *f = fdopen(fd[0], "r");
+    /* Read lines with poll() so that a child that never prints cannot hang
+     * the demo past timeout_s. */
     char line[512];
+    size_t n = 0, np = strlen(ready_prefix);
     double t0 = now_s();
-    size_t np = strlen(ready_prefix);
     int rc = -1;
-    while (now_s() - t0 < timeout_s && fgets(line, sizeof line, f)) {
+    while (rc != 0) {
+        int left_ms = (int)((timeout_s - (now_s() - t0)) * 1000);
+        struct pollfd pfd = {.fd = fd[0], .events = POLLIN};
+        if (left_ms <= 0 || poll(&pfd, 1, left_ms) <= 0) break;
+        char ch;
+        ssize_t k = read(fd[0], &ch, 1);
+        if (k <= 0) break; /* the child exited */
+        if (ch != '\n' && n < sizeof line - 1) {
+            line[n++] = ch;
+            continue;
+        }
+        line[n] = 0;
+        n = 0;
         if (strncmp(line, ready_prefix, np) == 0) {
             snprintf(c->addr, sizeof c->addr, "%s", line + np);
-            c->addr[strcspn(c->addr, "\r\n")] = 0;
+            c->addr[strcspn(c->addr, "\r")] = 0;
             rc = 0;
-            break;
         }
+    }
+    if (rc != 0) {
+        close(fd[0]);
+        return rc;
     }
     /* Keep the pipe drained so a chatty child never blocks on stdout. */
-    if (rc == 0 && fork() == 0) {
-        char b[4096];
-        while (fread(b, 1, sizeof b, f) > 0) {
-        }
-        _exit(0);
-    }
-    fclose(f);
-    return rc;
+    pthread_t th;
+    if (pthread_create(&th, NULL, drain, (void *)(intptr_t)fd[0]) == 0)
+        pthread_detach(th);
+    else
+        close(fd[0]);
+    return 0;
 }
 
 static void stop_child(child *c, const char *what) {

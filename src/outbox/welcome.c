@@ -43,7 +43,17 @@ int welcome_on_event(store_conn *c, int64_t tenant_id, const wecom_event *ev, in
     siyu_err err = {0};
     rc = outbox_enqueue(c, &it, outbox_id, &err);
     json_decref(body);
-    return rc;
+    if (rc != 0 || created_ms + WELCOME_WINDOW_MS > siyu_now() * 1000) return rc;
+    /* The callback came after WeCom's window (a late retry, a replayed
+     * history): record the welcome as missed at once instead of handing a
+     * worker a row it can only declare dead. */
+    st = store_conn_stmt(c, "UPDATE outbox SET state='dead', errcode=41050, error='"
+                            "welcome_code_expired: the add arrived after the 20 s window', "
+                            "updated_at=?2 WHERE id=?1");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, *outbox_id);
+    sqlite3_bind_int64(st, 2, siyu_now());
+    return store_stmt_run(st);
 }
 
 json_t *welcome_config_json(store_conn *c, int64_t tenant_id) {

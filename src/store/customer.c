@@ -743,6 +743,11 @@ static int remark_lengths(customer_remark_input *in) {
                             "description must be at most %d characters", CUSTOMER_DESCRIPTION_MAX);
     if (!in->remark && !in->description)
         return siyu_err_set(&in->err, SIYU_EINVAL, "remark", "give remark or description");
+    /* WeCom refuses a remark call whose fields are all empty (spec §3.2). */
+    if ((!in->remark || !*in->remark) && (!in->description || !*in->description))
+        return siyu_err_set(&in->err, SIYU_EINVAL, in->remark ? "remark" : "description",
+                            "WeCom needs a non-empty remark or description; to clear one, send "
+                            "it empty together with the other one");
     return 0;
 }
 

@@ -130,8 +130,8 @@ int customer_relationship_list_json(store_conn *c, const http_auth *a, const cus
 typedef struct customer_remark_input {
     http_auth auth; /* tenant and relationship scope of the caller */
     int64_t customer_id, employee_id;
-    const char *remark;      /* NULL = unchanged; "" clears */
-    const char *description; /* NULL = unchanged; "" clears */
+    const char *remark;      /* NULL = unchanged; "" clears (not both: WeCom refuses) */
+    const char *description; /* NULL = unchanged; "" clears (not both: WeCom refuses) */
     const char *actor;
     int64_t relationship_id; /* filled */
     unsigned kick;           /* filled: outbox lanes written (1 << lane) */

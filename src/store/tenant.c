@@ -19,9 +19,10 @@ int tenant_input_validate(const tenant_input *in, siyu_err *err) {
         return siyu_err_set(err, SIYU_EINVAL, "name", "name must be 1 to 128 bytes");
     int given = !!in->corp_id + !!in->callback_token + !!in->aes_key;
     if (given != 0 && given != 3)
-        return siyu_err_set(err, SIYU_EINVAL, !in->corp_id ? "corp_id"
-                                              : !in->callback_token ? "callback_token"
-                                                                    : "aes_key",
+        return siyu_err_set(err, SIYU_EINVAL,
+                            !in->corp_id          ? "corp_id"
+                            : !in->callback_token ? "callback_token"
+                                                  : "aes_key",
                             "corp_id, callback_token and aes_key must be given together");
     if (in->secret) {
         size_t n = strlen(in->secret);
@@ -29,8 +30,9 @@ int tenant_input_validate(const tenant_input *in, siyu_err *err) {
         for (size_t i = 0; ok && i < n; i++)
             ok = in->secret[i] > ' ' && in->secret[i] < 0x7f;
         if (!ok)
-            return siyu_err_set(err, SIYU_EINVAL, "secret",
-                                "secret must be 1 to 128 printable ASCII characters without spaces");
+            return siyu_err_set(
+                err, SIYU_EINVAL, "secret",
+                "secret must be 1 to 128 printable ASCII characters without spaces");
     }
     if (given == 0) return 0;
     size_t n = strlen(in->corp_id);
@@ -82,8 +84,8 @@ int tenant_create(store_conn *c, void *arg) {
     tenant_input *in = arg;
     if (!in->name) return siyu_err_set(&in->err, SIYU_EINVAL, "name", "name is required");
     if (tenant_input_validate(in, &in->err) != 0) return SIYU_EINVAL;
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "INSERT INTO tenant(name, created_at, updated_at) VALUES(?1,?2,?2)");
+    sqlite3_stmt *st =
+        store_conn_stmt(c, "INSERT INTO tenant(name, created_at, updated_at) VALUES(?1,?2,?2)");
     if (!st) return SIYU_EIO;
     store_bind_text(st, 1, in->name);
     sqlite3_bind_int64(st, 2, siyu_now());
@@ -102,11 +104,10 @@ int tenant_update(store_conn *c, void *arg) {
     tenant_input *in = arg;
     if (tenant_input_validate(in, &in->err) != 0) return SIYU_EINVAL;
     if (in->status && strcmp(in->status, "active") != 0 && strcmp(in->status, "suspended") != 0)
-        return siyu_err_set(&in->err, SIYU_EINVAL, "status",
-                            "status must be active or suspended");
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "UPDATE tenant SET name=coalesce(?2,name), status=coalesce(?3,status), "
-           "updated_at=?4 WHERE tenant_id=?1");
+        return siyu_err_set(&in->err, SIYU_EINVAL, "status", "status must be active or suspended");
+    sqlite3_stmt *st =
+        store_conn_stmt(c, "UPDATE tenant SET name=coalesce(?2,name), status=coalesce(?3,status), "
+                           "updated_at=?4 WHERE tenant_id=?1");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->id);
     store_bind_text(st, 2, in->name);
@@ -122,7 +123,7 @@ int tenant_update(store_conn *c, void *arg) {
     char target[32];
     snprintf(target, sizeof target, "tenant:%lld", (long long)in->id);
     return store_audit(c, in->id, in->actor, "tenant.update", target, 1,
-                       in->corp_id ? "callback config changed"
+                       in->corp_id  ? "callback config changed"
                        : in->secret ? "api secret changed"
                                     : NULL);
 }
@@ -137,8 +138,9 @@ json_t *tenant_get_json(store_conn *c, int64_t id) {
     json_t *j = NULL;
     if (sqlite3_step(st) == SQLITE_ROW) {
         const char *corp = (const char *)sqlite3_column_text(st, 4);
-        j = json_pack("{s:I,s:s,s:s,s:I,s:{s:o,s:b,s:b}}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-                      "name", (const char *)sqlite3_column_text(st, 1), "status",
+        j = json_pack("{s:I,s:s,s:s,s:I,s:{s:o,s:b,s:b}}", "id",
+                      (json_int_t)sqlite3_column_int64(st, 0), "name",
+                      (const char *)sqlite3_column_text(st, 1), "status",
                       (const char *)sqlite3_column_text(st, 2), "created_at",
                       (json_int_t)sqlite3_column_int64(st, 3), "callback", "corp_id",
                       corp ? json_string(corp) : json_null(), "configured", corp != NULL,
@@ -166,14 +168,16 @@ int tenant_callback_load(store_conn *c, int64_t tenant_id, tenant_callback *out)
 }
 
 int tenant_wecom_app(store_conn *c, int64_t tenant_id, struct wecom_app *out) {
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "SELECT corp_id, secret FROM callback_config cc JOIN tenant t ON "
-           "t.tenant_id=cc.tenant_id WHERE cc.tenant_id=?1 AND t.status='active'");
+    sqlite3_stmt *st =
+        store_conn_stmt(c, "SELECT corp_id, secret FROM callback_config cc JOIN tenant t ON "
+                           "t.tenant_id=cc.tenant_id WHERE cc.tenant_id=?1 AND t.status='active'");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant_id);
     int rc = SIYU_ENOTFOUND;
     memset(out, 0, sizeof *out);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = store_rc(step); /* not "unconfigured" */
+    if (step == SQLITE_ROW) {
         rc = SIYU_EINVAL;
         if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
             out->tenant_id = tenant_id;

@@ -13,6 +13,7 @@
 #include "wecom/wecom_client.h"
 
 #include <curl/curl.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -352,11 +353,20 @@ static int http_exchange(const char *url, const char *body, long timeout_ms, jso
             snprintf(res->errmsg, sizeof res->errmsg, "answer is not a JSON object");
         } else {
             json_t *ec = json_object_get(j, "errcode");
-            res->errcode = json_is_integer(ec) ? (int)json_integer_value(ec) : 0;
-            const char *em = json_string_value(json_object_get(j, "errmsg"));
-            snprintf(res->errmsg, sizeof res->errmsg, "%s", em ? em : "");
-            *out = j;
-            rc = 0;
+            json_int_t v = json_integer_value(ec);
+            if (!json_is_integer(ec) || v < INT_MIN || v > INT_MAX) {
+                /* Every WeCom answer carries errcode: this is something else
+                 * answering (a proxy, a wrong base URL) and proves nothing. */
+                json_decref(j);
+                snprintf(res->errmsg, sizeof res->errmsg, "answer has no valid errcode");
+                res->in_doubt = true;
+            } else {
+                res->errcode = (int)v;
+                const char *em = json_string_value(json_object_get(j, "errmsg"));
+                snprintf(res->errmsg, sizeof res->errmsg, "%s", em ? em : "");
+                *out = j;
+                rc = 0;
+            }
         }
     }
     free(b.p);

@@ -222,7 +222,8 @@ static void test_group_with_tags(void **state) {
     t_expect_error(&r, 400, "invalid", "tags[1]");
     assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM tag_group WHERE name='坏'"), 0);
     /* WeCom names are at most 30 characters: 31 Chinese characters are refused up front. */
-    body = "{\"name\":\"一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一\",\"wecom\":true,"
+    body = "{\"name\":\"一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一\",\"wecom\":"
+           "true,"
            "\"tags\":[\"a\"]}";
     assert_int_equal(
         t_http(&F.srv, "POST", "/api/v1/tag-groups", F.admin, body, strlen(body), NULL, &r), 0);
@@ -266,6 +267,10 @@ static void test_remark(void **state) {
     assert_int_equal(t_http(&F.srv, "PATCH", path, F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", "remark");
     body = "{}";
+    assert_int_equal(t_http(&F.srv, "PATCH", path, F.admin, body, strlen(body), NULL, &r), 0);
+    t_expect_error(&r, 400, "invalid", "remark");
+    /* All empty: WeCom would refuse it, so Siyu does too. */
+    body = "{\"remark\":\"\",\"description\":\"\"}";
     assert_int_equal(t_http(&F.srv, "PATCH", path, F.admin, body, strlen(body), NULL, &r), 0);
     t_expect_error(&r, 400, "invalid", "remark");
     assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM outbox"), ob);
