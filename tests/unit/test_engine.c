@@ -514,7 +514,9 @@ static void add_tag(world *w, int64_t t, int ti) {
 }
 
 static void add_event(world *w, int64_t t) {
-    int64_t cust = pick_id(w, t, "customer");
+    static int64_t last_cust; /* half the events go to the previous one's customer */
+    int64_t cust = last_cust && rnd(2) ? last_cust : pick_id(w, t, "customer");
+    last_cust = cust;
     const char *type = TYPES[rnd(N(TYPES))];
     int64_t ts;
     switch (rnd(7)) {
@@ -629,6 +631,8 @@ static void mutate(world *w, int64_t t, int ti) {
         break;
     }
     default:
+        add_event(w, t);
+        add_event(w, t);
         add_event(w, t);
     }
 }
@@ -846,10 +850,12 @@ static uint64_t env_u64(const char *name, uint64_t def) {
 static void test_model(void **state) {
     (void)state;
     uint64_t seed = env_u64("SEED", 20261123);
-    int steps = (int)env_u64("STEPS", 300);
+    int steps = (int)env_u64("STEPS", 400);
     world w;
     world_init(&w, seed);
     long checked = 0, unknown = 0, nonempty = 0;
+    uint32_t ncust = 0;
+    uint64_t nevents = 0;
     for (int step = 0; step < steps; step++) {
         int k = 1 + (int)rnd(3);
         for (int i = 0; i < k; i++)
@@ -874,12 +880,15 @@ static void test_model(void **state) {
             else if (got > 0)
                 nonempty++;
         }
+        ncust = engine_customers(e);
+        nevents = engine_events(e);
         model_free(&m);
         engine_free(e);
     }
     print_message("engine model: seed %llu, %d steps, %ld expressions (%ld unknown-name errors, "
-                  "%ld non-empty results)\n",
-                  (unsigned long long)seed, steps, checked, unknown, nonempty);
+                  "%ld non-empty results); at the end %u customers, %llu events\n",
+                  (unsigned long long)seed, steps, checked, unknown, nonempty, ncust,
+                  (unsigned long long)nevents);
     assert_true(nonempty > checked / 5);
     assert_true(unknown > 0);
     world_free(&w);
