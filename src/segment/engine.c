@@ -726,36 +726,65 @@ static uint32_t ev_count(const evcol *c, uint32_t k, int64_t now, int64_t window
     return to - from;
 }
 
-static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now);
+/* eval(e, n, now, within) is n's set of customers intersected with within
+ * (NULL: all customers). Sets are computed whole and intersected; numeric
+ * comparisons and event predicates test only the customers of within, so an
+ * "and" whose set parts are selective makes its other parts cheap. */
+static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now,
+                              const roaring_bitmap_t *within);
 
-static roaring_bitmap_t *eval_and(const engine *e, const expr_node *n, int64_t now) {
-    roaring_bitmap_t *r = NULL;
-    for (size_t i = 0; i < n->nkids; i++) { /* the positive parts first */
-        if (n->kids[i]->kind == EXPR_NOT) continue;
-        roaring_bitmap_t *k = eval(e, n->kids[i], now);
-        if (!k) goto fail;
-        if (!r)
-            r = k;
-        else {
-            roaring_bitmap_and_inplace(r, k);
-            roaring_bitmap_free(k);
+/* Computed from whole bitmaps, without a per-customer test. */
+static bool cheap(const expr_node *n) {
+    switch (n->kind) {
+    case EXPR_SET:
+        return true;
+    case EXPR_DID:
+        return n->window == 0;
+    case EXPR_AND:
+    case EXPR_OR:
+    case EXPR_NOT:
+        for (size_t i = 0; i < n->nkids; i++)
+            if (!cheap(n->kids[i])) return false;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static roaring_bitmap_t *eval_and(const engine *e, const expr_node *n, int64_t now,
+                                  const roaring_bitmap_t *within) {
+    roaring_bitmap_t *r = NULL; /* NULL while nothing narrowed within yet */
+    /* passes: cheap parts, cheap "not" parts, the others, the other "not"
+     * parts; each evaluates within the result so far */
+    for (int pass = 0; pass < 4; pass++) {
+        for (size_t i = 0; i < n->nkids; i++) {
+            const expr_node *k = n->kids[i];
+            bool neg = k->kind == EXPR_NOT;
+            if (cheap(k) != (pass < 2) || neg != (pass % 2 == 1)) continue;
+            const roaring_bitmap_t *cur = r ? r : within;
+            roaring_bitmap_t *v = eval(e, neg ? k->kids[0] : k, now, cur);
+            if (!v) goto fail;
+            if (!neg) { /* v is within cur already */
+                if (r) roaring_bitmap_free(r);
+                r = v;
+                continue;
+            }
+            if (!r && !(r = roaring_bitmap_copy(cur ? cur : e->all))) {
+                roaring_bitmap_free(v);
+                goto fail;
+            }
+            roaring_bitmap_andnot_inplace(r, v);
+            roaring_bitmap_free(v);
         }
     }
-    if (!r && !(r = roaring_bitmap_copy(e->all))) return NULL;
-    for (size_t i = 0; i < n->nkids; i++) { /* then "and not x" as a difference */
-        if (n->kids[i]->kind != EXPR_NOT) continue;
-        roaring_bitmap_t *k = eval(e, n->kids[i]->kids[0], now);
-        if (!k) goto fail;
-        roaring_bitmap_andnot_inplace(r, k);
-        roaring_bitmap_free(k);
-    }
-    return r;
+    return r ? r : roaring_bitmap_copy(within ? within : e->all);
 fail:
     if (r) roaring_bitmap_free(r);
     return NULL;
 }
 
-static roaring_bitmap_t *eval_set(const engine *e, const expr_node *n) {
+static roaring_bitmap_t *eval_set(const engine *e, const expr_node *n,
+                                  const roaring_bitmap_t *within) {
     roaring_bitmap_t *r = roaring_bitmap_create();
     if (!r) return NULL;
     const dict *d = &e->dims[n->dim];
@@ -770,15 +799,39 @@ static roaring_bitmap_t *eval_set(const engine *e, const expr_node *n) {
             if (d->v[j].name && strcmp(d->v[j].name, v->name) == 0)
                 roaring_bitmap_or_inplace(r, d->v[j].bm);
     }
+    if (within) roaring_bitmap_and_inplace(r, within);
     return r;
 }
 
-static roaring_bitmap_t *eval_cmp(const engine *e, const expr_node *n, int64_t now) {
-    idbuf *b = malloc(sizeof *b);
-    roaring_bitmap_t *r = roaring_bitmap_create();
-    if (!b || !r) goto fail;
-    b->n = 0;
-    b->bm = r;
+/* Walks the customers to test: within's members, or 0..n-1. */
+typedef struct walk {
+    roaring_uint32_iterator_t *it;
+    uint32_t next, n;
+    uint32_t buf[1024];
+} walk;
+
+static bool walk_init(walk *w, const engine *e, const roaring_bitmap_t *within) {
+    w->next = 0;
+    w->n = e->n;
+    w->it = within ? roaring_create_iterator(within) : NULL;
+    return !within || w->it;
+}
+
+/* Fills buf with the next customers; returns how many (0 at the end). */
+static uint32_t walk_next(walk *w) {
+    if (w->it) return roaring_read_uint32_iterator(w->it, w->buf, 1024);
+    uint32_t k = 0;
+    while (k < 1024 && w->next < w->n)
+        w->buf[k++] = w->next++;
+    return k;
+}
+
+static void walk_done(walk *w) {
+    if (w->it) roaring_free_uint32_iterator(w->it);
+}
+
+static roaring_bitmap_t *eval_cmp(const engine *e, const expr_node *n, int64_t now,
+                                  const roaring_bitmap_t *within) {
     const int64_t *col = NULL;
     bool time = true;
     switch (n->attr) {
@@ -798,31 +851,97 @@ static roaring_bitmap_t *eval_cmp(const engine *e, const expr_node *n, int64_t n
         col = e->last_message;
         break;
     default:
-        goto fail;
+        return NULL;
     }
-    for (uint32_t i = 0; i < e->n; i++) {
-        int64_t v = col[i];
-        if (time) {
-            if (v == ENGINE_NONE) continue;
-            v = now - v;
+    walk *w = malloc(sizeof *w);
+    idbuf *b = malloc(sizeof *b);
+    roaring_bitmap_t *r = roaring_bitmap_create();
+    if (!w || !b || !r || !walk_init(w, e, within)) {
+        free(w);
+        free(b);
+        if (r) roaring_bitmap_free(r);
+        return NULL;
+    }
+    b->n = 0;
+    b->bm = r;
+    for (uint32_t got; (got = walk_next(w)) > 0;) {
+        for (uint32_t j = 0; j < got; j++) {
+            int64_t v = col[w->buf[j]];
+            if (time) {
+                if (v == ENGINE_NONE) continue;
+                v = now - v;
+            }
+            if (cmp(v, n->op, n->num)) idbuf_add(b, w->buf[j]);
         }
-        if (cmp(v, n->op, n->num)) idbuf_add(b, i);
     }
     idbuf_flush(b);
+    walk_done(w);
+    free(w);
     free(b);
     return r;
-fail:
-    free(b);
-    if (r) roaring_bitmap_free(r);
-    return NULL;
 }
 
-static roaring_bitmap_t *eval_events(const engine *e, const expr_node *n, int64_t now) {
+/* Does customer k of c (which has events of the type) match n? */
+static bool ev_match(const evcol *c, uint32_t k, const expr_node *n, int64_t now) {
+    switch (n->kind) {
+    case EXPR_DID:
+        return ev_count(c, k, now, n->window) > 0;
+    case EXPR_COUNT:
+        return cmp(ev_count(c, k, now, n->window), n->op, n->num);
+    case EXPR_FIRST:
+        return cmp(now - (int64_t)c->ts[c->off[k]], n->op, n->num);
+    case EXPR_LAST:
+        return cmp(now - (int64_t)c->ts[c->off[k + 1] - 1], n->op, n->num);
+    default:
+        return false;
+    }
+}
+
+static roaring_bitmap_t *eval_events(const engine *e, const expr_node *n, int64_t now,
+                                     const roaring_bitmap_t *within) {
     const evcol *c = find_type(e, n->event_type);
-    if (n->kind == EXPR_DID && n->window == 0)
-        return c ? roaring_bitmap_copy(c->any) : roaring_bitmap_create();
+    bool zero = n->kind == EXPR_COUNT && cmp(0, n->op, n->num); /* matches without events */
     roaring_bitmap_t *r = NULL;
-    if (n->kind == EXPR_COUNT && cmp(0, n->op, n->num)) /* customers without events */
+    if (n->kind == EXPR_DID && n->window == 0) {
+        r = c ? roaring_bitmap_copy(c->any) : roaring_bitmap_create();
+        if (r && within) roaring_bitmap_and_inplace(r, within);
+        return r;
+    }
+    if (within) { /* test within's customers, finding each in the column */
+        walk *w = malloc(sizeof *w);
+        idbuf *b = malloc(sizeof *b);
+        r = roaring_bitmap_create();
+        if (!w || !b || !r || !walk_init(w, e, within)) {
+            free(w);
+            free(b);
+            if (r) roaring_bitmap_free(r);
+            return NULL;
+        }
+        b->n = 0;
+        b->bm = r;
+        uint32_t k = 0, nc = c ? c->nc : 0;
+        for (uint32_t got; (got = walk_next(w)) > 0;) {
+            for (uint32_t j = 0; j < got; j++) {
+                uint32_t cust = w->buf[j], lo = k, hi = nc;
+                while (lo < hi) { /* first k with cid[k] >= cust */
+                    uint32_t mid = lo + (hi - lo) / 2;
+                    if (c->cid[mid] < cust)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                k = lo;
+                bool m = k < nc && c->cid[k] == cust ? ev_match(c, k, n, now) : zero;
+                if (m) idbuf_add(b, cust);
+            }
+        }
+        idbuf_flush(b);
+        walk_done(w);
+        free(w);
+        free(b);
+        return r;
+    }
+    if (zero)
         r = c ? roaring_bitmap_andnot(e->all, c->any) : roaring_bitmap_copy(e->all);
     else
         r = roaring_bitmap_create();
@@ -834,39 +953,22 @@ static roaring_bitmap_t *eval_events(const engine *e, const expr_node *n, int64_
     }
     b->n = 0;
     b->bm = r;
-    for (uint32_t k = 0; k < c->nc; k++) {
-        bool m = false;
-        switch (n->kind) {
-        case EXPR_DID:
-            m = ev_count(c, k, now, n->window) > 0;
-            break;
-        case EXPR_COUNT:
-            m = cmp(ev_count(c, k, now, n->window), n->op, n->num);
-            break;
-        case EXPR_FIRST:
-            m = cmp(now - (int64_t)c->ts[c->off[k]], n->op, n->num);
-            break;
-        case EXPR_LAST:
-            m = cmp(now - (int64_t)c->ts[c->off[k + 1] - 1], n->op, n->num);
-            break;
-        default:
-            break;
-        }
-        if (m) idbuf_add(b, c->cid[k]);
-    }
+    for (uint32_t k = 0; k < c->nc; k++)
+        if (ev_match(c, k, n, now)) idbuf_add(b, c->cid[k]);
     idbuf_flush(b);
     free(b);
     return r;
 }
 
-static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now) {
+static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now,
+                              const roaring_bitmap_t *within) {
     switch (n->kind) {
     case EXPR_AND:
-        return eval_and(e, n, now);
+        return eval_and(e, n, now, within);
     case EXPR_OR: {
         roaring_bitmap_t *r = roaring_bitmap_create();
         for (size_t i = 0; r && i < n->nkids; i++) {
-            roaring_bitmap_t *k = eval(e, n->kids[i], now);
+            roaring_bitmap_t *k = eval(e, n->kids[i], now, within);
             if (!k) {
                 roaring_bitmap_free(r);
                 return NULL;
@@ -877,21 +979,21 @@ static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now) 
         return r;
     }
     case EXPR_NOT: {
-        roaring_bitmap_t *k = eval(e, n->kids[0], now);
+        roaring_bitmap_t *k = eval(e, n->kids[0], now, within);
         if (!k) return NULL;
-        roaring_bitmap_t *r = roaring_bitmap_andnot(e->all, k);
+        roaring_bitmap_t *r = roaring_bitmap_andnot(within ? within : e->all, k);
         roaring_bitmap_free(k);
         return r;
     }
     case EXPR_SET:
-        return eval_set(e, n);
+        return eval_set(e, n, within);
     case EXPR_CMP:
-        return eval_cmp(e, n, now);
+        return eval_cmp(e, n, now, within);
     case EXPR_DID:
     case EXPR_COUNT:
     case EXPR_FIRST:
     case EXPR_LAST:
-        return eval_events(e, n, now);
+        return eval_events(e, n, now, within);
     }
     return NULL;
 }
@@ -907,7 +1009,7 @@ int engine_eval(const engine *e, const expr_node *n, int64_t now, roaring_bitmap
     if (u.count)
         return siyu_err_set(err, SIYU_EINVAL, "expr", "unknown %s: %s",
                             u.count == 1 ? "name" : "names", u.msg);
-    roaring_bitmap_t *r = eval(e, n, now);
+    roaring_bitmap_t *r = eval(e, n, now, NULL);
     if (!r) return siyu_err_set(err, SIYU_ENOMEM, NULL, "segment evaluation: out of memory");
     *out = r;
     return 0;
