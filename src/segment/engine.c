@@ -783,23 +783,50 @@ fail:
     return NULL;
 }
 
+/* Appends bm to the growable array *v (*n used, *cap allocated); false when
+ * out of memory. */
+static bool bms_push(const roaring_bitmap_t ***v, size_t *n, size_t *cap,
+                     const roaring_bitmap_t *bm) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 8;
+        const roaring_bitmap_t **m = realloc(*v, c * sizeof *m);
+        if (!m) return false;
+        *v = m;
+        *cap = c;
+    }
+    (*v)[(*n)++] = bm;
+    return true;
+}
+
 static roaring_bitmap_t *eval_set(const engine *e, const expr_node *n,
                                   const roaring_bitmap_t *within) {
-    roaring_bitmap_t *r = roaring_bitmap_create();
-    if (!r) return NULL;
     const dict *d = &e->dims[n->dim];
-    for (size_t i = 0; i < n->nvals; i++) {
+    const roaring_bitmap_t **bms = NULL;
+    size_t k = 0, cap = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < n->nvals; i++) {
         const expr_value *v = &n->vals[i];
         if (v->kind == EXPR_VAL_ID) {
             const dval *x = d->ids ? dict_by_id(d, v->id) : NULL;
-            if (x) roaring_bitmap_or_inplace(r, x->bm);
+            if (x) ok = bms_push(&bms, &k, &cap, x->bm);
             continue;
         }
-        for (size_t j = 0; j < d->n; j++) /* every record with that name */
+        for (size_t j = 0; ok && j < d->n; j++) /* every record with that name */
             if (d->v[j].name && strcmp(d->v[j].name, v->name) == 0)
-                roaring_bitmap_or_inplace(r, d->v[j].bm);
+                ok = bms_push(&bms, &k, &cap, d->v[j].bm);
     }
-    if (within) roaring_bitmap_and_inplace(r, within);
+    roaring_bitmap_t *r = NULL;
+    if (!ok)
+        r = NULL;
+    else if (k == 0)
+        r = roaring_bitmap_create();
+    else if (k == 1)
+        r = within ? roaring_bitmap_and(bms[0], within) : roaring_bitmap_copy(bms[0]);
+    else {
+        r = roaring_bitmap_or_many(k, bms);
+        if (r && within) roaring_bitmap_and_inplace(r, within);
+    }
+    free(bms);
     return r;
 }
 
