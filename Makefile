@@ -18,7 +18,7 @@ BUILD ?= build-san
 endif
 
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
-  libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev clang
+  libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev libroaring-dev clang
 
 .PHONY: all deps configure test test-slow demo fuzz bench-ingest bench-sync bench-demo clean
 
@@ -29,6 +29,7 @@ configure: $(BUILD)/CMakeCache.txt
 
 $(BUILD)/CMakeCache.txt: CMakeLists.txt
 	@command -v cmake >/dev/null && pkg-config --exists libmicrohttpd jansson sqlite3 libcrypto expat cmocka libcurl \
+	  && test -f /usr/include/roaring/roaring.h \
 	  || $(MAKE) deps
 	cmake -S . -B $(BUILD) -DSANITIZE=$(SANITIZE)
 
