@@ -563,24 +563,53 @@ static bool in_sorted(char *const *v, size_t n, const char *s) {
     return n && bsearch(&s, v, n, sizeof *v, cmp_strp) != NULL;
 }
 
-/* Adds userid to users unless present; under the initial capacity plus
- * growth. */
-static int users_add(run *r, const char *userid) {
-    for (size_t i = 0; i < r->nusers; i++)
-        if (!strcmp(r->users[i], userid)) return 0;
+/* Sorts users[nfollow, nusers) and drops duplicates and userids that are
+ * follow users too (follow: the follow userids, sorted). */
+static void users_compact(run *r, char **follow, size_t nfollow) {
+    char **v = r->users + r->nfollow;
+    size_t n = r->nusers - r->nfollow, k = 0;
+    if (n) qsort(v, n, sizeof *v, cmp_strp);
+    for (size_t i = 0; i < n; i++) {
+        if ((k && !strcmp(v[k - 1], v[i])) || in_sorted(follow, nfollow, v[i])) {
+            free(v[i]);
+            continue;
+        }
+        v[k++] = v[i];
+    }
+    r->nusers = r->nfollow + k;
+}
+
+/* Appends userid to users (duplicates are dropped by users_compact, run
+ * here when the array is full, and by the caller at the end). */
+static int users_add(run *r, const char *userid, char **follow, size_t nfollow) {
     if (r->nusers + 1 >= r->capusers) {
-        size_t cap = r->capusers * 2 + 16;
-        char **u = realloc(r->users, cap * sizeof *u);
-        if (u) r->users = u;
-        char **a = u ? realloc(r->ok_users, cap * sizeof *a) : NULL;
-        if (a) r->ok_users = a;
-        char **b = a ? realloc(r->ok_owners, cap * sizeof *b) : NULL;
-        if (b) r->ok_owners = b;
-        if (!b) return SIYU_ENOMEM;
-        r->capusers = cap;
+        users_compact(r, follow, nfollow);
+        if (r->nusers * 2 + 2 >= r->capusers) {
+            size_t cap = r->capusers * 2 + 16;
+            char **u = realloc(r->users, cap * sizeof *u);
+            if (u) r->users = u;
+            char **a = u ? realloc(r->ok_users, cap * sizeof *a) : NULL;
+            if (a) r->ok_users = a;
+            char **b = a ? realloc(r->ok_owners, cap * sizeof *b) : NULL;
+            if (b) r->ok_owners = b;
+            if (!b) return SIYU_ENOMEM;
+            r->capusers = cap;
+        }
     }
     if (!(r->users[r->nusers] = strdup(userid))) return SIYU_ENOMEM;
     r->nusers++;
+    return 0;
+}
+
+/* users_add for each non-empty handover_userid of the answer's info list. */
+static int handover_add(run *r, const json_t *out, char **follow, size_t nfollow) {
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(out, "info"), i, e) {
+        const char *id = sync__nz(sync__jstr(e, "handover_userid"));
+        int rc = id ? users_add(r, id, follow, nfollow) : 0;
+        if (rc != 0) return rc;
+    }
     return 0;
 }
 
@@ -591,18 +620,25 @@ static int users_add(run *r, const char *userid) {
 static int phase_unassigned(run *r) {
     phase(r, "unassigned", 0);
     char cursor[CURSOR_MAX] = "";
+    /* the follow userids, sorted, to drop handover userids that are both */
+    char **follow = malloc((r->nfollow + 1) * sizeof *follow);
+    if (!follow) return siyu_err_set(r->err, SIYU_ENOMEM, NULL, "out of memory");
+    memcpy(follow, r->users, r->nfollow * sizeof *follow);
+    if (r->nfollow) qsort(follow, r->nfollow, sizeof *follow, cmp_strp);
     int rc = 0;
     for (int page = 0; page < 1000; page++) {
         json_t *body = json_pack("{s:i,s:s}", "page_size", 1000, "cursor", cursor), *out = NULL;
         rc = body ? call(r, "externalcontact/get_unassigned_list", NULL, body, &out) : SIYU_ENOMEM;
         json_decref(body);
         if (rc != 0) break;
-        rc = each_id(r, out, "info", "handover_userid", users_add);
+        rc = handover_add(r, out, follow, r->nfollow);
         cursor_next(out, cursor);
         bool last = json_is_true(json_object_get(out, "is_last")) || !cursor[0];
         json_decref(out);
         if (rc != 0 || last) break;
     }
+    users_compact(r, follow, r->nfollow);
+    free(follow);
     if (rc == SIYU_ENOMEM) return siyu_err_set(r->err, rc, NULL, "out of memory");
     if (rc != 0) {
         log_warn("sync: tenant=%lld: unassigned customers not listed: %s", (long long)r->tenant,
