@@ -4,7 +4,8 @@
  *   POST /sim/run     {"actions":N}: N random live actions, answered once
  *                     their callbacks are delivered
  *   POST /sim/act     one chosen action (see sim_act_run), delivered likewise
- *   POST /sim/fault   the next calls to a path answer an errcode or wait
+ *   POST /sim/fault   the next calls to a path answer an errcode, wait, or
+ *                     carry a given next_cursor ("same": the request's)
  *   POST /sim/clock   {"advance":S}: simulated time moves on; takeovers and
  *                     confirmations that fall due run and are delivered
  *   GET  /sim/org     departments, stores and employees (for setting Siyu up)
@@ -18,7 +19,8 @@
 
 #include "sim/sim_int.h"
 
-int sim__fault_add(sim *s, const char *path, int errcode, int delay_ms, int count);
+int sim__fault_add(sim *s, const char *path, int errcode, int delay_ms, int count,
+                   const char *cursor);
 
 static void bad(sim_req *r, int status, const char *msg) {
     r->status = status;
@@ -345,12 +347,13 @@ static void h_fault(sim_req *r) {
     long long delay = json_integer_value(json_object_get(r->json, "delay_ms"));
     json_t *cnt = json_object_get(r->json, "count");
     long long count = cnt ? json_integer_value(cnt) : 1;
-    if (count < 1 || delay < 0 || delay > 600000 || (!code && !delay)) {
-        bad(r, 400, "need \"errcode\" or \"delay_ms\" and a positive \"count\"");
+    const char *cursor = opt(r, "next_cursor");
+    if (count < 1 || delay < 0 || delay > 600000 || (!code && !delay && !cursor)) {
+        bad(r, 400, "need \"errcode\", \"delay_ms\" or \"next_cursor\" and a positive \"count\"");
         return;
     }
     pthread_mutex_lock(&r->s->mu);
-    int rc = sim__fault_add(r->s, path, (int)code, (int)delay, (int)count);
+    int rc = sim__fault_add(r->s, path, (int)code, (int)delay, (int)count, cursor);
     pthread_mutex_unlock(&r->s->mu);
     if (rc) {
         bad(r, 400, "bad fault");

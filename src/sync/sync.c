@@ -38,6 +38,7 @@
 #define CHAT_FLUSH 20   /* groupchat/get answers per write step */
 #define END_CHUNK 500   /* relationships ended per write step */
 #define CURSOR_MAX 1024
+#define PAGES_MAX 60000 /* pages per listing (100 members x 50,000 customers / 100 a page) */
 #define FETCHERS 3 /* concurrent API readers per run (spec §3.11: 2–5 per corp) */
 
 const char *const sync_entity_names[SYNC_ENTITY_COUNT] = {
@@ -512,10 +513,24 @@ static json_t *users_json(const run *r, size_t from, size_t to) {
     return ul;
 }
 
-/* Copies the answer's next_cursor ("" when it has none) into cursor. */
-static void cursor_next(const json_t *out, char cursor[CURSOR_MAX]) {
+/* Copies the answer's next_cursor ("" when it has none) into cursor, the
+ * cursor of page *pages (counted here). A cursor that does not fit, repeats
+ * the one it follows, or would start page PAGES_MAX fails the listing
+ * (SIYU_EREMOTE, err says why) instead of looping or asking for a wrong
+ * page. */
+static int cursor_next(siyu_err *err, const char *path, const json_t *out, char cursor[CURSOR_MAX],
+                       int *pages) {
     const char *next = sync__jstr(out, "next_cursor");
-    snprintf(cursor, CURSOR_MAX, "%s", next ? next : "");
+    if (!next) next = "";
+    if (strlen(next) >= CURSOR_MAX)
+        return siyu_err_set(err, SIYU_EREMOTE, NULL, "%s: next_cursor longer than %d bytes", path,
+                            CURSOR_MAX - 1);
+    if (next[0] && !strcmp(next, cursor))
+        return siyu_err_set(err, SIYU_EREMOTE, NULL, "%s: next_cursor repeats", path);
+    if (next[0] && ++*pages >= PAGES_MAX)
+        return siyu_err_set(err, SIYU_EREMOTE, NULL, "%s: more than %d pages", path, PAGES_MAX);
+    memcpy(cursor, next, strlen(next) + 1);
+    return 0;
 }
 
 /* push(r, id) for each non-empty string `field` of the objects in the
@@ -536,7 +551,7 @@ static int each_id(run *r, const json_t *out, const char *key, const char *field
 static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
     json_t *ul = users_json(r, from, to);
     char cursor[CURSOR_MAX] = "";
-    int rc = 0;
+    int rc = 0, pages = 0;
     do {
         json_t *body =
             json_pack("{s:O,s:s,s:i}", "userid_list", ul, "cursor", cursor, "limit", BATCH_LIMIT);
@@ -548,7 +563,8 @@ static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
         if (rc != 0) break;
         json_t *list = json_object_get(out, "external_contact_list");
         if (json_is_array(list)) rc = step_e(r, err, apply_contacts, list, fetched);
-        cursor_next(out, cursor);
+        if (rc == 0)
+            rc = cursor_next(err, "externalcontact/batch/get_by_user", out, cursor, &pages);
         json_decref(out);
     } while (rc == 0 && cursor[0]);
     json_decref(ul);
@@ -625,14 +641,15 @@ static int phase_unassigned(run *r) {
     if (!follow) return siyu_err_set(r->err, SIYU_ENOMEM, NULL, "out of memory");
     memcpy(follow, r->users, r->nfollow * sizeof *follow);
     if (r->nfollow) qsort(follow, r->nfollow, sizeof *follow, cmp_strp);
-    int rc = 0;
+    int rc = 0, pages = 0;
     for (int page = 0; page < 1000; page++) {
         json_t *body = json_pack("{s:i,s:s}", "page_size", 1000, "cursor", cursor), *out = NULL;
         rc = body ? call(r, "externalcontact/get_unassigned_list", NULL, body, &out) : SIYU_ENOMEM;
         json_decref(body);
         if (rc != 0) break;
         rc = handover_add(r, out, follow, r->nfollow);
-        cursor_next(out, cursor);
+        if (rc == 0)
+            rc = cursor_next(r->err, "externalcontact/get_unassigned_list", out, cursor, &pages);
         bool last = json_is_true(json_object_get(out, "is_last")) || !cursor[0];
         json_decref(out);
         if (rc != 0 || last) break;
@@ -729,7 +746,7 @@ static int chats_push(run *r, const char *id) {
 static int chats_list(run *r, size_t from, size_t to) {
     json_t *ul = users_json(r, from, to);
     char cursor[CURSOR_MAX] = "";
-    int rc = 0;
+    int rc = 0, pages = 0;
     do {
         json_t *body = json_pack("{s:i,s:{s:O},s:s,s:i}", "status_filter", 0, "owner_filter",
                                  "userid_list", ul, "cursor", cursor, "limit", CHAT_LIMIT);
@@ -738,7 +755,8 @@ static int chats_list(run *r, size_t from, size_t to) {
         json_decref(body);
         if (rc != 0) break;
         rc = each_id(r, out, "group_chat_list", "chat_id", chats_push);
-        cursor_next(out, cursor);
+        if (rc == 0)
+            rc = cursor_next(r->err, "externalcontact/groupchat/list", out, cursor, &pages);
         json_decref(out);
         if (rc == 0) rc = step(r, NULL, NULL, 0); /* heartbeat */
     } while (rc == 0 && cursor[0]);

@@ -345,10 +345,18 @@ static int rf_contact_fetch(sync_mgr *m, const wecom_app *app, rf_cmd *cmd, weco
     int rc = 0;
     for (int page = 0; page < CONTACT_PAGES_MAX; page++) {
         char *cur = wecom_escape(cursor);
-        char query[1024];
-        snprintf(query, sizeof query, "external_userid=%s%s%s", ext, cursor[0] ? "&cursor=" : "",
-                 cursor[0] && cur ? cur : "");
+        char query[2560]; /* both escaped: 159 * 3 + 511 * 3 and the names */
+        if (!cur) {
+            rc = SIYU_ENOMEM;
+            break;
+        }
+        int qn = snprintf(query, sizeof query, "external_userid=%s%s%s", ext,
+                          cursor[0] ? "&cursor=" : "", cur);
         free(cur);
+        if (qn < 0 || (size_t)qn >= sizeof query) {
+            rc = SIYU_ETOOBIG;
+            break;
+        }
         json_t *out = NULL;
         rc = rf_call(m, app, "externalcontact/get", query, NULL, &out, res);
         if (rc != 0) break;
@@ -359,7 +367,14 @@ static int rf_contact_fetch(sync_mgr *m, const wecom_app *app, rf_cmd *cmd, weco
             if (u && !strcmp(u, cmd->it->b)) found = f;
         }
         const char *next = sync__jstr(out, "next_cursor");
-        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        if (!next) next = "";
+        /* a cursor that does not fit or repeats: no further page */
+        bool more = next[0] && strlen(next) < sizeof cursor && strcmp(next, cursor);
+        if (next[0] && !more)
+            log_warn("sync refresh: tenant=%lld: externalcontact/get next_cursor %s",
+                     (long long)cmd->it->tenant,
+                     strlen(next) >= sizeof cursor ? "too long" : "repeats");
+        snprintf(cursor, sizeof cursor, "%s", more ? next : "");
         if (found) { /* this page describes the contact and the follow record */
             json_decref(cmd->out);
             cmd->out = out;

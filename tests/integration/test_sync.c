@@ -379,6 +379,37 @@ static void test_history_replay_then_sync(void **state) {
 
 /* A run cut short by a crash is marked failed at the next start; a server
  * with a sync interval syncs on its own. */
+/* A paging loop fails instead of looping on a repeated next_cursor or
+ * asking with a cut one (review finding 17); the next sync is whole. */
+static void test_bad_cursors_fail_the_run(void **state) {
+    (void)state;
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
+                       "{\"path\":\"externalcontact/batch/get_by_user\",\"next_cursor\":"
+                       "\"same\",\"count\":1}",
+                       200));
+    json_t *run = sync_api(NULL);
+    assert_string_equal(json_string_value(json_object_get(run, "state")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(run, "error")), "repeats"));
+    json_decref(run);
+
+    char big[1600], body[1800];
+    memset(big, 'c', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    snprintf(body, sizeof body,
+             "{\"path\":\"externalcontact/batch/get_by_user\",\"next_cursor\":\"%s\","
+             "\"count\":1}",
+             big);
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL, body, 200));
+    run = sync_api(NULL);
+    assert_string_equal(json_string_value(json_object_get(run, "state")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(run, "error")), "longer than"));
+    json_decref(run);
+
+    run = sync_api(NULL);
+    expect_done(run);
+    json_decref(run);
+}
+
 static void test_interrupted_and_periodic(void **state) {
     (void)state;
     json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
@@ -424,6 +455,7 @@ int main(void) {
         cmocka_unit_test(test_refresh_after_callback),
         cmocka_unit_test(test_refresh_tags_and_groups),
         cmocka_unit_test(test_history_replay_then_sync),
+        cmocka_unit_test(test_bad_cursors_fail_the_run),
         cmocka_unit_test(test_interrupted_and_periodic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
