@@ -316,7 +316,7 @@ typedef struct step_cmd {
     run *r;
     apply_fn fn;
     void *arg;
-    int64_t fetched_at;
+    int64_t fetched_ms;
 } step_cmd;
 
 static int step_run(store_conn *c, void *arg) {
@@ -328,7 +328,8 @@ static int step_run(store_conn *c, void *arg) {
     sync_apply a = {.c = c,
                     .tenant = r->tenant,
                     .now = siyu_now(),
-                    .fetched_at = s->fetched_at,
+                    .fetched_at = s->fetched_ms / 1000,
+                    .fetched_ms = s->fetched_ms,
                     .revive = true,
                     .n = r->p.n};
     int rc = s->fn ? s->fn(&a, r, s->arg) : 0;
@@ -338,10 +339,11 @@ static int step_run(store_conn *c, void *arg) {
     return rc;
 }
 
-/* Applies fn(arg) and the progress in one write step, then tells the
- * observer. fn NULL = progress only. Thread-safe; never call with mu held. */
-static int step_e(run *r, siyu_err *err, apply_fn fn, void *arg, int64_t fetched_at) {
-    step_cmd s = {.r = r, .fn = fn, .arg = arg, .fetched_at = fetched_at};
+/* Applies fn(arg) (data fetched at fetched_ms, sync__wall_ms) and the
+ * progress in one write step, then tells the observer. fn NULL = progress
+ * only. Thread-safe; never call with mu held. */
+static int step_e(run *r, siyu_err *err, apply_fn fn, void *arg, int64_t fetched_ms) {
+    step_cmd s = {.r = r, .fn = fn, .arg = arg, .fetched_ms = fetched_ms};
     pthread_mutex_lock(&r->mu);
     r->p.elapsed_ms = sync__now_ms() - r->t0_ms;
     pthread_mutex_unlock(&r->mu);
@@ -359,8 +361,8 @@ static int step_e(run *r, siyu_err *err, apply_fn fn, void *arg, int64_t fetched
     return 0;
 }
 
-static int step(run *r, apply_fn fn, void *arg, int64_t fetched_at) {
-    return step_e(r, r->err, fn, arg, fetched_at);
+static int step(run *r, apply_fn fn, void *arg, int64_t fetched_ms) {
+    return step_e(r, r->err, fn, arg, fetched_ms);
 }
 
 /* ---- parallel units ------------------------------------------------------ */
@@ -429,7 +431,7 @@ static int apply_tags(sync_apply *a, run *r, void *arg) {
 static int phase_tags(run *r) {
     phase(r, "tags", 1);
     json_t *body = json_object(), *out = NULL;
-    int64_t fetched = siyu_now();
+    int64_t fetched = sync__wall_ms();
     int rc = call(r, "externalcontact/get_corp_tag_list", NULL, body, &out);
     json_decref(body);
     if (rc != 0) return rc;
@@ -481,7 +483,7 @@ static int phase_employees(run *r) {
     r->nfollow = r->nusers;
     r->p.done = 1;
     r->p.items += (int64_t)r->nusers;
-    return step(r, apply_employees, NULL, siyu_now());
+    return step(r, apply_employees, NULL, sync__wall_ms());
 }
 
 static int apply_contacts(sync_apply *a, run *r, void *arg) {
@@ -556,7 +558,7 @@ static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
         json_t *body =
             json_pack("{s:O,s:s,s:i}", "userid_list", ul, "cursor", cursor, "limit", BATCH_LIMIT);
         json_t *out = NULL;
-        int64_t fetched = siyu_now();
+        int64_t fetched = sync__wall_ms();
         rc = body ? call_e(r, err, "externalcontact/batch/get_by_user", NULL, body, &out, NULL)
                   : SIYU_ENOMEM;
         json_decref(body);
@@ -784,7 +786,7 @@ static int chats_unit(run *r, size_t i, siyu_err *err) {
     size_t from = i * CHAT_FLUSH,
            to = from + CHAT_FLUSH < r->nchats ? from + CHAT_FLUSH : r->nchats;
     json_t *pending = json_array();
-    int64_t fetched = siyu_now();
+    int64_t fetched = sync__wall_ms();
     int rc = 0;
     for (size_t k = from; rc == 0 && k < to; k++) {
         json_t *body = json_pack("{s:s,s:i}", "chat_id", r->chats[k], "need_name", 1), *out;
@@ -895,11 +897,11 @@ static int phase_reconcile(run *r) {
         for (size_t i = 0; rc == 0 && i < gone.n; i += END_CHUNK) {
             end_arg e = {.ids = gone.v + i, .n = gone.n - i < END_CHUNK ? gone.n - i : END_CHUNK};
             r->p.done = (int64_t)(i + e.n);
-            rc = step(r, apply_end, &e, siyu_now());
+            rc = step(r, apply_end, &e, sync__wall_ms());
         }
     }
     sync__i64v_free(&gone);
-    if (rc == 0) rc = step(r, apply_prune, NULL, siyu_now());
+    if (rc == 0) rc = step(r, apply_prune, NULL, sync__wall_ms());
     return rc;
 }
 

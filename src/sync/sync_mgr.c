@@ -15,8 +15,12 @@
  *
  * The refresh queue: a pool of queue_max items, a FIFO through qnext and a
  * hash of chains through hnext, both by pool index (-1 = none), all guarded
- * by mu. An item equal to a queued one (tenant, kind, ids) is dropped as a
- * duplicate; a full queue flags the tenant for a full sync instead.
+ * by mu. An item stays in the hash while queued and while a worker runs it.
+ * An item equal to a queued one (tenant, kind, ids) is dropped as a
+ * duplicate; equal to a running one, it marks that one to run again once
+ * done (so two workers never fetch the same key at once, and the last
+ * answer applied is the newest); a full queue flags the tenant for a full
+ * sync instead.
  *
  * Ownership: the manager owns its jobs, items and threads; st and wc are
  * borrowed and must outlive sync_mgr_stop(). */
@@ -45,6 +49,8 @@ typedef struct rf_item {
     char b[80];  /* userid */
     uint32_t hash;
     int qnext, hnext;
+    bool running; /* a worker has it */
+    bool rerun;   /* an equal item came while running: queue it again after */
 } rf_item;
 
 typedef struct job {
@@ -142,7 +148,20 @@ static void nosecret_note(sync_mgr *m, int64_t tenant) {
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Queues (tenant, kind, a, b) unless an equal item waits. */
+/* Under mu: appends pool item i to the FIFO and wakes a worker. */
+static void fifo_push(sync_mgr *m, int i) {
+    m->pool[i].qnext = -1;
+    if (m->qtail >= 0)
+        m->pool[m->qtail].qnext = i;
+    else
+        m->qhead = i;
+    m->qtail = i;
+    m->queued++;
+    pthread_cond_signal(&m->wake);
+}
+
+/* Queues (tenant, kind, a, b) unless an equal item waits or runs (then it
+ * runs again after). */
 static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, const char *b) {
     if (!a) a = "";
     if (!b) b = "";
@@ -160,6 +179,7 @@ static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, co
     int *bucket = &m->buckets[h % (uint32_t)m->nbuckets];
     for (int i = *bucket; i >= 0; i = m->pool[i].hnext)
         if (m->pool[i].hash == h && item_eq(&m->pool[i], tenant, kind, a, b)) {
+            if (m->pool[i].running) m->pool[i].rerun = true;
             pthread_mutex_unlock(&m->mu);
             atomic_fetch_add(&m->st_deduped, 1);
             return;
@@ -181,21 +201,16 @@ static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, co
     snprintf(it->b, sizeof it->b, "%s", b);
     it->hash = h;
     it->hnext = *bucket;
+    it->running = it->rerun = false;
     *bucket = i;
-    it->qnext = -1;
-    if (m->qtail >= 0)
-        m->pool[m->qtail].qnext = i;
-    else
-        m->qhead = i;
-    m->qtail = i;
-    m->queued++;
-    pthread_cond_signal(&m->wake);
+    fifo_push(m, i);
     pthread_mutex_unlock(&m->mu);
     atomic_fetch_add(&m->st_queued, 1);
 }
 
-/* Pops the oldest item into *out; false when stopping. */
-static bool dequeue(sync_mgr *m, rf_item *out) {
+/* Pops the oldest item into *out and *idx (its pool index, for
+ * item_finish); false when stopping. The item stays in the hash. */
+static bool dequeue(sync_mgr *m, rf_item *out, int *idx) {
     pthread_mutex_lock(&m->mu);
     while (!m->stopping && m->qhead < 0)
         pthread_cond_wait(&m->wake, &m->mu);
@@ -207,17 +222,37 @@ static bool dequeue(sync_mgr *m, rf_item *out) {
     rf_item *it = &m->pool[i];
     m->qhead = it->qnext;
     if (m->qhead < 0) m->qtail = -1;
-    int *p = &m->buckets[it->hash % (uint32_t)m->nbuckets];
-    while (*p != i)
-        p = &m->pool[*p].hnext;
-    *p = it->hnext;
+    it->running = true;
+    it->rerun = false;
     *out = *it;
-    it->qnext = m->free_head;
-    m->free_head = i;
+    *idx = i;
     m->queued--;
     m->inflight++;
     pthread_mutex_unlock(&m->mu);
     return true;
+}
+
+/* A worker is done with pool item i: queued again when an equal item came
+ * meanwhile, else out of the hash and free. */
+static void item_finish(sync_mgr *m, int i) {
+    pthread_mutex_lock(&m->mu);
+    rf_item *it = &m->pool[i];
+    m->inflight--;
+    it->running = false;
+    if (it->rerun && !m->stopping) {
+        it->rerun = false;
+        fifo_push(m, i);
+        pthread_mutex_unlock(&m->mu);
+        atomic_fetch_add(&m->st_queued, 1);
+        return;
+    }
+    int *p = &m->buckets[it->hash % (uint32_t)m->nbuckets];
+    while (*p != i)
+        p = &m->pool[*p].hnext;
+    *p = it->hnext;
+    it->qnext = m->free_head;
+    m->free_head = i;
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ---- refresh ------------------------------------------------------------ */
@@ -283,7 +318,7 @@ typedef struct rf_cmd {
     const rf_item *it;
     json_t *out;          /* API answer */
     const json_t *follow; /* RF_CONTACT: the follow_user entry of it->b */
-    int64_t fetched_at;
+    int64_t fetched_ms;   /* sync__wall_ms() before the API read */
     sync_counts n[SYNC_ENTITY_COUNT];
 } rf_cmd;
 
@@ -293,7 +328,8 @@ static int rf_step(store_conn *c, void *arg) {
     sync_apply a = {.c = c,
                     .tenant = it->tenant,
                     .now = siyu_now(),
-                    .fetched_at = cmd->fetched_at,
+                    .fetched_at = cmd->fetched_ms / 1000,
+                    .fetched_ms = cmd->fetched_ms,
                     .placeholders = true,
                     .n = cmd->n};
     switch (it->kind) {
@@ -401,7 +437,7 @@ static void rf_process(sync_mgr *m, const rf_item *it) {
         atomic_fetch_add(&m->st_dropped, 1);
         return;
     }
-    rf_cmd cmd = {.it = it, .fetched_at = siyu_now()};
+    rf_cmd cmd = {.it = it, .fetched_ms = sync__wall_ms()};
     wecom_res res = {0};
     switch (it->kind) {
     case RF_CONTACT:
@@ -447,11 +483,10 @@ static void rf_process(sync_mgr *m, const rf_item *it) {
 static void *worker_main(void *arg) {
     sync_mgr *m = arg;
     rf_item it;
-    while (dequeue(m, &it)) {
+    int idx;
+    while (dequeue(m, &it, &idx)) {
         rf_process(m, &it);
-        pthread_mutex_lock(&m->mu);
-        m->inflight--;
-        pthread_mutex_unlock(&m->mu);
+        item_finish(m, idx);
     }
     return NULL;
 }

@@ -325,6 +325,46 @@ static void test_refresh_after_callback(void **state) {
                           ext) >= (want[0] ? 1 : 0));
 }
 
+static long long sim_calls(const char *path) {
+    json_t *st = t_call(&F.sim, "GET", "/sim/stats", NULL, NULL, 200);
+    long long n = json_integer_value(json_object_get(json_object_get(st, "calls"), path));
+    json_decref(st);
+    return n;
+}
+
+/* Edits of one contact while its refresh is in flight do not start parallel
+ * fetches of the same key: they run it once more after it (review finding
+ * 6), and Siyu ends equal to WeCom. */
+static void test_refresh_in_flight_reruns(void **state) {
+    (void)state;
+    char ext[128], uid[128], want[1024], body[512];
+    some_pair(ext, sizeof ext, uid, sizeof uid, 30);
+    mirror_wait_refresh(&F);
+    long long before = sim_calls("externalcontact/get");
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
+                       "{\"path\":\"externalcontact/get\",\"delay_ms\":1500,\"count\":1}", 200));
+    snprintf(body, sizeof body,
+             "{\"type\":\"edit\",\"external_userid\":\"%s\",\"userid\":\"%s\",\"deliver\":true}",
+             ext, uid);
+    for (int i = 0; i < 4; i++) {
+        /* a new CreateTime each, or the ingest drops them as duplicates */
+        json_decref(t_call(&F.sim, "POST", "/sim/clock", NULL, "{\"advance\":1}", 200));
+        json_decref(t_call(&F.sim, "POST", "/sim/act", NULL, body, 200));
+        if (i == 0) usleep(200000); /* the first fetch is under way */
+    }
+    mirror_wait_refresh(&F);
+    assert_int_equal(sim_calls("externalcontact/get") - before, 2);
+    dump_tags(ext, uid, want, sizeof want);
+    assert_string_equal(t_sql_text(F.dir,
+                                   "SELECT coalesce(group_concat(w, ','), '') FROM (SELECT "
+                                   "t.wecom_id w FROM relationship_tag rt JOIN identity i ON "
+                                   "i.customer_id=rt.customer_id JOIN employee e ON "
+                                   "e.id=rt.employee_id JOIN tag t ON t.id=rt.tag_id WHERE "
+                                   "i.value='%s' AND e.userid='%s' ORDER BY t.wecom_id)",
+                                   ext, uid),
+                        want);
+}
+
 static void test_refresh_tags_and_groups(void **state) {
     (void)state;
     json_t *a = t_call(&F.sim, "POST", "/sim/act", NULL,
@@ -453,6 +493,7 @@ int main(void) {
         cmocka_unit_test(test_missed_callbacks_reconciled),
         cmocka_unit_test(test_cli_sync),
         cmocka_unit_test(test_refresh_after_callback),
+        cmocka_unit_test(test_refresh_in_flight_reruns),
         cmocka_unit_test(test_refresh_tags_and_groups),
         cmocka_unit_test(test_history_replay_then_sync),
         cmocka_unit_test(test_bad_cursors_fail_the_run),
