@@ -66,6 +66,9 @@ int sync_run_begin(store_conn *c, void *arg) {
         return siyu_err_set(&b->err, SIYU_EINVAL, "secret",
                             "the tenant has no WeCom secret: set one before syncing");
     if (rc != 0) return siyu_err_set(&b->err, rc, NULL, "cannot read the tenant");
+    if (b->live)
+        return siyu_err_set(&b->err, SIYU_ECONFLICT, NULL,
+                            "a sync of this tenant is already running");
     int64_t now = siyu_now();
     sqlite3_stmt *st = store_conn_stmt(
         c, "UPDATE sync_run SET state='failed', error='stale: no progress for a while', "
@@ -655,6 +658,8 @@ static int phase_unassigned(run *r) {
         bool last = json_is_true(json_object_get(out, "is_last")) || !cursor[0];
         json_decref(out);
         if (rc != 0 || last) break;
+        r->p.done = page + 1;
+        if ((rc = step(r, NULL, NULL, 0)) != 0) break; /* heartbeat: not stale */
     }
     users_compact(r, follow, r->nfollow);
     free(follow);

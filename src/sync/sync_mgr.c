@@ -581,7 +581,7 @@ static void jobs_reap(sync_mgr *m, bool all) {
 
 /* Starts a sync of tenant (origin periodic/overflow) if it can. */
 static void sched_start(sync_mgr *m, int64_t tenant, const char *origin) {
-    sync_begin b = {.tenant_id = tenant, .origin = origin};
+    sync_begin b = {.tenant_id = tenant, .origin = origin, .live = sync_mgr_running(m, tenant)};
     int rc = store_write(m->st, sync_run_begin, &b);
     if (rc == 0) {
         if (sync_mgr_launch(m, tenant, b.run_id) == 0 && !strcmp(origin, "overflow")) {
@@ -741,6 +741,14 @@ bool sync_mgr_needs_full(sync_mgr *m, int64_t tenant_id) {
         if (m->flagged[i] == tenant_id) f = true;
     pthread_mutex_unlock(&m->mu);
     return f;
+}
+
+bool sync_mgr_running(sync_mgr *m, int64_t tenant_id) {
+    if (!m) return false;
+    pthread_mutex_lock(&m->mu);
+    bool r = tenant_running(m, tenant_id);
+    pthread_mutex_unlock(&m->mu);
+    return r;
 }
 
 void sync_mgr_stats_get(sync_mgr *m, sync_mgr_stats *out) {

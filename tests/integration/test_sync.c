@@ -419,6 +419,38 @@ static void test_history_replay_then_sync(void **state) {
 
 /* A run cut short by a crash is marked failed at the next start; a server
  * with a sync interval syncs on its own. */
+/* A run of this server whose row looks stale (no update for longer than
+ * SYNC_STALE_S) is still its own: POST /sync is a 409, not a second run
+ * over the first (review finding 16); the first run ends done. */
+static void test_quiet_run_not_taken_over(void **state) {
+    (void)state;
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
+                       "{\"path\":\"externalcontact/get_corp_tag_list\",\"delay_ms\":2000,"
+                       "\"count\":1}",
+                       200));
+    json_t *run = t_call(&F.srv, "POST", "/api/v1/sync", F.admin, "{}", 202);
+    json_int_t id = json_integer_value(json_object_get(run, "id"));
+    json_decref(run);
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE sync_run SET updated_at=updated_at-1000 WHERE id=%lld",
+             (long long)id);
+    assert_int_equal(t_sql_exec(F.dir, sql), 0);
+    json_t *e = t_call(&F.srv, "POST", "/api/v1/sync", F.admin, "{}", 409);
+    t_assert_error(e, "conflict", NULL);
+    json_decref(e);
+    double t0 = now_s();
+    for (;;) {
+        json_t *j = t_call(&F.srv, "GET", "/api/v1/sync", F.admin, NULL, 200);
+        assert_int_equal(json_integer_value(json_object_get(j, "id")), id);
+        bool running = !strcmp(json_string_value(json_object_get(j, "state")), "running");
+        if (!running) expect_done(j);
+        json_decref(j);
+        if (!running) break;
+        assert_true(now_s() - t0 < 60);
+        usleep(100000);
+    }
+}
+
 /* A paging loop fails instead of looping on a repeated next_cursor or
  * asking with a cut one (review finding 17); the next sync is whole. */
 static void test_bad_cursors_fail_the_run(void **state) {
@@ -496,6 +528,7 @@ int main(void) {
         cmocka_unit_test(test_refresh_in_flight_reruns),
         cmocka_unit_test(test_refresh_tags_and_groups),
         cmocka_unit_test(test_history_replay_then_sync),
+        cmocka_unit_test(test_quiet_run_not_taken_over),
         cmocka_unit_test(test_bad_cursors_fail_the_run),
         cmocka_unit_test(test_interrupted_and_periodic),
     };
