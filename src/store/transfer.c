@@ -450,8 +450,9 @@ static void on_result(void *arg, int64_t tenant_id, const char *kind, const char
 
 /* Answers recorded by the outbox whose listener never ran (the server
  * stopped between the outbox's commit and ours, or before the listener was
- * registered) are applied from the outbox rows: the stored answer when it
- * was small enough to keep, else every customer counts as started. */
+ * registered) are applied from the outbox rows' stored answers (a long
+ * per-customer answer keeps its refused customers, see outbox.c
+ * result_reduced; the customers it does not list were started). */
 typedef struct pending_answer {
     int64_t tenant;
     char *ref, *state, *result;
