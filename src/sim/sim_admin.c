@@ -10,7 +10,8 @@
  *                     confirmations that fall due run and are delivered
  *   GET  /sim/org     departments, stores and employees (for setting Siyu up)
  *   POST /sim/replay  pushes the history now (when --replay-history was not given)
- *   POST /sim/config  changes rate, refuse_rate, takeover_delay, ... while running
+ *   POST /sim/config  changes rate, refuse_rate, takeover_delay, ... while running;
+ *                     {"callbacks":false} stops pushing callbacks (lost ones)
  * The dump is written with a plain string builder rather than jansson
  * objects: 100,000 customers would otherwise need millions of json_t. */
 #include <stdio.h>
@@ -426,6 +427,11 @@ static void h_config(sim_req *r) {
     sim *s = r->s;
     json_t *j = r->json;
     json_t *rate = json_object_get(j, "rate"), *refuse = json_object_get(j, "refuse_rate");
+    json_t *cbs = json_object_get(j, "callbacks");
+    if (cbs && !json_is_boolean(cbs)) {
+        bad(r, 400, "callbacks must be true or false");
+        return;
+    }
     if ((rate && (!json_is_number(rate) || json_number_value(rate) < 0)) ||
         (refuse && (!json_is_number(refuse) || json_number_value(refuse) < 0 ||
                     json_number_value(refuse) > 1))) {
@@ -445,14 +451,15 @@ static void h_config(sim_req *r) {
     if (rate) s->o.rate = json_number_value(rate);
     atomic_fetch_add(&s->config_gen, 1);
     if (refuse) s->o.refuse_rate = json_number_value(refuse);
+    if (cbs) s->o.no_callbacks = !json_is_true(cbs);
     int *dst[] = {&s->o.takeover_delay, &s->o.welcome_ttl, &s->o.token_ttl, &s->o.msg_quota};
     for (size_t i = 0; i < 4; i++)
         if (json_object_get(j, ints[i]))
             *dst[i] = (int)json_integer_value(json_object_get(j, ints[i]));
-    json_t *out =
-        json_pack("{s:f,s:f,s:i,s:i,s:i,s:i}", "rate", s->o.rate, "refuse_rate", s->o.refuse_rate,
-                  "takeover_delay", s->o.takeover_delay, "welcome_ttl", s->o.welcome_ttl,
-                  "token_ttl", s->o.token_ttl, "msg_quota", s->o.msg_quota);
+    json_t *out = json_pack("{s:f,s:f,s:i,s:i,s:i,s:i,s:b}", "rate", s->o.rate, "refuse_rate",
+                            s->o.refuse_rate, "takeover_delay", s->o.takeover_delay, "welcome_ttl",
+                            s->o.welcome_ttl, "token_ttl", s->o.token_ttl, "msg_quota",
+                            s->o.msg_quota, "callbacks", !s->o.no_callbacks);
     pthread_mutex_unlock(&s->mu);
     sim_reply_json(r, out);
 }
