@@ -138,6 +138,10 @@ typedef struct sync_mgr_opts {
     int interval_s;      /* periodic full sync per tenant; 0 = off */
     int queue_max;       /* refresh queue bound; 0 = 10000 */
     int refresh_workers; /* 0 = 2 */
+    /* Transfers still 'waiting' transfer_poll_age_s after their last change
+     * are asked about with transfer_result every transfer_poll_s (0 = never):
+     * their callbacks may have been lost (spec §3.7: poll after 24 h). */
+    int transfer_poll_s, transfer_poll_age_s;
 } sync_mgr_opts;
 
 /* Starts the scheduler and refresh workers; marks running rows of a previous

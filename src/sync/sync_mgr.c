@@ -9,7 +9,9 @@
  *                                    due syncs (last start + interval, and
  *                                    not before the manager's start +
  *                                    interval) and the syncs of tenants
- *                                    flagged by a queue overflow
+ *                                    flagged by a queue overflow; every
+ *                                    transfer_poll_s: polls transfer_result
+ *                                    for long-waiting transfers
  *   refresh workers (N)              pop a queued refresh, make its API read,
  *                                    apply it in one write step
  *
@@ -32,6 +34,7 @@
 
 #include "store/org.h"
 #include "store/tenant.h"
+#include "store/transfer.h"
 #include "sync/sync_int.h"
 #include "util/log.h"
 
@@ -635,9 +638,84 @@ static void schedule(sync_mgr *m) {
     free(why);
 }
 
+#define POLL_PAIRS_MAX 256
+#define POLL_PAGES_MAX 100
+
+/* transfer_result (or resigned/transfer_result) of one pair, page by page,
+ * each page applied in one write step. */
+static void transfer_poll_pair(sync_mgr *m, const wecom_app *app, int64_t tenant,
+                               const transfer_pair *p) {
+    const char *path = p->resigned ? "externalcontact/resigned/transfer_result"
+                                   : "externalcontact/transfer_result";
+    char cursor[1024] = "";
+    for (int page = 0; page < POLL_PAGES_MAX; page++) {
+        json_t *body = json_pack("{s:s,s:s,s:s}", "handover_userid", p->handover, "takeover_userid",
+                                 p->takeover, "cursor", cursor);
+        json_t *out = NULL;
+        wecom_res res;
+        memset(&res, 0, sizeof res);
+        int rc = body ? wecom_call(m->wc, app, path, NULL, body, &out, &res) : SIYU_ENOMEM;
+        json_decref(body);
+        if (rc != 0) {
+            json_decref(out);
+            log_warn("transfer poll: tenant=%lld: %s: %s (errcode %d)", (long long)tenant, path,
+                     siyu_strerror(rc), res.errcode);
+            return;
+        }
+        transfer_poll tp = {
+            .tenant_id = tenant, .pair = p, .customers = json_object_get(out, "customer")};
+        rc = store_write(m->st, transfer_poll_step, &tp);
+        if (rc != 0)
+            log_warn("transfer poll: tenant=%lld: not recorded: %s", (long long)tenant,
+                     siyu_strerror(rc));
+        else if (tp.updated)
+            log_info("transfer poll: tenant=%lld: %lld transfer(s) settled from %s",
+                     (long long)tenant, (long long)tp.updated, path);
+        const char *next = sync__jstr(out, "next_cursor");
+        bool more =
+            rc == 0 && next && next[0] && strlen(next) < sizeof cursor && strcmp(next, cursor) != 0;
+        if (more) snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(out);
+        if (!more) return;
+    }
+}
+
+/* Every tenant's waiting transfers older than transfer_poll_age_s. */
+static void transfer_poll_all(sync_mgr *m) {
+    int64_t *ids = malloc(TENANTS_MAX * sizeof *ids);
+    transfer_pair *pairs = malloc(POLL_PAIRS_MAX * sizeof *pairs);
+    int n = 0;
+    store_conn *c = ids && pairs ? store_reader_acquire(m->st) : NULL;
+    if (c) {
+        n = tenant_wecom_list(c, ids, TENANTS_MAX);
+        if (n > TENANTS_MAX) n = TENANTS_MAX;
+        store_reader_release(m->st, c);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&m->mu);
+        bool stopping = m->stopping;
+        pthread_mutex_unlock(&m->mu);
+        if (stopping) break;
+        wecom_app app;
+        c = store_reader_acquire(m->st);
+        if (!c) break;
+        int np = transfer_poll_pairs(c, ids[i], siyu_now() - m->o.transfer_poll_age_s, pairs,
+                                     POLL_PAIRS_MAX);
+        int rc = np > 0 ? tenant_wecom_app(c, ids[i], &app) : -1;
+        store_reader_release(m->st, c);
+        if (np <= 0 || rc != 0) continue;
+        for (int k = 0; k < np; k++)
+            transfer_poll_pair(m, &app, ids[i], &pairs[k]);
+        memset(&app, 0, sizeof app);
+    }
+    free(ids);
+    free(pairs);
+}
+
 static void *sched_main(void *arg) {
     sync_mgr *m = arg;
-    int64_t next = 0;
+    int64_t next = 0,
+            next_poll = siyu_now() + (m->o.transfer_poll_s < 60 ? m->o.transfer_poll_s : 60);
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
         struct timespec ts;
@@ -651,6 +729,10 @@ static void *sched_main(void *arg) {
         if (m->o.interval_s > 0 && now >= next) {
             schedule(m);
             next = now + SCHEDULE_EVERY_S;
+        }
+        if (m->o.transfer_poll_s > 0 && now >= next_poll) {
+            transfer_poll_all(m);
+            next_poll = siyu_now() + m->o.transfer_poll_s;
         }
         pthread_mutex_lock(&m->mu);
     }
