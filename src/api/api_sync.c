@@ -56,6 +56,9 @@ static void sync_start(http_req *r, http_resp *w) {
     }
     op->b.tenant_id = r->auth.tenant_id;
     op->b.origin = "api";
+    /* A run of this process that has been quiet for a while is still running:
+     * no stale takeover (a second thread would sync the tenant at once). */
+    op->b.live = sync_mgr_running(r->ctx->sync, op->b.tenant_id);
     r->user = op;
     r->user_free = free;
     http_write(r, w, sync_run_begin, &op->b, sync_started);

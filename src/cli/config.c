@@ -42,6 +42,10 @@ static const cfg_key keys[] = {
     INT(outbox_max_attempts, "8", 1, 100, "delivery attempts before an outbox call is dead"),
     INT(sync_interval, "21600", 0, 86400 * 30,
         "seconds between full syncs per tenant (0 = only on demand)"),
+    INT(transfer_poll, "3600", 0, 86400 * 7,
+        "seconds between transfer_result polls for transfers left waiting (0 = never)"),
+    INT(transfer_poll_age, "86400", 0, 86400 * 30,
+        "seconds a transfer waits for its callbacks before it is polled"),
     STR(config, "", "config file of 'key = value' lines"),
 };
 #define NKEYS (sizeof keys / sizeof *keys)

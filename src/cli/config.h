@@ -23,6 +23,8 @@ typedef struct siyu_config {
     int outbox_workers;
     int outbox_max_attempts;
     int sync_interval;
+    int transfer_poll;
+    int transfer_poll_age;
     char config[512];
 } siyu_config;
 

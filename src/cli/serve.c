@@ -64,7 +64,9 @@ int cli_serve(int argc, char **argv) {
     /* Domain listeners for outbox answers. */
     tag_wecom_listen(ctx);
     transfer_listen(ctx);
-    sync_mgr_opts syo = {.interval_s = cfg.sync_interval};
+    sync_mgr_opts syo = {.interval_s = cfg.sync_interval,
+                         .transfer_poll_s = cfg.transfer_poll,
+                         .transfer_poll_age_s = cfg.transfer_poll_age};
     ctx->sync = sync_mgr_start(ctx->st, ctx->wc, &syo, &err);
     if (!ctx->sync) goto fail;
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,

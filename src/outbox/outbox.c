@@ -358,13 +358,46 @@ static int record_step(store_conn *c, void *arg) {
     return store_stmt_run(st);
 }
 
-/* Compact answer JSON, bounded by OUTBOX_RESULT_MAX. */
+/* An over-long answer with a per-customer list (transfer_customer: up to
+ * 100 entries, about 6 KB) cut to what its readers need: errcode, errmsg
+ * and the customers WeCom refused, {external_userid, errcode} each (the
+ * others succeeded), kept beyond OUTBOX_RESULT_MAX up to
+ * OUTBOX_RESULT_LIST_MAX. NULL when the answer has no such list. */
+static char *result_reduced(const json_t *answer, size_t bytes) {
+    const json_t *list = json_object_get(answer, "customer"), *e;
+    if (!json_is_array(list)) return NULL;
+    json_t *fail = json_array(), *ec = json_object_get(answer, "errcode");
+    const char *msg = json_string_value(json_object_get(answer, "errmsg"));
+    size_t i, ok = 0;
+    json_array_foreach(list, i, e) {
+        const json_t *x = json_object_get(e, "external_userid"), *c = json_object_get(e, "errcode");
+        if (json_is_integer(c) && json_integer_value(c) == 0) {
+            ok++;
+            continue;
+        }
+        json_array_append_new(fail, json_pack("{s:O*,s:O*}", "external_userid", x, "errcode", c));
+    }
+    json_t *t = json_pack("{s:O*,s:s*,s:o,s:I,s:I}", "errcode", ec, "errmsg", msg, "customer", fail,
+                          "customers_ok", (json_int_t)ok, "bytes", (json_int_t)bytes);
+    char *s = t ? json_dumps(t, JSON_COMPACT) : NULL;
+    json_decref(t);
+    if (s && strlen(s) > OUTBOX_RESULT_LIST_MAX) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+/* Compact answer JSON, bounded by OUTBOX_RESULT_MAX (see result_reduced
+ * for per-customer answers). */
 static char *result_text(const json_t *answer) {
     if (!answer) return NULL;
     char *s = json_dumps(answer, JSON_COMPACT);
     if (s && strlen(s) > OUTBOX_RESULT_MAX) {
         size_t n = strlen(s);
         free(s);
+        s = result_reduced(answer, n);
+        if (s) return s;
         json_t *t = json_pack("{s:b,s:I}", "truncated", 1, "bytes", (json_int_t)n);
         s = t ? json_dumps(t, JSON_COMPACT) : NULL;
         json_decref(t);

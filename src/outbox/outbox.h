@@ -104,6 +104,7 @@ int outbox_counts_get(store_conn *c, int64_t tenant_id, outbox_counts *out);
 
 #define OUTBOX_BODY_MAX (1u << 20) /* bytes of request JSON per row */
 #define OUTBOX_RESULT_MAX 4096     /* bytes of answer JSON kept per row */
+#define OUTBOX_RESULT_LIST_MAX 65536 /* the same for the refused customers of a longer answer */
 
 /* True for a state name above. */
 bool outbox_state_valid(const char *state);

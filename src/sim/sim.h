@@ -28,6 +28,7 @@ typedef struct sim_options {
     double refuse_rate;
     int push_concurrency;
     int msg_quota;
+    bool no_callbacks; /* POST /sim/config {"callbacks":false}: changes push nothing */
 } sim_options;
 
 /* Defaults of the contract (listen 127.0.0.1:0, seed 1, 50 stores, ...). */

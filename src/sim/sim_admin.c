@@ -4,12 +4,14 @@
  *   POST /sim/run     {"actions":N}: N random live actions, answered once
  *                     their callbacks are delivered
  *   POST /sim/act     one chosen action (see sim_act_run), delivered likewise
- *   POST /sim/fault   the next calls to a path answer an errcode or wait
+ *   POST /sim/fault   the next calls to a path answer an errcode, wait, or
+ *                     carry a given next_cursor ("same": the request's)
  *   POST /sim/clock   {"advance":S}: simulated time moves on; takeovers and
  *                     confirmations that fall due run and are delivered
  *   GET  /sim/org     departments, stores and employees (for setting Siyu up)
  *   POST /sim/replay  pushes the history now (when --replay-history was not given)
- *   POST /sim/config  changes rate, refuse_rate, takeover_delay, ... while running
+ *   POST /sim/config  changes rate, refuse_rate, takeover_delay, ... while running;
+ *                     {"callbacks":false} stops pushing callbacks (lost ones)
  * The dump is written with a plain string builder rather than jansson
  * objects: 100,000 customers would otherwise need millions of json_t. */
 #include <stdio.h>
@@ -18,7 +20,8 @@
 
 #include "sim/sim_int.h"
 
-int sim__fault_add(sim *s, const char *path, int errcode, int delay_ms, int count);
+int sim__fault_add(sim *s, const char *path, int errcode, int delay_ms, int count,
+                   const char *cursor);
 
 static void bad(sim_req *r, int status, const char *msg) {
     r->status = status;
@@ -345,12 +348,13 @@ static void h_fault(sim_req *r) {
     long long delay = json_integer_value(json_object_get(r->json, "delay_ms"));
     json_t *cnt = json_object_get(r->json, "count");
     long long count = cnt ? json_integer_value(cnt) : 1;
-    if (count < 1 || delay < 0 || delay > 600000 || (!code && !delay)) {
-        bad(r, 400, "need \"errcode\" or \"delay_ms\" and a positive \"count\"");
+    const char *cursor = opt(r, "next_cursor");
+    if (count < 1 || delay < 0 || delay > 600000 || (!code && !delay && !cursor)) {
+        bad(r, 400, "need \"errcode\", \"delay_ms\" or \"next_cursor\" and a positive \"count\"");
         return;
     }
     pthread_mutex_lock(&r->s->mu);
-    int rc = sim__fault_add(r->s, path, (int)code, (int)delay, (int)count);
+    int rc = sim__fault_add(r->s, path, (int)code, (int)delay, (int)count, cursor);
     pthread_mutex_unlock(&r->s->mu);
     if (rc) {
         bad(r, 400, "bad fault");
@@ -423,6 +427,11 @@ static void h_config(sim_req *r) {
     sim *s = r->s;
     json_t *j = r->json;
     json_t *rate = json_object_get(j, "rate"), *refuse = json_object_get(j, "refuse_rate");
+    json_t *cbs = json_object_get(j, "callbacks");
+    if (cbs && !json_is_boolean(cbs)) {
+        bad(r, 400, "callbacks must be true or false");
+        return;
+    }
     if ((rate && (!json_is_number(rate) || json_number_value(rate) < 0)) ||
         (refuse && (!json_is_number(refuse) || json_number_value(refuse) < 0 ||
                     json_number_value(refuse) > 1))) {
@@ -442,14 +451,15 @@ static void h_config(sim_req *r) {
     if (rate) s->o.rate = json_number_value(rate);
     atomic_fetch_add(&s->config_gen, 1);
     if (refuse) s->o.refuse_rate = json_number_value(refuse);
+    if (cbs) s->o.no_callbacks = !json_is_true(cbs);
     int *dst[] = {&s->o.takeover_delay, &s->o.welcome_ttl, &s->o.token_ttl, &s->o.msg_quota};
     for (size_t i = 0; i < 4; i++)
         if (json_object_get(j, ints[i]))
             *dst[i] = (int)json_integer_value(json_object_get(j, ints[i]));
-    json_t *out =
-        json_pack("{s:f,s:f,s:i,s:i,s:i,s:i}", "rate", s->o.rate, "refuse_rate", s->o.refuse_rate,
-                  "takeover_delay", s->o.takeover_delay, "welcome_ttl", s->o.welcome_ttl,
-                  "token_ttl", s->o.token_ttl, "msg_quota", s->o.msg_quota);
+    json_t *out = json_pack("{s:f,s:f,s:i,s:i,s:i,s:i,s:b}", "rate", s->o.rate, "refuse_rate",
+                            s->o.refuse_rate, "takeover_delay", s->o.takeover_delay, "welcome_ttl",
+                            s->o.welcome_ttl, "token_ttl", s->o.token_ttl, "msg_quota",
+                            s->o.msg_quota, "callbacks", !s->o.no_callbacks);
     pthread_mutex_unlock(&s->mu);
     sim_reply_json(r, out);
 }

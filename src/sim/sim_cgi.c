@@ -32,6 +32,7 @@ typedef struct cgi {
 typedef struct sim_fault {
     char path[96];
     int errcode, delay_ms, count;
+    char cursor[2048]; /* next_cursor of the answer; "same": the request's */
 } sim_fault;
 
 static const struct {
@@ -1358,11 +1359,14 @@ static const struct route {
     {"externalcontact/groupchat/statistic", true, h_groupchat_statistic},
 };
 
-/* Takes the next injected fault for path, if any. Caller holds mu. */
-static bool fault_take(sim *s, const char *path, sim_fault *out) {
+/* Takes the next injected fault for path, if any; a "same" cursor fault
+ * only for a request with a cursor (req: its JSON body). Caller holds mu. */
+static bool fault_take(sim *s, const char *path, const json_t *req, sim_fault *out) {
+    const char *cur = json_string_value(json_object_get(req, "cursor"));
     for (int i = 0; i < s->nfaults; i++) {
         sim_fault *f = &s->faults[i];
         if (f->count <= 0 || strcmp(f->path, path) != 0) continue;
+        if (!strcmp(f->cursor, "same") && (!cur || !*cur)) continue;
         *out = *f;
         if (--f->count == 0) s->faults[i--] = s->faults[--s->nfaults];
         return true;
@@ -1370,15 +1374,33 @@ static bool fault_take(sim *s, const char *path, sim_fault *out) {
     return false;
 }
 
-int sim__fault_add(sim *s, const char *path, int errcode, int delay_ms, int count) {
-    if (strlen(path) >= sizeof s->faults[0].path || count < 1) return -1;
+int sim__fault_add(sim *s, const char *path, int errcode, int delay_ms, int count,
+                   const char *cursor) {
+    if (!cursor) cursor = "";
+    if (strlen(path) >= sizeof s->faults[0].path || count < 1 ||
+        strlen(cursor) >= sizeof s->faults[0].cursor)
+        return -1;
     SIM_PUSH(s->faults, s->nfaults, s->faults_cap);
     sim_fault *f = &s->faults[s->nfaults++];
     snprintf(f->path, sizeof f->path, "%s", path);
     f->errcode = errcode;
     f->delay_ms = delay_ms;
     f->count = count;
+    snprintf(f->cursor, sizeof f->cursor, "%s", cursor);
     return 0;
+}
+
+/* A fault's next_cursor over a successful POST answer: "same" repeats the
+ * request's non-empty cursor, anything else is used as is. */
+static void fault_cursor(const sim_fault *f, const json_t *req, json_t *out) {
+    const char *cur = json_string_value(json_object_get(req, "cursor"));
+    const char *next = f->cursor;
+    if (!strcmp(next, "same")) {
+        if (!cur || !*cur) return;
+        next = cur;
+    }
+    json_object_set_new(out, "next_cursor", json_string(next));
+    if (json_object_get(out, "is_last")) json_object_set_new(out, "is_last", json_false());
 }
 
 void sim_cgi_handle(sim_req *r) {
@@ -1394,7 +1416,7 @@ void sim_cgi_handle(sim_req *r) {
     }
     sim_fault f;
     pthread_mutex_lock(&s->mu);
-    bool faulted = fault_take(s, rt->path, &f);
+    bool faulted = fault_take(s, rt->path, r->json, &f);
     pthread_mutex_unlock(&s->mu);
     if (faulted && f.delay_ms > 0) usleep((useconds_t)f.delay_ms * 1000u);
     if (faulted && f.errcode) {
@@ -1418,6 +1440,8 @@ void sim_cgi_handle(sim_req *r) {
     if (rc) {
         json_decref(c.out);
         c.out = errbody(rc);
+    } else if (faulted && f.cursor[0] && rt->post) {
+        fault_cursor(&f, r->json, c.out);
     }
     sim_reply_json(r, c.out);
 }

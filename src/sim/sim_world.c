@@ -109,7 +109,7 @@ sim_cb *sim_log_append(sim *s, const sim_cb *cb) {
 }
 
 sim_cb *sim_emit(sim *s, const sim_cb *cb, bool deliver) {
-    if (!deliver || !s->o.callback_url) return NULL;
+    if (!deliver || !s->o.callback_url || s->o.no_callbacks) return NULL;
     /* the history is logged even without --replay-history: /sim/replay */
     sim_cb *e = sim_log_append(s, cb);
     /* one shard per entity keeps its callbacks in order */

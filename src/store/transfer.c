@@ -362,6 +362,109 @@ int transfer_on_fail(store_conn *c, int64_t tenant_id, int64_t customer_id, int6
                   reason && *reason ? reason : "customer_refused", ts);
 }
 
+/* ---- polling transfer_result --------------------------------------------- */
+
+int transfer_poll_pairs(store_conn *c, int64_t tenant_id, int64_t before, transfer_pair *out,
+                        int cap) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT DISTINCT t.kind, t.handover_employee_id, t.takeover_employee_id, h.userid, "
+           "k.userid FROM transfer t JOIN employee h ON h.id=t.handover_employee_id JOIN "
+           "employee k ON k.id=t.takeover_employee_id WHERE t.tenant_id=?1 AND "
+           "t.state='waiting' AND t.updated_at<=?2 ORDER BY 2, 3, 1 LIMIT ?3");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, tenant_id);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int(st, 3, cap);
+    int n = 0, rc = SQLITE_DONE;
+    while (n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        transfer_pair *p = &out[n++];
+        const char *kind = (const char *)sqlite3_column_text(st, 0);
+        p->resigned = kind && strcmp(kind, "resigned") == 0;
+        p->handover_id = sqlite3_column_int64(st, 1);
+        p->takeover_id = sqlite3_column_int64(st, 2);
+        snprintf(p->handover, sizeof p->handover, "%s", sqlite3_column_text(st, 3));
+        snprintf(p->takeover, sizeof p->takeover, "%s", sqlite3_column_text(st, 4));
+    }
+    if (n < cap && rc != SQLITE_DONE) n = store_rc(rc);
+    sqlite3_reset(st);
+    return n;
+}
+
+/* The pair's waiting transfer of external_userid ext: 0 with *id (0 =
+ * none), *cust and *requested. */
+static int poll_row(store_conn *c, const transfer_poll *p, const char *ext, int64_t *id,
+                    int64_t *cust, int64_t *requested) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT t.id, t.customer_id, t.requested_at FROM transfer t JOIN identity i ON "
+           "i.tenant_id=t.tenant_id AND i.customer_id=t.customer_id AND "
+           "i.kind='wecom_external_userid' WHERE t.tenant_id=?1 AND i.value=?2 AND "
+           "t.handover_employee_id=?3 AND t.takeover_employee_id=?4 AND t.kind=?5 AND "
+           "t.state='waiting' ORDER BY t.id DESC LIMIT 1");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, p->tenant_id);
+    store_bind_text(st, 2, ext);
+    sqlite3_bind_int64(st, 3, p->pair->handover_id);
+    sqlite3_bind_int64(st, 4, p->pair->takeover_id);
+    store_bind_text(st, 5, p->pair->resigned ? "resigned" : "on_job");
+    *id = *cust = *requested = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *cust = sqlite3_column_int64(st, 1);
+        *requested = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
+}
+
+int transfer_poll_step(store_conn *c, void *arg) {
+    transfer_poll *p = arg;
+    p->updated = 0;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(p->customers, i, e) {
+        const char *ext = json_string_value(json_object_get(e, "external_userid"));
+        json_int_t status = json_integer_value(json_object_get(e, "status"));
+        json_int_t when = json_integer_value(json_object_get(e, "takeover_time"));
+        if (!ext || status < 1 || status > 5 || status == 2) continue;
+        int64_t id, cust, requested;
+        int rc = poll_row(c, p, ext, &id, &cust, &requested);
+        if (rc != 0) return rc;
+        if (!id || (when > 0 && when < requested)) continue; /* none, or an older transfer */
+        int64_t ts = when > 0 ? when : siyu_now();
+        if (status == 1) {
+            /* done, the handover's relationship 'transferred' ... */
+            rc = transfer_on_add(c, p->tenant_id, cust, p->pair->takeover_id, ts);
+            /* ... and the takeover's active */
+            sqlite3_stmt *st =
+                rc ? NULL
+                   : store_conn_stmt(c, "INSERT INTO relationship(tenant_id, customer_id, "
+                                        "employee_id, status, added_at, updated_at) "
+                                        "VALUES(?1,?2,?3,'active',?4,?5) ON CONFLICT(tenant_id, "
+                                        "customer_id, employee_id) DO UPDATE SET "
+                                        "status='active', added_at=excluded.added_at, "
+                                        "ended_at=NULL, end_reason=NULL, "
+                                        "updated_at=excluded.updated_at WHERE status<>'active'");
+            if (rc == 0 && !st) rc = SIYU_EIO;
+            if (rc == 0) {
+                sqlite3_bind_int64(st, 1, p->tenant_id);
+                sqlite3_bind_int64(st, 2, cust);
+                sqlite3_bind_int64(st, 3, p->pair->takeover_id);
+                sqlite3_bind_int64(st, 4, ts);
+                sqlite3_bind_int64(st, 5, siyu_now());
+                rc = store_stmt_run(st);
+            }
+        } else {
+            static const char *const why[] = {
+                NULL, NULL, NULL, "customer_refused", "takeover_limit", "no_transfer_record"};
+            rc = finish(c, p->tenant_id, id, status == 3 ? "refused" : "failed", why[status], ts);
+        }
+        if (rc != 0) return rc;
+        p->updated++;
+    }
+    return 0;
+}
+
 /* ---- outbox answers ------------------------------------------------------ */
 
 const char *transfer_state_for_errcode(int errcode, const char **error) {
@@ -450,8 +553,9 @@ static void on_result(void *arg, int64_t tenant_id, const char *kind, const char
 
 /* Answers recorded by the outbox whose listener never ran (the server
  * stopped between the outbox's commit and ours, or before the listener was
- * registered) are applied from the outbox rows: the stored answer when it
- * was small enough to keep, else every customer counts as started. */
+ * registered) are applied from the outbox rows' stored answers (a long
+ * per-customer answer keeps its refused customers, see outbox.c
+ * result_reduced; the customers it does not list were started). */
 typedef struct pending_answer {
     int64_t tenant;
     char *ref, *state, *result;

@@ -15,6 +15,8 @@
  *                         transfer_on_transfer_delete──> done
  *   requested|waiting ──transfer_fail customer_refused: transfer_on_fail──> refused
  *                       (other FailReason: failed, error = the reason)
+ *   waiting ──transfer_result status 1/3/4/5 (the callbacks were lost; the
+ *             sync manager polls: transfer_poll_step)──> done/refused/failed
  *
  * Ownership: inputs are borrowed for the step; JSON results belong to the
  * caller. */
@@ -103,6 +105,36 @@ int transfer_result_step(store_conn *c, void *arg);
 /* Write step (arg: int64_t* rows moved): applies the final outbox answers of
  * batches whose rows are still 'requested'. Idempotent. */
 int transfer_catch_up_step(store_conn *c, void *arg);
+
+/* ---- polling transfer_result (transfers whose callbacks never came) ---- */
+
+/* One (kind, handover, takeover) with waiting transfers to ask WeCom about. */
+typedef struct transfer_pair {
+    bool resigned; /* resigned/transfer_result, else transfer_result */
+    int64_t handover_id, takeover_id;
+    char handover[72], takeover[72]; /* userids */
+} transfer_pair;
+
+/* Fills out[0..cap) with the distinct pairs of tenant_id's 'waiting'
+ * transfers last updated at or before `before`; returns how many (≤ cap) or
+ * a negative SIYU_E* code. Read connection. */
+int transfer_poll_pairs(store_conn *c, int64_t tenant_id, int64_t before, transfer_pair *out,
+                        int cap);
+
+/* Write step (arg: transfer_poll*): applies one page of a transfer_result
+ * answer ("customer":[{external_userid, status, takeover_time}]) to the
+ * pair's waiting transfers (spec §3.7): 1 done (the takeover's relationship
+ * active, the handover's 'transferred'), 2 still waiting, 3 refused
+ * (customer_refused), 4 failed (takeover_limit), 5 failed
+ * (no_transfer_record). An entry whose takeover_time is before the
+ * transfer was requested is an older transfer of the pair: ignored. */
+typedef struct transfer_poll {
+    int64_t tenant_id;
+    const transfer_pair *pair;
+    const json_t *customers;
+    int64_t updated; /* filled: transfers moved */
+} transfer_poll;
+int transfer_poll_step(store_conn *c, void *arg);
 
 /* ---- reads ---- */
 

@@ -38,6 +38,7 @@
 #define CHAT_FLUSH 20   /* groupchat/get answers per write step */
 #define END_CHUNK 500   /* relationships ended per write step */
 #define CURSOR_MAX 1024
+#define PAGES_MAX 60000 /* pages per listing (100 members x 50,000 customers / 100 a page) */
 #define FETCHERS 3 /* concurrent API readers per run (spec §3.11: 2–5 per corp) */
 
 const char *const sync_entity_names[SYNC_ENTITY_COUNT] = {
@@ -65,6 +66,9 @@ int sync_run_begin(store_conn *c, void *arg) {
         return siyu_err_set(&b->err, SIYU_EINVAL, "secret",
                             "the tenant has no WeCom secret: set one before syncing");
     if (rc != 0) return siyu_err_set(&b->err, rc, NULL, "cannot read the tenant");
+    if (b->live)
+        return siyu_err_set(&b->err, SIYU_ECONFLICT, NULL,
+                            "a sync of this tenant is already running");
     int64_t now = siyu_now();
     sqlite3_stmt *st = store_conn_stmt(
         c, "UPDATE sync_run SET state='failed', error='stale: no progress for a while', "
@@ -315,7 +319,7 @@ typedef struct step_cmd {
     run *r;
     apply_fn fn;
     void *arg;
-    int64_t fetched_at;
+    int64_t fetched_ms;
 } step_cmd;
 
 static int step_run(store_conn *c, void *arg) {
@@ -327,7 +331,8 @@ static int step_run(store_conn *c, void *arg) {
     sync_apply a = {.c = c,
                     .tenant = r->tenant,
                     .now = siyu_now(),
-                    .fetched_at = s->fetched_at,
+                    .fetched_at = s->fetched_ms / 1000,
+                    .fetched_ms = s->fetched_ms,
                     .revive = true,
                     .n = r->p.n};
     int rc = s->fn ? s->fn(&a, r, s->arg) : 0;
@@ -337,10 +342,11 @@ static int step_run(store_conn *c, void *arg) {
     return rc;
 }
 
-/* Applies fn(arg) and the progress in one write step, then tells the
- * observer. fn NULL = progress only. Thread-safe; never call with mu held. */
-static int step_e(run *r, siyu_err *err, apply_fn fn, void *arg, int64_t fetched_at) {
-    step_cmd s = {.r = r, .fn = fn, .arg = arg, .fetched_at = fetched_at};
+/* Applies fn(arg) (data fetched at fetched_ms, sync__wall_ms) and the
+ * progress in one write step, then tells the observer. fn NULL = progress
+ * only. Thread-safe; never call with mu held. */
+static int step_e(run *r, siyu_err *err, apply_fn fn, void *arg, int64_t fetched_ms) {
+    step_cmd s = {.r = r, .fn = fn, .arg = arg, .fetched_ms = fetched_ms};
     pthread_mutex_lock(&r->mu);
     r->p.elapsed_ms = sync__now_ms() - r->t0_ms;
     pthread_mutex_unlock(&r->mu);
@@ -358,8 +364,8 @@ static int step_e(run *r, siyu_err *err, apply_fn fn, void *arg, int64_t fetched
     return 0;
 }
 
-static int step(run *r, apply_fn fn, void *arg, int64_t fetched_at) {
-    return step_e(r, r->err, fn, arg, fetched_at);
+static int step(run *r, apply_fn fn, void *arg, int64_t fetched_ms) {
+    return step_e(r, r->err, fn, arg, fetched_ms);
 }
 
 /* ---- parallel units ------------------------------------------------------ */
@@ -428,7 +434,7 @@ static int apply_tags(sync_apply *a, run *r, void *arg) {
 static int phase_tags(run *r) {
     phase(r, "tags", 1);
     json_t *body = json_object(), *out = NULL;
-    int64_t fetched = siyu_now();
+    int64_t fetched = sync__wall_ms();
     int rc = call(r, "externalcontact/get_corp_tag_list", NULL, body, &out);
     json_decref(body);
     if (rc != 0) return rc;
@@ -480,7 +486,7 @@ static int phase_employees(run *r) {
     r->nfollow = r->nusers;
     r->p.done = 1;
     r->p.items += (int64_t)r->nusers;
-    return step(r, apply_employees, NULL, siyu_now());
+    return step(r, apply_employees, NULL, sync__wall_ms());
 }
 
 static int apply_contacts(sync_apply *a, run *r, void *arg) {
@@ -512,10 +518,24 @@ static json_t *users_json(const run *r, size_t from, size_t to) {
     return ul;
 }
 
-/* Copies the answer's next_cursor ("" when it has none) into cursor. */
-static void cursor_next(const json_t *out, char cursor[CURSOR_MAX]) {
+/* Copies the answer's next_cursor ("" when it has none) into cursor, the
+ * cursor of page *pages (counted here). A cursor that does not fit, repeats
+ * the one it follows, or would start page PAGES_MAX fails the listing
+ * (SIYU_EREMOTE, err says why) instead of looping or asking for a wrong
+ * page. */
+static int cursor_next(siyu_err *err, const char *path, const json_t *out, char cursor[CURSOR_MAX],
+                       int *pages) {
     const char *next = sync__jstr(out, "next_cursor");
-    snprintf(cursor, CURSOR_MAX, "%s", next ? next : "");
+    if (!next) next = "";
+    if (strlen(next) >= CURSOR_MAX)
+        return siyu_err_set(err, SIYU_EREMOTE, NULL, "%s: next_cursor longer than %d bytes", path,
+                            CURSOR_MAX - 1);
+    if (next[0] && !strcmp(next, cursor))
+        return siyu_err_set(err, SIYU_EREMOTE, NULL, "%s: next_cursor repeats", path);
+    if (next[0] && ++*pages >= PAGES_MAX)
+        return siyu_err_set(err, SIYU_EREMOTE, NULL, "%s: more than %d pages", path, PAGES_MAX);
+    memcpy(cursor, next, strlen(next) + 1);
+    return 0;
 }
 
 /* push(r, id) for each non-empty string `field` of the objects in the
@@ -536,19 +556,20 @@ static int each_id(run *r, const json_t *out, const char *key, const char *field
 static int customers_batch(run *r, size_t from, size_t to, siyu_err *err) {
     json_t *ul = users_json(r, from, to);
     char cursor[CURSOR_MAX] = "";
-    int rc = 0;
+    int rc = 0, pages = 0;
     do {
         json_t *body =
             json_pack("{s:O,s:s,s:i}", "userid_list", ul, "cursor", cursor, "limit", BATCH_LIMIT);
         json_t *out = NULL;
-        int64_t fetched = siyu_now();
+        int64_t fetched = sync__wall_ms();
         rc = body ? call_e(r, err, "externalcontact/batch/get_by_user", NULL, body, &out, NULL)
                   : SIYU_ENOMEM;
         json_decref(body);
         if (rc != 0) break;
         json_t *list = json_object_get(out, "external_contact_list");
         if (json_is_array(list)) rc = step_e(r, err, apply_contacts, list, fetched);
-        cursor_next(out, cursor);
+        if (rc == 0)
+            rc = cursor_next(err, "externalcontact/batch/get_by_user", out, cursor, &pages);
         json_decref(out);
     } while (rc == 0 && cursor[0]);
     json_decref(ul);
@@ -563,24 +584,53 @@ static bool in_sorted(char *const *v, size_t n, const char *s) {
     return n && bsearch(&s, v, n, sizeof *v, cmp_strp) != NULL;
 }
 
-/* Adds userid to users unless present; under the initial capacity plus
- * growth. */
-static int users_add(run *r, const char *userid) {
-    for (size_t i = 0; i < r->nusers; i++)
-        if (!strcmp(r->users[i], userid)) return 0;
+/* Sorts users[nfollow, nusers) and drops duplicates and userids that are
+ * follow users too (follow: the follow userids, sorted). */
+static void users_compact(run *r, char **follow, size_t nfollow) {
+    char **v = r->users + r->nfollow;
+    size_t n = r->nusers - r->nfollow, k = 0;
+    if (n) qsort(v, n, sizeof *v, cmp_strp);
+    for (size_t i = 0; i < n; i++) {
+        if ((k && !strcmp(v[k - 1], v[i])) || in_sorted(follow, nfollow, v[i])) {
+            free(v[i]);
+            continue;
+        }
+        v[k++] = v[i];
+    }
+    r->nusers = r->nfollow + k;
+}
+
+/* Appends userid to users (duplicates are dropped by users_compact, run
+ * here when the array is full, and by the caller at the end). */
+static int users_add(run *r, const char *userid, char **follow, size_t nfollow) {
     if (r->nusers + 1 >= r->capusers) {
-        size_t cap = r->capusers * 2 + 16;
-        char **u = realloc(r->users, cap * sizeof *u);
-        if (u) r->users = u;
-        char **a = u ? realloc(r->ok_users, cap * sizeof *a) : NULL;
-        if (a) r->ok_users = a;
-        char **b = a ? realloc(r->ok_owners, cap * sizeof *b) : NULL;
-        if (b) r->ok_owners = b;
-        if (!b) return SIYU_ENOMEM;
-        r->capusers = cap;
+        users_compact(r, follow, nfollow);
+        if (r->nusers * 2 + 2 >= r->capusers) {
+            size_t cap = r->capusers * 2 + 16;
+            char **u = realloc(r->users, cap * sizeof *u);
+            if (u) r->users = u;
+            char **a = u ? realloc(r->ok_users, cap * sizeof *a) : NULL;
+            if (a) r->ok_users = a;
+            char **b = a ? realloc(r->ok_owners, cap * sizeof *b) : NULL;
+            if (b) r->ok_owners = b;
+            if (!b) return SIYU_ENOMEM;
+            r->capusers = cap;
+        }
     }
     if (!(r->users[r->nusers] = strdup(userid))) return SIYU_ENOMEM;
     r->nusers++;
+    return 0;
+}
+
+/* users_add for each non-empty handover_userid of the answer's info list. */
+static int handover_add(run *r, const json_t *out, char **follow, size_t nfollow) {
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(out, "info"), i, e) {
+        const char *id = sync__nz(sync__jstr(e, "handover_userid"));
+        int rc = id ? users_add(r, id, follow, nfollow) : 0;
+        if (rc != 0) return rc;
+    }
     return 0;
 }
 
@@ -591,18 +641,28 @@ static int users_add(run *r, const char *userid) {
 static int phase_unassigned(run *r) {
     phase(r, "unassigned", 0);
     char cursor[CURSOR_MAX] = "";
-    int rc = 0;
+    /* the follow userids, sorted, to drop handover userids that are both */
+    char **follow = malloc((r->nfollow + 1) * sizeof *follow);
+    if (!follow) return siyu_err_set(r->err, SIYU_ENOMEM, NULL, "out of memory");
+    memcpy(follow, r->users, r->nfollow * sizeof *follow);
+    if (r->nfollow) qsort(follow, r->nfollow, sizeof *follow, cmp_strp);
+    int rc = 0, pages = 0;
     for (int page = 0; page < 1000; page++) {
         json_t *body = json_pack("{s:i,s:s}", "page_size", 1000, "cursor", cursor), *out = NULL;
         rc = body ? call(r, "externalcontact/get_unassigned_list", NULL, body, &out) : SIYU_ENOMEM;
         json_decref(body);
         if (rc != 0) break;
-        rc = each_id(r, out, "info", "handover_userid", users_add);
-        cursor_next(out, cursor);
+        rc = handover_add(r, out, follow, r->nfollow);
+        if (rc == 0)
+            rc = cursor_next(r->err, "externalcontact/get_unassigned_list", out, cursor, &pages);
         bool last = json_is_true(json_object_get(out, "is_last")) || !cursor[0];
         json_decref(out);
         if (rc != 0 || last) break;
+        r->p.done = page + 1;
+        if ((rc = step(r, NULL, NULL, 0)) != 0) break; /* heartbeat: not stale */
     }
+    users_compact(r, follow, r->nfollow);
+    free(follow);
     if (rc == SIYU_ENOMEM) return siyu_err_set(r->err, rc, NULL, "out of memory");
     if (rc != 0) {
         log_warn("sync: tenant=%lld: unassigned customers not listed: %s", (long long)r->tenant,
@@ -693,7 +753,7 @@ static int chats_push(run *r, const char *id) {
 static int chats_list(run *r, size_t from, size_t to) {
     json_t *ul = users_json(r, from, to);
     char cursor[CURSOR_MAX] = "";
-    int rc = 0;
+    int rc = 0, pages = 0;
     do {
         json_t *body = json_pack("{s:i,s:{s:O},s:s,s:i}", "status_filter", 0, "owner_filter",
                                  "userid_list", ul, "cursor", cursor, "limit", CHAT_LIMIT);
@@ -702,7 +762,8 @@ static int chats_list(run *r, size_t from, size_t to) {
         json_decref(body);
         if (rc != 0) break;
         rc = each_id(r, out, "group_chat_list", "chat_id", chats_push);
-        cursor_next(out, cursor);
+        if (rc == 0)
+            rc = cursor_next(r->err, "externalcontact/groupchat/list", out, cursor, &pages);
         json_decref(out);
         if (rc == 0) rc = step(r, NULL, NULL, 0); /* heartbeat */
     } while (rc == 0 && cursor[0]);
@@ -730,7 +791,7 @@ static int chats_unit(run *r, size_t i, siyu_err *err) {
     size_t from = i * CHAT_FLUSH,
            to = from + CHAT_FLUSH < r->nchats ? from + CHAT_FLUSH : r->nchats;
     json_t *pending = json_array();
-    int64_t fetched = siyu_now();
+    int64_t fetched = sync__wall_ms();
     int rc = 0;
     for (size_t k = from; rc == 0 && k < to; k++) {
         json_t *body = json_pack("{s:s,s:i}", "chat_id", r->chats[k], "need_name", 1), *out;
@@ -841,11 +902,11 @@ static int phase_reconcile(run *r) {
         for (size_t i = 0; rc == 0 && i < gone.n; i += END_CHUNK) {
             end_arg e = {.ids = gone.v + i, .n = gone.n - i < END_CHUNK ? gone.n - i : END_CHUNK};
             r->p.done = (int64_t)(i + e.n);
-            rc = step(r, apply_end, &e, siyu_now());
+            rc = step(r, apply_end, &e, sync__wall_ms());
         }
     }
     sync__i64v_free(&gone);
-    if (rc == 0) rc = step(r, apply_prune, NULL, siyu_now());
+    if (rc == 0) rc = step(r, apply_prune, NULL, sync__wall_ms());
     return rc;
 }
 

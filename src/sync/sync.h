@@ -92,12 +92,15 @@ typedef void (*sync_progress_fn)(void *arg, const sync_progress *p);
 #define SYNC_STALE_S 300
 
 /* Write step: claims a run for tenant_id (inserts a 'running' row). A
- * running row older than SYNC_STALE_S is marked failed first. SIYU_ECONFLICT
- * with err set when a fresh run is running; SIYU_EINVAL when the tenant has
- * no WeCom secret (err names field "secret"). */
+ * running row older than SYNC_STALE_S is marked failed first, unless
+ * live. SIYU_ECONFLICT with err set when a fresh run is running (or live);
+ * SIYU_EINVAL when the tenant has no WeCom secret (err names field
+ * "secret"). */
 typedef struct sync_begin {
     int64_t tenant_id;
     const char *origin; /* api | periodic | cli | overflow */
+    bool live;          /* a thread of this process still runs a sync of the tenant:
+                           its row is not stale however old, and no run may start */
     int64_t run_id;     /* filled */
     siyu_err err;
 } sync_begin;
@@ -135,6 +138,10 @@ typedef struct sync_mgr_opts {
     int interval_s;      /* periodic full sync per tenant; 0 = off */
     int queue_max;       /* refresh queue bound; 0 = 10000 */
     int refresh_workers; /* 0 = 2 */
+    /* Transfers still 'waiting' transfer_poll_age_s after their last change
+     * are asked about with transfer_result every transfer_poll_s (0 = never):
+     * their callbacks may have been lost (spec §3.7: poll after 24 h). */
+    int transfer_poll_s, transfer_poll_age_s;
 } sync_mgr_opts;
 
 /* Starts the scheduler and refresh workers; marks running rows of a previous
@@ -150,6 +157,9 @@ int sync_mgr_launch(sync_mgr *m, int64_t tenant_id, int64_t run_id);
 
 /* Whether the refresh queue overflowed for tenant_id since its last sync. */
 bool sync_mgr_needs_full(sync_mgr *m, int64_t tenant_id);
+
+/* Whether a full-sync thread of m runs for tenant_id now. */
+bool sync_mgr_running(sync_mgr *m, int64_t tenant_id);
 
 /* Called by the callback receiver after ev committed (not for retries):
  * queues the targeted refresh ev calls for. prev_mem_ver is the group's

@@ -6,8 +6,13 @@
  * (updated_at stays). Counts go to a->n[entity].
  *
  * Freshness: a record fetched at a->fetched_at does not overwrite a group
- * row or revive a relationship that a callback changed later (updated_at >
- * fetched_at); the callback's own refresh or the next sync settles it.
+ * row that a callback changed later (updated_at > fetched_at). A follow
+ * record fetched at a->fetched_ms neither revives an ended relationship
+ * changed at or after that millisecond nor updates an active one (remark,
+ * state, tags) changed after it (relationship.changed_ms, stamped by
+ * triggers for every writer): an older answer applied after a newer one —
+ * two refreshes of one contact, a full-sync page against a callback —
+ * changes nothing. The callback's own refresh or the next sync settles it.
  *
  * Relationship lifecycle as seen from sync:
  *
@@ -53,6 +58,12 @@ int64_t sync__jint(const json_t *o, const char *key, int64_t def) {
         if (!*end) return x;
     }
     return def;
+}
+
+int64_t sync__wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t sync__now_ms(void) {
@@ -415,7 +426,7 @@ int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_
     int rc = sync__employee_ensure(a, f->userid, &emp);
     if (rc != 0) return rc;
     sqlite3_stmt *st = stmt(a, "SELECT id, status, added_at, add_way, state, remark, description, "
-                               "updated_at FROM relationship WHERE tenant_id=?1 AND "
+                               "changed_ms FROM relationship WHERE tenant_id=?1 AND "
                                "customer_id=?2 AND employee_id=?3");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 2, cust);
@@ -431,8 +442,14 @@ int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_
     } else if (src == SQLITE_ROW) {
         id = sqlite3_column_int64(st, 0);
         bool active = text_eq(sqlite3_column_text(st, 1), "active");
+        int64_t changed = sqlite3_column_int64(st, 7);
+        if (active && changed > a->fetched_ms) { /* newer than this answer: kept */
+            sqlite3_reset(st);
+            if (rel) *rel = id;
+            return 0;
+        }
         if (!active) {
-            if (a->revive && sqlite3_column_int64(st, 7) <= a->fetched_at) {
+            if (a->revive && changed < a->fetched_ms) {
                 sql = "UPDATE relationship SET status='active', ended_at=NULL, end_reason=NULL, "
                       "added_at=?4, add_way=?5, state=?6, remark=?7, description=?8, "
                       "updated_at=?9 WHERE tenant_id=?1 AND customer_id=?2 AND employee_id=?3";

@@ -15,7 +15,8 @@ typedef struct sync_apply {
     store_conn *c;
     int64_t tenant;
     int64_t now;        /* created_at / updated_at of rows written */
-    int64_t fetched_at; /* when the data was fetched: rows updated later win */
+    int64_t fetched_at; /* when the data was fetched (s): group rows updated later win */
+    int64_t fetched_ms; /* the same in wall-clock ms: relationships changed later win */
     bool revive;        /* full sync: an ended relationship WeCom lists comes back */
     bool placeholders;  /* refresh: unknown WeCom tag ids get placeholder tags */
     sync_counts *n;     /* [SYNC_ENTITY_COUNT], incremented */
@@ -91,5 +92,7 @@ const char *sync__jstr(const json_t *o, const char *key);
 /* The integer member key of o (also a numeric string), or def. */
 int64_t sync__jint(const json_t *o, const char *key, int64_t def);
 int64_t sync__now_ms(void);
+/* Wall-clock milliseconds since the epoch (the clock of relationship.changed_ms). */
+int64_t sync__wall_ms(void);
 
 #endif

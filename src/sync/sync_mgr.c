@@ -9,14 +9,20 @@
  *                                    due syncs (last start + interval, and
  *                                    not before the manager's start +
  *                                    interval) and the syncs of tenants
- *                                    flagged by a queue overflow
+ *                                    flagged by a queue overflow; every
+ *                                    transfer_poll_s: polls transfer_result
+ *                                    for long-waiting transfers
  *   refresh workers (N)              pop a queued refresh, make its API read,
  *                                    apply it in one write step
  *
  * The refresh queue: a pool of queue_max items, a FIFO through qnext and a
  * hash of chains through hnext, both by pool index (-1 = none), all guarded
- * by mu. An item equal to a queued one (tenant, kind, ids) is dropped as a
- * duplicate; a full queue flags the tenant for a full sync instead.
+ * by mu. An item stays in the hash while queued and while a worker runs it.
+ * An item equal to a queued one (tenant, kind, ids) is dropped as a
+ * duplicate; equal to a running one, it marks that one to run again once
+ * done (so two workers never fetch the same key at once, and the last
+ * answer applied is the newest); a full queue flags the tenant for a full
+ * sync instead.
  *
  * Ownership: the manager owns its jobs, items and threads; st and wc are
  * borrowed and must outlive sync_mgr_stop(). */
@@ -28,6 +34,7 @@
 
 #include "store/org.h"
 #include "store/tenant.h"
+#include "store/transfer.h"
 #include "sync/sync_int.h"
 #include "util/log.h"
 
@@ -45,6 +52,8 @@ typedef struct rf_item {
     char b[80];  /* userid */
     uint32_t hash;
     int qnext, hnext;
+    bool running; /* a worker has it */
+    bool rerun;   /* an equal item came while running: queue it again after */
 } rf_item;
 
 typedef struct job {
@@ -142,7 +151,20 @@ static void nosecret_note(sync_mgr *m, int64_t tenant) {
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Queues (tenant, kind, a, b) unless an equal item waits. */
+/* Under mu: appends pool item i to the FIFO and wakes a worker. */
+static void fifo_push(sync_mgr *m, int i) {
+    m->pool[i].qnext = -1;
+    if (m->qtail >= 0)
+        m->pool[m->qtail].qnext = i;
+    else
+        m->qhead = i;
+    m->qtail = i;
+    m->queued++;
+    pthread_cond_signal(&m->wake);
+}
+
+/* Queues (tenant, kind, a, b) unless an equal item waits or runs (then it
+ * runs again after). */
 static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, const char *b) {
     if (!a) a = "";
     if (!b) b = "";
@@ -160,6 +182,7 @@ static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, co
     int *bucket = &m->buckets[h % (uint32_t)m->nbuckets];
     for (int i = *bucket; i >= 0; i = m->pool[i].hnext)
         if (m->pool[i].hash == h && item_eq(&m->pool[i], tenant, kind, a, b)) {
+            if (m->pool[i].running) m->pool[i].rerun = true;
             pthread_mutex_unlock(&m->mu);
             atomic_fetch_add(&m->st_deduped, 1);
             return;
@@ -181,21 +204,16 @@ static void enqueue(sync_mgr *m, int64_t tenant, rf_kind kind, const char *a, co
     snprintf(it->b, sizeof it->b, "%s", b);
     it->hash = h;
     it->hnext = *bucket;
+    it->running = it->rerun = false;
     *bucket = i;
-    it->qnext = -1;
-    if (m->qtail >= 0)
-        m->pool[m->qtail].qnext = i;
-    else
-        m->qhead = i;
-    m->qtail = i;
-    m->queued++;
-    pthread_cond_signal(&m->wake);
+    fifo_push(m, i);
     pthread_mutex_unlock(&m->mu);
     atomic_fetch_add(&m->st_queued, 1);
 }
 
-/* Pops the oldest item into *out; false when stopping. */
-static bool dequeue(sync_mgr *m, rf_item *out) {
+/* Pops the oldest item into *out and *idx (its pool index, for
+ * item_finish); false when stopping. The item stays in the hash. */
+static bool dequeue(sync_mgr *m, rf_item *out, int *idx) {
     pthread_mutex_lock(&m->mu);
     while (!m->stopping && m->qhead < 0)
         pthread_cond_wait(&m->wake, &m->mu);
@@ -207,17 +225,37 @@ static bool dequeue(sync_mgr *m, rf_item *out) {
     rf_item *it = &m->pool[i];
     m->qhead = it->qnext;
     if (m->qhead < 0) m->qtail = -1;
-    int *p = &m->buckets[it->hash % (uint32_t)m->nbuckets];
-    while (*p != i)
-        p = &m->pool[*p].hnext;
-    *p = it->hnext;
+    it->running = true;
+    it->rerun = false;
     *out = *it;
-    it->qnext = m->free_head;
-    m->free_head = i;
+    *idx = i;
     m->queued--;
     m->inflight++;
     pthread_mutex_unlock(&m->mu);
     return true;
+}
+
+/* A worker is done with pool item i: queued again when an equal item came
+ * meanwhile, else out of the hash and free. */
+static void item_finish(sync_mgr *m, int i) {
+    pthread_mutex_lock(&m->mu);
+    rf_item *it = &m->pool[i];
+    m->inflight--;
+    it->running = false;
+    if (it->rerun && !m->stopping) {
+        it->rerun = false;
+        fifo_push(m, i);
+        pthread_mutex_unlock(&m->mu);
+        atomic_fetch_add(&m->st_queued, 1);
+        return;
+    }
+    int *p = &m->buckets[it->hash % (uint32_t)m->nbuckets];
+    while (*p != i)
+        p = &m->pool[*p].hnext;
+    *p = it->hnext;
+    it->qnext = m->free_head;
+    m->free_head = i;
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ---- refresh ------------------------------------------------------------ */
@@ -283,7 +321,7 @@ typedef struct rf_cmd {
     const rf_item *it;
     json_t *out;          /* API answer */
     const json_t *follow; /* RF_CONTACT: the follow_user entry of it->b */
-    int64_t fetched_at;
+    int64_t fetched_ms;   /* sync__wall_ms() before the API read */
     sync_counts n[SYNC_ENTITY_COUNT];
 } rf_cmd;
 
@@ -293,7 +331,8 @@ static int rf_step(store_conn *c, void *arg) {
     sync_apply a = {.c = c,
                     .tenant = it->tenant,
                     .now = siyu_now(),
-                    .fetched_at = cmd->fetched_at,
+                    .fetched_at = cmd->fetched_ms / 1000,
+                    .fetched_ms = cmd->fetched_ms,
                     .placeholders = true,
                     .n = cmd->n};
     switch (it->kind) {
@@ -345,10 +384,18 @@ static int rf_contact_fetch(sync_mgr *m, const wecom_app *app, rf_cmd *cmd, weco
     int rc = 0;
     for (int page = 0; page < CONTACT_PAGES_MAX; page++) {
         char *cur = wecom_escape(cursor);
-        char query[1024];
-        snprintf(query, sizeof query, "external_userid=%s%s%s", ext, cursor[0] ? "&cursor=" : "",
-                 cursor[0] && cur ? cur : "");
+        char query[2560]; /* both escaped: 159 * 3 + 511 * 3 and the names */
+        if (!cur) {
+            rc = SIYU_ENOMEM;
+            break;
+        }
+        int qn = snprintf(query, sizeof query, "external_userid=%s%s%s", ext,
+                          cursor[0] ? "&cursor=" : "", cur);
         free(cur);
+        if (qn < 0 || (size_t)qn >= sizeof query) {
+            rc = SIYU_ETOOBIG;
+            break;
+        }
         json_t *out = NULL;
         rc = rf_call(m, app, "externalcontact/get", query, NULL, &out, res);
         if (rc != 0) break;
@@ -359,7 +406,14 @@ static int rf_contact_fetch(sync_mgr *m, const wecom_app *app, rf_cmd *cmd, weco
             if (u && !strcmp(u, cmd->it->b)) found = f;
         }
         const char *next = sync__jstr(out, "next_cursor");
-        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        if (!next) next = "";
+        /* a cursor that does not fit or repeats: no further page */
+        bool more = next[0] && strlen(next) < sizeof cursor && strcmp(next, cursor);
+        if (next[0] && !more)
+            log_warn("sync refresh: tenant=%lld: externalcontact/get next_cursor %s",
+                     (long long)cmd->it->tenant,
+                     strlen(next) >= sizeof cursor ? "too long" : "repeats");
+        snprintf(cursor, sizeof cursor, "%s", more ? next : "");
         if (found) { /* this page describes the contact and the follow record */
             json_decref(cmd->out);
             cmd->out = out;
@@ -386,7 +440,7 @@ static void rf_process(sync_mgr *m, const rf_item *it) {
         atomic_fetch_add(&m->st_dropped, 1);
         return;
     }
-    rf_cmd cmd = {.it = it, .fetched_at = siyu_now()};
+    rf_cmd cmd = {.it = it, .fetched_ms = sync__wall_ms()};
     wecom_res res = {0};
     switch (it->kind) {
     case RF_CONTACT:
@@ -432,11 +486,10 @@ static void rf_process(sync_mgr *m, const rf_item *it) {
 static void *worker_main(void *arg) {
     sync_mgr *m = arg;
     rf_item it;
-    while (dequeue(m, &it)) {
+    int idx;
+    while (dequeue(m, &it, &idx)) {
         rf_process(m, &it);
-        pthread_mutex_lock(&m->mu);
-        m->inflight--;
-        pthread_mutex_unlock(&m->mu);
+        item_finish(m, idx);
     }
     return NULL;
 }
@@ -531,7 +584,7 @@ static void jobs_reap(sync_mgr *m, bool all) {
 
 /* Starts a sync of tenant (origin periodic/overflow) if it can. */
 static void sched_start(sync_mgr *m, int64_t tenant, const char *origin) {
-    sync_begin b = {.tenant_id = tenant, .origin = origin};
+    sync_begin b = {.tenant_id = tenant, .origin = origin, .live = sync_mgr_running(m, tenant)};
     int rc = store_write(m->st, sync_run_begin, &b);
     if (rc == 0) {
         if (sync_mgr_launch(m, tenant, b.run_id) == 0 && !strcmp(origin, "overflow")) {
@@ -585,9 +638,84 @@ static void schedule(sync_mgr *m) {
     free(why);
 }
 
+#define POLL_PAIRS_MAX 256
+#define POLL_PAGES_MAX 100
+
+/* transfer_result (or resigned/transfer_result) of one pair, page by page,
+ * each page applied in one write step. */
+static void transfer_poll_pair(sync_mgr *m, const wecom_app *app, int64_t tenant,
+                               const transfer_pair *p) {
+    const char *path = p->resigned ? "externalcontact/resigned/transfer_result"
+                                   : "externalcontact/transfer_result";
+    char cursor[1024] = "";
+    for (int page = 0; page < POLL_PAGES_MAX; page++) {
+        json_t *body = json_pack("{s:s,s:s,s:s}", "handover_userid", p->handover, "takeover_userid",
+                                 p->takeover, "cursor", cursor);
+        json_t *out = NULL;
+        wecom_res res;
+        memset(&res, 0, sizeof res);
+        int rc = body ? wecom_call(m->wc, app, path, NULL, body, &out, &res) : SIYU_ENOMEM;
+        json_decref(body);
+        if (rc != 0) {
+            json_decref(out);
+            log_warn("transfer poll: tenant=%lld: %s: %s (errcode %d)", (long long)tenant, path,
+                     siyu_strerror(rc), res.errcode);
+            return;
+        }
+        transfer_poll tp = {
+            .tenant_id = tenant, .pair = p, .customers = json_object_get(out, "customer")};
+        rc = store_write(m->st, transfer_poll_step, &tp);
+        if (rc != 0)
+            log_warn("transfer poll: tenant=%lld: not recorded: %s", (long long)tenant,
+                     siyu_strerror(rc));
+        else if (tp.updated)
+            log_info("transfer poll: tenant=%lld: %lld transfer(s) settled from %s",
+                     (long long)tenant, (long long)tp.updated, path);
+        const char *next = sync__jstr(out, "next_cursor");
+        bool more =
+            rc == 0 && next && next[0] && strlen(next) < sizeof cursor && strcmp(next, cursor) != 0;
+        if (more) snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(out);
+        if (!more) return;
+    }
+}
+
+/* Every tenant's waiting transfers older than transfer_poll_age_s. */
+static void transfer_poll_all(sync_mgr *m) {
+    int64_t *ids = malloc(TENANTS_MAX * sizeof *ids);
+    transfer_pair *pairs = malloc(POLL_PAIRS_MAX * sizeof *pairs);
+    int n = 0;
+    store_conn *c = ids && pairs ? store_reader_acquire(m->st) : NULL;
+    if (c) {
+        n = tenant_wecom_list(c, ids, TENANTS_MAX);
+        if (n > TENANTS_MAX) n = TENANTS_MAX;
+        store_reader_release(m->st, c);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&m->mu);
+        bool stopping = m->stopping;
+        pthread_mutex_unlock(&m->mu);
+        if (stopping) break;
+        wecom_app app;
+        c = store_reader_acquire(m->st);
+        if (!c) break;
+        int np = transfer_poll_pairs(c, ids[i], siyu_now() - m->o.transfer_poll_age_s, pairs,
+                                     POLL_PAIRS_MAX);
+        int rc = np > 0 ? tenant_wecom_app(c, ids[i], &app) : -1;
+        store_reader_release(m->st, c);
+        if (np <= 0 || rc != 0) continue;
+        for (int k = 0; k < np; k++)
+            transfer_poll_pair(m, &app, ids[i], &pairs[k]);
+        memset(&app, 0, sizeof app);
+    }
+    free(ids);
+    free(pairs);
+}
+
 static void *sched_main(void *arg) {
     sync_mgr *m = arg;
-    int64_t next = 0;
+    int64_t next = 0,
+            next_poll = siyu_now() + (m->o.transfer_poll_s < 60 ? m->o.transfer_poll_s : 60);
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
         struct timespec ts;
@@ -601,6 +729,10 @@ static void *sched_main(void *arg) {
         if (m->o.interval_s > 0 && now >= next) {
             schedule(m);
             next = now + SCHEDULE_EVERY_S;
+        }
+        if (m->o.transfer_poll_s > 0 && now >= next_poll) {
+            transfer_poll_all(m);
+            next_poll = siyu_now() + m->o.transfer_poll_s;
         }
         pthread_mutex_lock(&m->mu);
     }
@@ -691,6 +823,14 @@ bool sync_mgr_needs_full(sync_mgr *m, int64_t tenant_id) {
         if (m->flagged[i] == tenant_id) f = true;
     pthread_mutex_unlock(&m->mu);
     return f;
+}
+
+bool sync_mgr_running(sync_mgr *m, int64_t tenant_id) {
+    if (!m) return false;
+    pthread_mutex_lock(&m->mu);
+    bool r = tenant_running(m, tenant_id);
+    pthread_mutex_unlock(&m->mu);
+    return r;
 }
 
 void sync_mgr_stats_get(sync_mgr *m, sync_mgr_stats *out) {

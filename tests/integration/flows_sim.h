@@ -22,8 +22,10 @@
 
 typedef t_wired flows;
 
-/* extra_sim: more simulator flags (NULL-terminated, may be NULL). */
-static int flows_start(flows *f, const char *const *extra_sim) {
+/* extra_sim / extra_srv: more simulator / server flags (NULL-terminated,
+ * may be NULL). */
+static __attribute__((unused)) int flows_start_srv(flows *f, const char *const *extra_sim,
+                                                   const char *const *extra_srv) {
     const char *sim_args[40] = {"--seed",      "7", "--stores",    "1", "--departments",  "1",
                                 "--employees", "4", "--customers", "1", "--channels",     "1",
                                 "--groups",    "0", "--tags",      "0", "--history-days", "1",
@@ -33,8 +35,16 @@ static int flows_start(flows *f, const char *const *extra_sim) {
         n++;
     for (int i = 0; extra_sim && extra_sim[i] && n < 39; i++)
         sim_args[n++] = extra_sim[i];
-    const char *srv_args[] = {"--sync-interval", "0", NULL};
+    const char *srv_args[20] = {"--sync-interval", "0"};
+    int k = 2;
+    for (int i = 0; extra_srv && extra_srv[i] && k < 19; i++)
+        srv_args[k++] = extra_srv[i];
     return t_wired_start(f, sim_args, srv_args);
+}
+
+/* extra_sim: more simulator flags (NULL-terminated, may be NULL). */
+static __attribute__((unused)) int flows_start(flows *f, const char *const *extra_sim) {
+    return flows_start_srv(f, extra_sim, NULL);
 }
 
 /* Returns the server's exit status (0 = clean, as ASan builds check). */

@@ -700,6 +700,20 @@ static void test_org_replay_config(void **state) {
     assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM relationship WHERE status='active'"),
                      json_integer_value(json_object_get(st, "relationships")));
     json_decref(st);
+    /* callbacks switched off: the world changes, nothing is pushed */
+    r = admin(&p.sim, "/sim/config", "{\"callbacks\":false}");
+    assert_false(json_is_true(json_object_get(r, "callbacks")));
+    json_decref(r);
+    long long before = t_sql_int(p.dir, "SELECT count(*) FROM customer");
+    json_t *run = admin(&p.sim, "/sim/run", "{\"actions\":20}");
+    assert_int_equal(json_integer_value(json_object_get(run, "callbacks")), 0);
+    json_decref(run);
+    usleep(200000);
+    assert_int_equal(t_sql_int(p.dir, "SELECT count(*) FROM customer"), before);
+    r = admin(&p.sim, "/sim/config", "{\"callbacks\":true}");
+    assert_true(json_is_true(json_object_get(r, "callbacks")));
+    json_decref(r);
+    json_decref(t_call(&p.sim, "POST", "/sim/config", NULL, "{\"callbacks\":1}", 400));
     pair_stop(&p);
 }
 

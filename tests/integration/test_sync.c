@@ -325,6 +325,46 @@ static void test_refresh_after_callback(void **state) {
                           ext) >= (want[0] ? 1 : 0));
 }
 
+static long long sim_calls(const char *path) {
+    json_t *st = t_call(&F.sim, "GET", "/sim/stats", NULL, NULL, 200);
+    long long n = json_integer_value(json_object_get(json_object_get(st, "calls"), path));
+    json_decref(st);
+    return n;
+}
+
+/* Edits of one contact while its refresh is in flight do not start parallel
+ * fetches of the same key: they run it once more after it (review finding
+ * 6), and Siyu ends equal to WeCom. */
+static void test_refresh_in_flight_reruns(void **state) {
+    (void)state;
+    char ext[128], uid[128], want[1024], body[512];
+    some_pair(ext, sizeof ext, uid, sizeof uid, 30);
+    mirror_wait_refresh(&F);
+    long long before = sim_calls("externalcontact/get");
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
+                       "{\"path\":\"externalcontact/get\",\"delay_ms\":1500,\"count\":1}", 200));
+    snprintf(body, sizeof body,
+             "{\"type\":\"edit\",\"external_userid\":\"%s\",\"userid\":\"%s\",\"deliver\":true}",
+             ext, uid);
+    for (int i = 0; i < 4; i++) {
+        /* a new CreateTime each, or the ingest drops them as duplicates */
+        json_decref(t_call(&F.sim, "POST", "/sim/clock", NULL, "{\"advance\":1}", 200));
+        json_decref(t_call(&F.sim, "POST", "/sim/act", NULL, body, 200));
+        if (i == 0) usleep(200000); /* the first fetch is under way */
+    }
+    mirror_wait_refresh(&F);
+    assert_int_equal(sim_calls("externalcontact/get") - before, 2);
+    dump_tags(ext, uid, want, sizeof want);
+    assert_string_equal(t_sql_text(F.dir,
+                                   "SELECT coalesce(group_concat(w, ','), '') FROM (SELECT "
+                                   "t.wecom_id w FROM relationship_tag rt JOIN identity i ON "
+                                   "i.customer_id=rt.customer_id JOIN employee e ON "
+                                   "e.id=rt.employee_id JOIN tag t ON t.id=rt.tag_id WHERE "
+                                   "i.value='%s' AND e.userid='%s' ORDER BY t.wecom_id)",
+                                   ext, uid),
+                        want);
+}
+
 static void test_refresh_tags_and_groups(void **state) {
     (void)state;
     json_t *a = t_call(&F.sim, "POST", "/sim/act", NULL,
@@ -379,6 +419,69 @@ static void test_history_replay_then_sync(void **state) {
 
 /* A run cut short by a crash is marked failed at the next start; a server
  * with a sync interval syncs on its own. */
+/* A run of this server whose row looks stale (no update for longer than
+ * SYNC_STALE_S) is still its own: POST /sync is a 409, not a second run
+ * over the first (review finding 16); the first run ends done. */
+static void test_quiet_run_not_taken_over(void **state) {
+    (void)state;
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
+                       "{\"path\":\"externalcontact/get_corp_tag_list\",\"delay_ms\":2000,"
+                       "\"count\":1}",
+                       200));
+    json_t *run = t_call(&F.srv, "POST", "/api/v1/sync", F.admin, "{}", 202);
+    json_int_t id = json_integer_value(json_object_get(run, "id"));
+    json_decref(run);
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE sync_run SET updated_at=updated_at-1000 WHERE id=%lld",
+             (long long)id);
+    assert_int_equal(t_sql_exec(F.dir, sql), 0);
+    json_t *e = t_call(&F.srv, "POST", "/api/v1/sync", F.admin, "{}", 409);
+    t_assert_error(e, "conflict", NULL);
+    json_decref(e);
+    double t0 = now_s();
+    for (;;) {
+        json_t *j = t_call(&F.srv, "GET", "/api/v1/sync", F.admin, NULL, 200);
+        assert_int_equal(json_integer_value(json_object_get(j, "id")), id);
+        bool running = !strcmp(json_string_value(json_object_get(j, "state")), "running");
+        if (!running) expect_done(j);
+        json_decref(j);
+        if (!running) break;
+        assert_true(now_s() - t0 < 60);
+        usleep(100000);
+    }
+}
+
+/* A paging loop fails instead of looping on a repeated next_cursor or
+ * asking with a cut one (review finding 17); the next sync is whole. */
+static void test_bad_cursors_fail_the_run(void **state) {
+    (void)state;
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
+                       "{\"path\":\"externalcontact/batch/get_by_user\",\"next_cursor\":"
+                       "\"same\",\"count\":1}",
+                       200));
+    json_t *run = sync_api(NULL);
+    assert_string_equal(json_string_value(json_object_get(run, "state")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(run, "error")), "repeats"));
+    json_decref(run);
+
+    char big[1600], body[1800];
+    memset(big, 'c', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    snprintf(body, sizeof body,
+             "{\"path\":\"externalcontact/batch/get_by_user\",\"next_cursor\":\"%s\","
+             "\"count\":1}",
+             big);
+    json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL, body, 200));
+    run = sync_api(NULL);
+    assert_string_equal(json_string_value(json_object_get(run, "state")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(run, "error")), "longer than"));
+    json_decref(run);
+
+    run = sync_api(NULL);
+    expect_done(run);
+    json_decref(run);
+}
+
 static void test_interrupted_and_periodic(void **state) {
     (void)state;
     json_decref(t_call(&F.sim, "POST", "/sim/fault", NULL,
@@ -422,8 +525,11 @@ int main(void) {
         cmocka_unit_test(test_missed_callbacks_reconciled),
         cmocka_unit_test(test_cli_sync),
         cmocka_unit_test(test_refresh_after_callback),
+        cmocka_unit_test(test_refresh_in_flight_reruns),
         cmocka_unit_test(test_refresh_tags_and_groups),
         cmocka_unit_test(test_history_replay_then_sync),
+        cmocka_unit_test(test_quiet_run_not_taken_over),
+        cmocka_unit_test(test_bad_cursors_fail_the_run),
         cmocka_unit_test(test_interrupted_and_periodic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -114,6 +114,13 @@ static json_t *fake_answer(const char *path, const char *body) {
         a = json_pack("{s:i,s:s,s:[{s:s,s:s,s:[{s:s,s:s}]}]}", "errcode", 0, "errmsg", "ok",
                       "tag_group", "group_id", "g1", "group_name", "Level", "tag", "id", "t1",
                       "name", "VIP");
+    } else if (!strcmp(path, "externalcontact/transfer_customer")) {
+        /* every other customer refused (40128): a long per-customer answer */
+        json_t *list = json_array(), *x;
+        size_t i;
+        json_array_foreach(json_object_get(req, "external_userid"), i, x) json_array_append_new(
+            list, json_pack("{s:O,s:i}", "external_userid", x, "errcode", i % 2 ? 40128 : 0));
+        a = json_pack("{s:i,s:s,s:o}", "errcode", 0, "errmsg", "ok", "customer", list);
     } else {
         a = json_pack("{s:i,s:s}", "errcode", 0, "errmsg", "ok");
     }
@@ -384,6 +391,44 @@ static void test_sent_and_listener(void **state) {
     fx_close(&f);
 }
 
+/* A transfer answer over OUTBOX_RESULT_MAX keeps its refused customers
+ * (not {"truncated":true}): the transfer catch-up reads them from the row
+ * (review finding 12). */
+static void test_long_transfer_answer_kept(void **state) {
+    (void)state;
+    fx f;
+    fx_open(&f);
+    fx_start(&f, 1, 5);
+    json_t *b = json_pack("{s:s,s:s,s:[]}", "handover_userid", "h", "takeover_userid", "t",
+                          "external_userid");
+    for (int i = 0; i < 100; i++) {
+        char ext[48];
+        snprintf(ext, sizeof ext, "wmCustomerNumber%03dAbcdefghijklmnopqrstu", i);
+        json_array_append_new(json_object_get(b, "external_userid"), json_string(ext));
+    }
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    int64_t id = enqueue(&f, 1, "transfer_customer", body, OUTBOX_LANE_NORMAL, 0);
+    free(body);
+    json_t *j = wait_state(&f, 1, id, "sent");
+    const json_t *r = json_object_get(j, "result");
+    assert_null(json_object_get(r, "truncated"));
+    assert_int_equal(jint(r, "errcode"), 0);
+    assert_int_equal(jint(r, "customers_ok"), 50);
+    assert_true(jint(r, "bytes") > OUTBOX_RESULT_MAX);
+    const json_t *list = json_object_get(r, "customer"), *e;
+    assert_int_equal(json_array_size(list), 50);
+    size_t i;
+    json_array_foreach(list, i, e) {
+        assert_int_equal(jint(e, "errcode"), 40128);
+        char want[48];
+        snprintf(want, sizeof want, "wmCustomerNumber%03dAbcdefghijklmnopqrstu", (int)(2 * i + 1));
+        assert_string_equal(jstr(e, "external_userid"), want);
+    }
+    json_decref(j);
+    fx_close(&f);
+}
+
 static void test_failed_then_sent(void **state) {
     (void)state;
     fx f;
@@ -600,6 +645,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enqueue_rejects),
         cmocka_unit_test(test_sent_and_listener),
+        cmocka_unit_test(test_long_transfer_answer_kept),
         cmocka_unit_test(test_failed_then_sent),
         cmocka_unit_test(test_dead_after_max_attempts),
         cmocka_unit_test(test_dead_non_retryable),

@@ -49,7 +49,7 @@ typedef struct cmd {
     fx *f;
     apply_fn fn;
     void *arg;
-    int64_t fetched_at;
+    int64_t fetched_at, fetched_ms;
     bool revive, placeholders;
     sync_counts n[SYNC_ENTITY_COUNT];
 } cmd;
@@ -60,6 +60,7 @@ static int cmd_step(store_conn *c, void *arg) {
                     .tenant = k->f->tenant,
                     .now = siyu_now(),
                     .fetched_at = k->fetched_at ? k->fetched_at : siyu_now(),
+                    .fetched_ms = k->fetched_ms ? k->fetched_ms : sync__wall_ms(),
                     .revive = k->revive,
                     .placeholders = k->placeholders,
                     .n = k->n};
@@ -234,13 +235,72 @@ static void test_revive_and_end(void **state) {
                         "deleted_by_employee/sync_missing");
     /* Not revived by a refresh (revive false), nor by data older than the end. */
     assert_int_equal(run(f, follow_apply, &a1, false), 0);
-    assert_int_equal(t_sql_exec(f->dir, "UPDATE relationship SET updated_at=updated_at+100"), 0);
+    assert_int_equal(t_sql_exec(f->dir, "UPDATE relationship SET updated_at=updated_at+100, "
+                                        "changed_ms=changed_ms+100000"),
+                     0);
     assert_int_equal(run(f, follow_apply, &a1, true), 0);
-    assert_int_equal(t_sql_exec(f->dir, "UPDATE relationship SET updated_at=1"), 0);
-    assert_int_equal(run(f, follow_apply, &a1, true), 1);
+    /* Ended in the very millisecond of the fetch: not revived either (a
+     * tie is not "older"; review finding 15). */
+    assert_int_equal(t_sql_exec(f->dir, "UPDATE relationship SET updated_at=1, changed_ms=5000"),
+                     0);
+    cmd k = {.f = f, .fn = follow_apply, .arg = &a1, .revive = true, .fetched_ms = 5000};
+    assert_int_equal(store_write(f->st, cmd_step, &k), 0);
+    assert_int_equal(total(&k), 0);
+    k = (cmd){.f = f, .fn = follow_apply, .arg = &a1, .revive = true, .fetched_ms = 5001};
+    assert_int_equal(store_write(f->st, cmd_step, &k), 0);
+    assert_int_equal(total(&k), 1);
     assert_string_equal(qt(f, "SELECT status || '/' || coalesce(ended_at, '-') FROM "
                               "relationship"),
                         "active/-");
+}
+
+/* Runs follow_apply as data fetched at fetched_ms; returns the changes. */
+static int64_t follow_at(fx *f, follow_arg *fa, int64_t fetched_ms) {
+    cmd k = {.f = f, .fn = follow_apply, .arg = fa, .revive = true, .fetched_ms = fetched_ms};
+    assert_int_equal(store_write(f->st, cmd_step, &k), 0);
+    return total(&k);
+}
+
+/* An answer fetched before the relationship's last change (a second
+ * refresh that overtook it, a callback after a full-sync page) changes
+ * nothing: not the remark, not the tags (review finding 6). */
+static void test_older_answer_changes_nothing(void **state) {
+    fx *f = *state;
+    json_t *tags = json_loads("[{\"group_id\":\"g1\",\"group_name\":\"L\",\"tag\":["
+                              "{\"id\":\"t1\",\"name\":\"A\"},{\"id\":\"t2\",\"name\":\"B\"}]}]",
+                              0, NULL);
+    run(f, tags_part, tags, true);
+    json_decref(tags);
+    follow_arg a1 = {CONTACT, "{\"userid\":\"zhang\",\"createtime\":100,\"remark\":\"r1\","
+                              "\"tag_id\":[\"t1\"]}"};
+    int64_t t1 = sync__wall_ms();
+    assert_true(follow_at(f, &a1, t1) > 0);
+    /* Fetched later: t2 added, remark changed. */
+    follow_arg a2 = {CONTACT, "{\"userid\":\"zhang\",\"createtime\":100,\"remark\":\"r2\","
+                              "\"tag_id\":[\"t1\",\"t2\"]}"};
+    int64_t changed = q(f, "SELECT changed_ms FROM relationship");
+    assert_true(changed >= t1 - 1);
+    assert_true(follow_at(f, &a2, changed + 1) > 0);
+    changed = q(f, "SELECT changed_ms FROM relationship");
+    /* The first answer arrives again, fetched before that change: nothing. */
+    assert_int_equal(follow_at(f, &a1, changed - 1), 0);
+    assert_string_equal(qt(f, "SELECT remark FROM relationship"), "r2");
+    assert_int_equal(q(f, "SELECT count(*) FROM relationship_tag"), 2);
+    assert_int_equal(q(f, "SELECT changed_ms FROM relationship"), changed);
+    /* An older answer still reports the relationship active (full sync). */
+    assert_true(a1.rel > 0);
+    /* A callback's tag change stamps the row too: an answer fetched before
+     * it does not undo it. */
+    assert_int_equal(t_sql_exec(f->dir, "DELETE FROM relationship_tag WHERE tag_id=(SELECT id "
+                                        "FROM tag WHERE wecom_id='t2')"),
+                     0);
+    int64_t after = q(f, "SELECT changed_ms FROM relationship");
+    assert_true(after >= changed);
+    assert_int_equal(follow_at(f, &a2, after - 1), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM relationship_tag"), 1);
+    /* Fetched at or after the change: applies. */
+    assert_true(follow_at(f, &a2, after) > 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM relationship_tag"), 2);
 }
 
 /* An operator's remark waiting in the outbox is not overwritten by WeCom's
@@ -305,6 +365,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revive_and_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_older_answer_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remark_held_while_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat, setup, teardown),
     };
