@@ -24,7 +24,8 @@ static int free_port(void) {
 
 static bool port_open(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
@@ -67,6 +68,16 @@ static void test_demo_live(void **state) {
     t_server api = {.port = api_port}, sim = {.port = sim_port};
     snprintf(api.base, sizeof api.base, "http://%s", listen);
     snprintf(sim.base, sizeof sim.base, "http://%s", sim_listen);
+    /* Let the background full sync finish, so both sides are at rest. */
+    for (int i = 0; i < 600; i++) {
+        json_t *sy = t_call(&api, "GET", "/api/v1/sync", token, NULL, 200);
+        const char *st = json_string_value(json_object_get(sy, "state"));
+        bool running = !st || !strcmp(st, "running");
+        if (!running) assert_string_equal(st, "done");
+        json_decref(sy);
+        if (!running) break;
+        usleep(100000);
+    }
     t_resp r;
     assert_int_equal(t_http(&sim, "GET", "/sim/stats", NULL, NULL, 0, NULL, &r), 0);
     assert_int_equal(r.status, 200);
@@ -74,9 +85,8 @@ static void test_demo_live(void **state) {
     json_int_t rels = json_integer_value(json_object_get(r.json, "relationships"));
     json_int_t groups = json_integer_value(json_object_get(r.json, "groups"));
     json_int_t employees = json_integer_value(json_object_get(r.json, "employees"));
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "callbacks"),
-                                                        "failed")),
-                     0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r.json, "callbacks"), "failed")), 0);
     t_resp_free(&r);
     assert_int_equal(customers, 3000);
     assert_int_equal(t_sql_int(dir, "SELECT count(*) FROM customer"), customers);
