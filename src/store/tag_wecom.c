@@ -311,6 +311,32 @@ static int set_wecom_id(store_conn *c, const char *const *sqls, int64_t tenant, 
     return 0;
 }
 
+/* Customers tagged in Siyu while the tag's add was still pending could not
+ * be marked in WeCom (no id yet): now that it has one, mark them. */
+static int mark_pending_links(store_conn *c, tag_wecom_result *r, int64_t tag_id) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT json_group_array(customer_id), count(*) FROM customer_tag WHERE tenant_id=?1 "
+           "AND tag_id=?2 AND source<>'wecom'");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, r->tenant_id);
+    sqlite3_bind_int64(st, 2, tag_id);
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW || sqlite3_column_int64(st, 1) == 0) {
+        sqlite3_reset(st);
+        return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : store_rc(step);
+    }
+    char *customers = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (!customers) return SIYU_ENOMEM;
+    char tags[32];
+    snprintf(tags, sizeof tags, "[%lld]", (long long)tag_id);
+    int64_t queued = 0;
+    int rc = tag_wecom_mark(c, r->tenant_id, tags, customers, false, "wecom", &r->kick, &queued,
+                            &r->err);
+    free(customers);
+    return rc;
+}
+
 int tag_wecom_result_step(store_conn *c, void *arg) {
     tag_wecom_result *r = arg;
     long long id = 0;
@@ -354,11 +380,12 @@ int tag_wecom_result_step(store_conn *c, void *arg) {
         (rc = set_wecom_id(c, merge_group_sql, r->tenant_id, ti.group_id, gid)) != 0)
         return rc;
     const char *sent = json_string_value(json_object_get(t, "name"));
-    if (sent && strcmp(sent, ti.name) != 0) /* renamed while pending */
-        return enqueue(c, r->tenant_id, "edit_corp_tag",
-                       json_pack("{s:s,s:s}", "id", tid, "name", ti.name), OUTBOX_LANE_NORMAL,
-                       "wecom", r->ref, &r->kick, &r->err);
-    return 0;
+    if (sent && strcmp(sent, ti.name) != 0 && /* renamed while pending */
+        (rc = enqueue(c, r->tenant_id, "edit_corp_tag",
+                      json_pack("{s:s,s:s}", "id", tid, "name", ti.name), OUTBOX_LANE_NORMAL,
+                      "wecom", r->ref, &r->kick, &r->err)) != 0)
+        return rc;
+    return mark_pending_links(c, r, id);
 }
 
 static void on_add_result(void *arg, int64_t tenant_id, const char *kind, const char *ref,

@@ -283,11 +283,42 @@ static void test_remark(void **state) {
     t_expect_error(&r, 404, "not_found", NULL);
 }
 
+/* A customer tagged while the tag's add_corp_tag is still on its way has no
+ * WeCom id to mark with; once the answer brings the id, the mark follows. */
+static void test_tagged_before_wecom_id(void **state) {
+    (void)state;
+    long long g = create("/api/v1/tag-groups", "{\"name\":\"兴趣爱好\",\"wecom\":true,"
+                                               "\"tags\":[\"瑜伽\"]}");
+    long long n;
+    FL_WAIT_INT(n, &F, 1, "SELECT wecom_id IS NOT NULL FROM tag_group WHERE id=%lld", g);
+    assert_int_equal(n, 1);
+    json_decref(
+        fl_sim(&F, "POST", "/sim/fault",
+               "{\"path\":\"externalcontact/add_corp_tag\",\"delay_ms\":1500,\"count\":1}"));
+    char body[256];
+    snprintf(body, sizeof body, "{\"group_id\":%lld,\"name\":\"跑步\"}", g);
+    long long t = create("/api/v1/tags", body);
+    char ext[128];
+    long long c = fl_sim_add(&F, U[0], ext);
+    assert_true(c > 0);
+    snprintf(body, sizeof body, "{\"action\":\"tag\",\"tag_ids\":[%lld],\"customer_ids\":[%lld]}",
+             t, c);
+    json_t *j = t_call(&F.srv, "POST", "/api/v1/tags/bulk", F.admin, body, 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "wecom_pushes")), 0); /* no id yet */
+    json_decref(j);
+    FL_WAIT_INT(n, &F, 1, "SELECT wecom_id IS NOT NULL FROM tag WHERE id=%lld", t);
+    assert_int_equal(n, 1);
+    char wid[96];
+    snprintf(wid, sizeof wid, "%s", t_sql_text(F.dir, "SELECT wecom_id FROM tag WHERE id=%lld", t));
+    assert_true(wait_tag(ext, U[0], wid, true));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corp_tag_and_mark),
         cmocka_unit_test(test_group_with_tags),
         cmocka_unit_test(test_remark),
+        cmocka_unit_test(test_tagged_before_wecom_id),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
