@@ -22,14 +22,16 @@
 static const char sync_usage[] =
     "usage: siyu sync --data DIR --tenant ID [--base-url URL] [--timeout-ms N] [--force] "
     "[--json]\n"
-    "       siyu sync --server URL --token TOKEN [--json]\n"
+    "       siyu sync --server URL [--token TOKEN] [--json]\n"
     "  Runs a full sync of the tenant with WeCom (corp tags, employees, customers and\n"
     "  their follow records, customer groups), printing progress and a summary.\n"
     "  --base-url  WeCom API base (default $SIYU_WECOM_BASE_URL or " WECOM_BASE_URL_DEFAULT ")\n"
     "  --force     take over a run recorded as running (e.g. after a crash)\n"
     "  --json      print the summary as JSON\n"
     "  --server    ask a running server (http://host:port) to sync the token's tenant and\n"
-    "              follow its progress (admin or operator token)\n";
+    "              follow its progress (admin or operator token)\n"
+    "  --token     the API token; better given as SIYU_TOKEN in the environment, which\n"
+    "              keeps it out of the process list and the shell history\n";
 
 /* The signal handler's only channel to the sync loop. */
 static atomic_bool sync_cancel;
