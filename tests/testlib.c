@@ -152,7 +152,8 @@ int t_siyu(char **out, const char *const *args) {
     if (pipe(pfd) != 0) return -1;
     const char *argv[32] = {bin()};
     int n = 1;
-    for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
@@ -168,14 +169,18 @@ int t_siyu(char **out, const char *const *args) {
     FILE *m = open_memstream(&buf, &len);
     char chunk[4096];
     ssize_t k;
-    while ((k = read(pfd[0], chunk, sizeof chunk)) > 0) fwrite(chunk, 1, (size_t)k, m);
+    while ((k = read(pfd[0], chunk, sizeof chunk)) > 0)
+        fwrite(chunk, 1, (size_t)k, m);
     fclose(m);
     close(pfd[0]);
     int status = 0;
     waitpid(pid, &status, 0);
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = 0;
-    if (out) *out = buf;
-    else free(buf);
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = 0;
+    if (out)
+        *out = buf;
+    else
+        free(buf);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -184,8 +189,8 @@ static size_t on_data(char *p, size_t sz, size_t n, void *u) {
     return fwrite(p, sz, n, f);
 }
 
-int t_http(t_server *s, const char *method, const char *path, const char *token,
-           const char *body, size_t body_len, const char *content_type, t_resp *out) {
+int t_http(t_server *s, const char *method, const char *path, const char *token, const char *body,
+           size_t body_len, const char *content_type, t_resp *out) {
     memset(out, 0, sizeof *out);
     CURL *c = curl_easy_init();
     if (!c) return -1;
@@ -514,4 +519,39 @@ const char *t_sql_text(const char *dir, const char *fmt, ...) {
     if (!query_first(dir, fmt, ap, NULL, buf, sizeof buf)) snprintf(buf, sizeof buf, "<null>");
     va_end(ap);
     return buf;
+}
+
+/* ---- the API tests' role fixture ---- */
+
+static size_t roles_specs(t_roles *f, t_token_spec *sp) {
+    size_t n = 0;
+    sp[n++] = (t_token_spec){&f->platform, NULL, "admin", NULL};
+    sp[n++] = (t_token_spec){&f->admin, "1", "admin", NULL};
+    sp[n++] = (t_token_spec){&f->operator_, "1", "operator", NULL};
+    sp[n++] = (t_token_spec){&f->manager, "1", "manager", f->manager_userid};
+    sp[n++] = (t_token_spec){&f->alice, "1", "employee", "alice"};
+    if (f->bob_userid) sp[n++] = (t_token_spec){&f->bob, "1", "employee", f->bob_userid};
+    sp[n++] = (t_token_spec){&f->admin_b, "2", "admin", NULL};
+    return n;
+}
+
+int t_roles_start(t_roles **out, const char *sql, const char *manager_userid,
+                  const char *bob_userid) {
+    t_roles *f = calloc(1, sizeof *f);
+    *out = f;
+    if (!f) return -1;
+    f->manager_userid = manager_userid;
+    f->bob_userid = bob_userid;
+    t_token_spec sp[8];
+    size_t n = roles_specs(f, sp);
+    return t_fixture_start(&f->dir, &f->srv, sql, sp, n);
+}
+
+int t_roles_stop(t_roles *f) {
+    if (!f) return 0;
+    t_token_spec sp[8];
+    size_t n = roles_specs(f, sp);
+    int rc = t_fixture_stop(&f->dir, &f->srv, sp, n);
+    free(f);
+    return rc;
 }

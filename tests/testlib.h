@@ -17,9 +17,9 @@
 #include <sys/types.h>
 
 /* cmocka needs these before its header. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdbool.h>
-#include <cmocka.h>
 
 /* Creates a fresh temporary directory; returns a malloc'd path. */
 char *t_tmpdir(void);
@@ -54,15 +54,15 @@ int t_siyu(char **out, const char *const *args);
 
 typedef struct t_resp {
     long status;
-    char *body;  /* malloc'd, NUL-terminated */
+    char *body; /* malloc'd, NUL-terminated */
     size_t len;
     json_t *json; /* parsed body or NULL */
 } t_resp;
 
 /* HTTP request to s->base + path. token may be NULL; body may be NULL;
  * content_type defaults to application/json. Returns 0 or -1 (transport). */
-int t_http(t_server *s, const char *method, const char *path, const char *token,
-           const char *body, size_t body_len, const char *content_type, t_resp *out);
+int t_http(t_server *s, const char *method, const char *path, const char *token, const char *body,
+           size_t body_len, const char *content_type, t_resp *out);
 /* Convenience: JSON body built with json_pack-style fmt (NULL fmt = no body). */
 int t_api(t_server *s, const char *method, const char *path, const char *token, t_resp *out,
           const char *fmt, ...);
@@ -114,6 +114,21 @@ int t_fixture_start(char **dir, t_server *srv, const char *sql, const t_token_sp
  * specs, setting all of them NULL; also after a failed t_fixture_start.
  * Returns t_server_stop's result (-1 when the server was not running). */
 int t_fixture_stop(char **dir, t_server *srv, const t_token_spec *specs, size_t n);
+
+/* The role fixture of the API tests: t_fixture_start with one token per
+ * role — platform, tenant 1's admin, operator, manager (manager_userid) and
+ * employees alice and bob (bob_userid NULL = none), tenant 2's admin. */
+typedef struct t_roles {
+    char *dir;
+    t_server srv;
+    char *platform, *admin, *operator_, *manager, *alice, *bob, *admin_b;
+    const char *manager_userid, *bob_userid;
+} t_roles;
+/* Allocates *out and starts it; 0 or -1 (t_roles_stop still releases). */
+int t_roles_start(t_roles **out, const char *sql, const char *manager_userid,
+                  const char *bob_userid);
+/* Stops and frees f (NULL ok); returns t_fixture_stop's result. */
+int t_roles_stop(t_roles *f);
 
 /* ---- a server wired to the simulator ---- */
 

@@ -95,39 +95,14 @@ static const char fixture_sql[] =
     "INSERT INTO audit_log(tenant_id,actor,action,target,count,created_at) VALUES"
     " (2,'token:9','tenant_b.secret',NULL,1,1700000500);";
 
-typedef struct fx {
-    char *dir;
-    t_server srv;
-    char *platform, *admin, *operator_, *manager, *alice, *bob, *admin_b;
-} fx;
-
-/* The fixture's tokens: where each goes, and for whom. */
-/* clang-format off */
-#define FX_TOKENS(f) {                                \
-    {&(f)->platform,  NULL, "admin",    NULL},        \
-    {&(f)->admin,     "1",  "admin",    NULL},        \
-    {&(f)->operator_, "1",  "operator", NULL},        \
-    {&(f)->manager,   "1",  "manager",  "mgr_east"},  \
-    {&(f)->alice,     "1",  "employee", "alice"},     \
-    {&(f)->bob,       "1",  "employee", "bob"},       \
-    {&(f)->admin_b,   "2",  "admin",    NULL},        \
-}
-/* clang-format on */
+typedef t_roles fx;
 
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    if (!f) return -1;
-    const t_token_spec tokens[] = FX_TOKENS(f);
-    *state = f;
-    return t_fixture_start(&f->dir, &f->srv, fixture_sql, tokens, sizeof tokens / sizeof *tokens);
+    return t_roles_start((t_roles **)state, fixture_sql, "mgr_east", "bob");
 }
 
 static int teardown(void **state) {
-    fx *f = *state;
-    if (!f) return 0;
-    const t_token_spec tokens[] = FX_TOKENS(f);
-    t_fixture_stop(&f->dir, &f->srv, tokens, sizeof tokens / sizeof *tokens);
-    free(f);
+    t_roles_stop(*state);
     return 0;
 }
 

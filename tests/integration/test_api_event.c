@@ -38,38 +38,14 @@ static const char fixture_sql[] =
     "INSERT INTO relationship(tenant_id,customer_id,employee_id,status,added_at,updated_at)"
     " VALUES (1,1000,101,'active'," T0 "," T0 ");";
 
-typedef struct fx {
-    char *dir;
-    t_server srv;
-    char *platform, *admin, *operator_, *manager, *alice, *admin_b;
-} fx;
-
-/* The fixture's tokens: where each goes, and for whom. */
-/* clang-format off */
-#define FX_TOKENS(f) {                             \
-    {&(f)->platform,  NULL, "admin",    NULL},     \
-    {&(f)->admin,     "1",  "admin",    NULL},     \
-    {&(f)->operator_, "1",  "operator", NULL},     \
-    {&(f)->manager,   "1",  "manager",  "alice"},  \
-    {&(f)->alice,     "1",  "employee", "alice"},  \
-    {&(f)->admin_b,   "2",  "admin",    NULL},     \
-}
-/* clang-format on */
+typedef t_roles fx;
 
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    if (!f) return -1;
-    const t_token_spec tokens[] = FX_TOKENS(f);
-    *state = f;
-    return t_fixture_start(&f->dir, &f->srv, fixture_sql, tokens, sizeof tokens / sizeof *tokens);
+    return t_roles_start((t_roles **)state, fixture_sql, "alice", NULL);
 }
 
 static int teardown(void **state) {
-    fx *f = *state;
-    if (!f) return 0;
-    const t_token_spec tokens[] = FX_TOKENS(f);
-    t_fixture_stop(&f->dir, &f->srv, tokens, sizeof tokens / sizeof *tokens);
-    free(f);
+    t_roles_stop(*state);
     return 0;
 }
 
