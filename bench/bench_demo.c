@@ -92,8 +92,8 @@ int main(int argc, char **argv) {
     }
     if (!siyu) die("--siyu PATH is required");
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    char dir[] = "/tmp/siyu-bench-demo-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp");
+    char dir[512];
+    bench_tmpdir(dir, sizeof dir, "demo");
     char listen[32], sim_listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", free_port());
     snprintf(sim_listen, sizeof sim_listen, "127.0.0.1:%d", free_port());
@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
     snprintf(url, sizeof url, "http://%s/sim/config", sim_listen);
     if (post_json(url, "{\"rate\":0}") != 200) die("cannot stop the simulated traffic");
     sqlite3 *db = NULL;
-    char dbp[256];
+    char dbp[600];
     snprintf(dbp, sizeof dbp, "%s/siyu.db", dir);
     if (sqlite3_open_v2(dbp, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) die("open %s", dbp);
     sqlite3_busy_timeout(db, 5000);

@@ -168,8 +168,8 @@ int main(int argc, char **argv) {
         else
             die("unknown option %s", argv[i]);
     }
-    char dir[] = "/tmp/bench-segment-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp");
+    char dir[512];
+    bench_tmpdir(dir, sizeof dir, "segment");
     siyu_err err = {0};
     store_options o = {.writer_thread = false};
     store *st = store_open(dir, &o, &err);
@@ -224,8 +224,7 @@ int main(int argc, char **argv) {
     free(lat);
     engine_free(e);
     store_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    char *rm[] = {"/bin/rm", "-rf", dir, NULL}; /* no shell: the path is not quoted */
+    if (run(NULL, rm) != 0) fprintf(stderr, "could not remove %s\n", dir);
     return valid ? 0 : 1;
 }

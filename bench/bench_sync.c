@@ -70,8 +70,8 @@ int main(int argc, char **argv) {
         }
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    char dir[] = "/tmp/siyu-bench-sync-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp");
+    char dir[512];
+    bench_tmpdir(dir, sizeof dir, "sync");
     char *tenant[] = {(char *)siyu,
                       "tenant",
                       "create",
@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     if (f) fclose(f);
     if (!stats) die("no /sim/stats");
 
-    char db_path[512];
+    char db_path[600];
     snprintf(db_path, sizeof db_path, "%s/siyu.db", dir);
     sqlite3 *db;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) die("open db");

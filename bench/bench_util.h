@@ -113,6 +113,16 @@ static __attribute__((unused)) uint64_t sql_checksum(sqlite3 *db, const char *sq
     return sum;
 }
 
+/* A fresh directory $TMPDIR/siyu-bench-NAME-XXXXXX (TMPDIR defaults to
+ * /tmp) into dir; dies when it cannot be made. */
+static __attribute__((unused)) void bench_tmpdir(char *dir, size_t cap, const char *name) {
+    const char *tmp = getenv("TMPDIR");
+    if (snprintf(dir, cap, "%s/siyu-bench-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name) >=
+            (int)cap ||
+        !mkdtemp(dir))
+        die("cannot make a temporary directory under %s", tmp && *tmp ? tmp : "/tmp");
+}
+
 /* Prints the Markdown report and appends it to out_path (if not NULL). */
 static __attribute__((unused)) void bench_emit(const char *report, const char *out_path) {
     fputs(report, stdout);
