@@ -17,9 +17,11 @@
 #include <sys/types.h>
 
 /* cmocka needs these before its header. */
-#include <cmocka.h>
+/* clang-format off */
 #include <setjmp.h>
 #include <stdbool.h>
+#include <cmocka.h>
+/* clang-format on */
 
 /* Creates a fresh temporary directory; returns a malloc'd path. */
 char *t_tmpdir(void);
