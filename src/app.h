@@ -14,6 +14,7 @@
 struct wecom_client;
 struct outbox;
 struct sync_mgr;
+struct segsvc;
 
 struct siyu_ctx {
     store *st;
@@ -27,6 +28,7 @@ struct siyu_ctx {
     struct wecom_client *wc; /* outbound WeCom API client (wecom/wecom_client.h) */
     struct outbox *ob;       /* outbox delivery workers (outbox/outbox.h); NULL = not started */
     struct sync_mgr *sync;   /* periodic and on-demand full sync (sync/sync.h); NULL = not started */
+    struct segsvc *seg;      /* segment engines (segment/segsvc.h); NULL = not started */
 };
 
 #endif
