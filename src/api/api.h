@@ -17,6 +17,7 @@ extern const http_route api_transfer_routes[];
 extern const http_route api_outbox_routes[];
 extern const http_route api_welcome_routes[];
 extern const http_route api_sync_routes[];
+extern const http_route api_segment_routes[];
 extern const http_route wecom_callback_routes[];
 
 /* NULL-terminated list of the tables above. */
@@ -42,6 +43,19 @@ void api_reply_write_error(http_resp *w, int rc, const siyu_err *err);
  * replying 400. api_outbox_next: the next_cursor value (null when 0). */
 bool api_outbox_page(http_req *r, http_resp *w, int *limit, int64_t *before);
 json_t *api_outbox_next(int64_t next);
+
+/* Evaluates a request's segment — the expression src (len bytes; empty =
+ * every customer in scope) or, when segment_id > 0, that saved segment's —
+ * for the token (segment/segsvc.h applies its scope) at the current time.
+ * true with *out filled (free with segsvc_result_free) and, when canonical is
+ * not NULL, *canonical the malloc'd canonical text (expr_print). Otherwise
+ * replies — 400 with the parser's message, line, column and caret (field
+ * "expr") or the unknown names, 404 for an unknown saved segment, 503 when
+ * the engine is not running — and returns false. A tenant without an engine
+ * yet gives an empty result. */
+struct segsvc_result;
+bool api_segment_eval(http_req *r, http_resp *w, const char *src, size_t len, int64_t segment_id,
+                      struct segsvc_result *out, char **canonical);
 
 /* Builds the OpenAPI 3 document from the server's route table. */
 json_t *api_openapi(http_server *s);

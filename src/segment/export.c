@@ -422,3 +422,40 @@ int export_rows_write(store_conn *c, int64_t tenant_id, const int64_t *ids, size
     free(list);
     return rc;
 }
+
+/* ---- a whole segment ---- */
+
+typedef struct walk_ctx {
+    store *st;
+    int64_t tenant_id;
+    export_writer *w;
+    const atomic_bool *cancel;
+    siyu_err *err;
+} walk_ctx;
+
+static int walk_chunk(void *arg, const int64_t *ids, size_t n) {
+    walk_ctx *k = arg;
+    if (k->cancel && atomic_load(k->cancel))
+        return siyu_err_set(k->err, SIYU_ECLOSED, NULL, "export cancelled");
+    store_conn *c = store_reader_acquire(k->st);
+    if (!c) return siyu_err_set(k->err, SIYU_EIO, NULL, "store unavailable");
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i += EXPORT_BATCH_MAX) {
+        size_t m = n - i < EXPORT_BATCH_MAX ? n - i : EXPORT_BATCH_MAX;
+        rc = export_rows_write(c, k->tenant_id, ids + i, m, k->w, k->err);
+    }
+    store_reader_release(k->st, c);
+    return rc;
+}
+
+int export_segment_write(segsvc *s, store *st, int64_t tenant_id, const segsvc_result *r,
+                         export_writer *w, const atomic_bool *cancel, siyu_err *err) {
+    int rc = 0;
+    if (r->count > 0) {
+        walk_ctx k = {st, tenant_id, w, cancel, err};
+        rc = segsvc_walk(s, tenant_id, r, walk_chunk, &k, err);
+        if (rc && !err->code) siyu_err_set(err, rc, NULL, "export failed: %s", siyu_strerror(rc));
+    }
+    if (!rc) rc = export_writer_finish(w, err);
+    return rc;
+}

@@ -18,10 +18,12 @@
 #ifndef SIYU_SEGMENT_EXPORT_H
 #define SIYU_SEGMENT_EXPORT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "segment/segsvc.h"
 #include "store/store.h"
 #include "util/err.h"
 
@@ -85,6 +87,15 @@ uint64_t export_writer_rows(const export_writer *w);
  * SIYU_EIO with err filled. */
 int export_rows_write(store_conn *c, int64_t tenant_id, const int64_t *ids, size_t n,
                       export_writer *w, siyu_err *err);
+
+/* Writes every customer of r (a result of tenant_id's engine) to w and
+ * finishes w: walks r with segsvc_walk and loads each chunk's rows from a
+ * pooled read connection of st, held only for that chunk. cancel (may be
+ * NULL) stops the walk between chunks with SIYU_ECLOSED. A result of count 0
+ * needs no engine. 0, SIYU_ECONFLICT (the engine was rebuilt meanwhile: evaluate
+ * again), the sink's error, or SIYU_EIO / SIYU_ENOMEM, with err filled. */
+int export_segment_write(segsvc *s, store *st, int64_t tenant_id, const segsvc_result *r,
+                         export_writer *w, const atomic_bool *cancel, siyu_err *err);
 
 /* Appends s as one CSV field to buf (cap bytes; returns the bytes it needs,
  * which may exceed cap, in which case nothing is promised about buf): quoted
