@@ -106,6 +106,27 @@ static const row matrix[] = {
     TENANT_GET("/api/v1/group-chats/600/members", 404, 404, 404, 404),
     {R_ADMIN_B, "GET", "/api/v1/group-chats/600", NULL, 200},
     {R_ADMIN_B, "GET", "/api/v1/group-chats/500", NULL, 404},
+    /* customer fields: admin and operator, within the tenant */
+    ROLES7("PATCH", "/api/v1/customers/" OWN, "{\"stage\":\"vip\"}", 403, 200, 200, 403, 403),
+    ROLES7("PATCH", "/api/v1/customers/" TENANT_B, "{\"stage\":\"vip\"}", 403, 404, 404, 403,
+           403),
+    {R_ADMIN_B, "PATCH", "/api/v1/customers/" OWN, "{\"stage\":\"vip\"}", 404},
+    /* segments: every tenant role, each within its scope (test_api_segment checks the
+     * numbers); phones and saved-segment writes need admin or operator */
+    ROLES7("POST", "/api/v1/segments/count", "{\"expr\":\"\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/list", "{\"expr\":\"\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/breakdown", "{\"by\":\"tag\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/export", "{\"format\":\"csv\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/export", "{\"format\":\"phone_md5\"}", 403, 200, 200, 403,
+           403),
+    TENANT_GET("/api/v1/segments", 200, 200, 200, 200),
+    OFFICE_WRITE("POST", "/api/v1/segments", "{\"name\":\"S-admin\",\"expr\":\"\"}",
+                 "{\"name\":\"S-op\",\"expr\":\"\"}", 201), /* segments 1 and 2 */
+    TENANT_GET("/api/v1/segments/1", 200, 200, 200, 200),
+    {R_ADMIN_B, "GET", "/api/v1/segments/1", NULL, 404},
+    OFFICE_WRITE("PATCH", "/api/v1/segments/1", "{\"description\":\"d\"}",
+                 "{\"description\":\"e\"}", 200),
+    {R_ADMIN_B, "PATCH", "/api/v1/segments/1", "{\"description\":\"x\"}", 404},
     /* audit log: tenant admins only */
     TENANT_GET("/api/v1/audit-log", 200, 403, 403, 403),
     /* relationship remark: the relationship scope; an ended one is a 409 */
@@ -228,6 +249,8 @@ static const row matrix[] = {
     OFFICE_WRITE("DELETE", "/api/v1/tag-groups/2", NULL, NULL, 404),
     OFFICE_PAIR("DELETE", "/api/v1/tags/302", "/api/v1/tags/303", 204),
     OFFICE_WRITE("DELETE", "/api/v1/tags/310", NULL, NULL, 404),
+    {R_ADMIN_B, "DELETE", "/api/v1/segments/1", NULL, 404},
+    OFFICE_PAIR("DELETE", "/api/v1/segments/1", "/api/v1/segments/2", 204),
 };
 
 typedef struct list_row {
@@ -243,6 +266,11 @@ static const list_row lists[] = {
     {R_EMPLOYEE, "/api/v1/customers", "1000"},
     {R_ADMIN_B, "/api/v1/customers", "1500"},
     {R_EMPLOYEE, "/api/v1/customers?employee=other", ""},
+    {R_ADMIN, "/api/v1/customers?segment=", "1000,1001,1002,1003"},
+    {R_MANAGER, "/api/v1/customers?segment=", "1000,1002"},
+    {R_EMPLOYEE, "/api/v1/customers?segment=", "1000"},
+    {R_ADMIN_B, "/api/v1/customers?segment=", "1500"},
+    {R_EMPLOYEE, "/api/v1/customers?segment=tag(300)", ""},
     {R_MANAGER, "/api/v1/customers?status=lost", ""},
     {R_ADMIN, "/api/v1/customers?status=lost", "1003"},
     {R_ADMIN, "/api/v1/relationships", "1,2,3,4"},
