@@ -6,10 +6,15 @@
  * connection, which applies the tenant and the token's data scope. Records
  * outside the scope answer 404 like absent ones.
  *
- * The one write: PATCH .../relationships/{employee_id} edits the remark and
+ * GET /customers?segment=EXPR (or ?segment_id=) pages through a segment's
+ * members (api_segment_eval: the token's scope applies) in id order, a chunk
+ * at a time through the store's other filters (segment_page).
+ *
+ * Writes: PATCH .../relationships/{employee_id} edits the remark and
  * description of a follow record and queues WeCom's externalcontact/remark
  * in the same write step (customer_relationship_remark); the outbox's normal
- * lane is kicked after the commit. */
+ * lane is kicked after the commit. PATCH /customers/{id} sets region, stage
+ * and phone (customer_fields_update; admin and operator). */
 #include <stdlib.h>
 #include <string.h>
 

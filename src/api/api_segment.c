@@ -247,11 +247,13 @@ static const char *const sort_names[] = {
 };
 #define NSORT (sizeof sort_names / sizeof *sort_names)
 
-/* Opaque list cursor: hex of "sl:<sort>:<desc>:<key>:<customer_id>". */
+/* Opaque list cursor: hex of "sl:<sort>:<desc>:<key>:<customer_id>:<dense>",
+ * the last row of the page (engine_page orders by key, then customer id;
+ * the dense id is the engine's name for the same customer). */
 static json_t *list_cursor(engine_sort sort, bool desc, const engine_row *row) {
     char text[CURSOR_MAX], hex[2 * CURSOR_MAX + 1];
-    int n = snprintf(text, sizeof text, "sl:%d:%d:%lld:%lld", (int)sort, desc ? 1 : 0,
-                     (long long)row->key, (long long)row->customer_id);
+    int n = snprintf(text, sizeof text, "sl:%d:%d:%lld:%lld:%u", (int)sort, desc ? 1 : 0,
+                     (long long)row->key, (long long)row->customer_id, (unsigned)row->dense);
     static const char d[] = "0123456789abcdef";
     for (int i = 0; i < n; i++) {
         hex[2 * i] = d[(unsigned char)text[i] >> 4];
@@ -279,10 +281,11 @@ static bool list_cursor_parse(const char *hex, engine_sort sort, bool desc, engi
     text[n / 2] = 0;
     int s, d, used = 0;
     long long key, cid;
-    if (sscanf(text, "sl:%d:%d:%lld:%lld%n", &s, &d, &key, &cid, &used) != 4 ||
+    unsigned dense;
+    if (sscanf(text, "sl:%d:%d:%lld:%lld:%u%n", &s, &d, &key, &cid, &dense, &used) != 5 ||
         (size_t)used != n / 2 || s != (int)sort || d != (desc ? 1 : 0) || cid <= 0)
         return false;
-    *row = (engine_row){.dense = 0, .customer_id = cid, .key = key};
+    *row = (engine_row){.dense = dense, .customer_id = cid, .key = key};
     return true;
 }
 
