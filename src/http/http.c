@@ -34,6 +34,7 @@
 #include "util/log.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
+#define HTTP_STREAM_IDLE_S 600 /* idle limit of a streamed response */
 #define MAX_QUERY 32
 #define NSTATUS 15
 #define NBUCKET 13
@@ -489,12 +490,18 @@ static void record(http_server *s, http_conn_state *cs) {
 static enum MHD_Result send_resp(http_conn_state *cs) {
     http_resp *w = &cs->resp;
     if (!w->status) http_error(w, 500, "internal", "handler produced no response");
+    bool streamed = w->stream != NULL;
     struct MHD_Response *resp =
         w->stream ? stream_response(w)
         : w->body ? MHD_create_response_from_buffer(w->len, w->body, MHD_RESPMEM_MUST_FREE)
                   : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     w->body = NULL; /* owned by MHD now */
     if (!resp) return MHD_NO;
+    /* A producer may be silent for a while (an .xlsx is zipped before its
+     * first byte): longer idle time than the 30 s of ordinary requests. */
+    if (streamed)
+        MHD_set_connection_option(cs->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)HTTP_STREAM_IDLE_S);
     if (w->content_type) MHD_add_response_header(resp, "Content-Type", w->content_type);
     if (w->retry_after) {
         char ra[16];

@@ -399,19 +399,25 @@ static json_t *customer_item(store_conn *c, sqlite3_stmt *st, void *ctx) {
     return j;
 }
 
-static const char CUSTOMER_LIST_SQL[] =
-    "SELECT " CUSTOMER_COLS " FROM customer c WHERE c.tenant_id=:scope_tenant AND c.id>:k0 "
-    "AND (%s) %s "
-    "AND (:rel=0 OR EXISTS (SELECT 1 FROM relationship fr WHERE fr.tenant_id=:scope_tenant AND "
-    "fr.customer_id=c.id AND (:emp=0 OR fr.employee_id=:emp) AND (:rstatus IS NULL OR "
-    "fr.status=:rstatus) AND (:after<0 OR fr.added_at>=:after) AND (:before<0 OR "
-    "fr.added_at<:before))) "
-    "AND (:tag=0 OR EXISTS (SELECT 1 FROM customer_tag ft WHERE ft.tenant_id=:scope_tenant AND "
-    "ft.customer_id=c.id AND ft.tag_id=:tag)) "
-    "AND (:status IS NULL OR (:status='active')=EXISTS (SELECT 1 FROM relationship xr WHERE "
-    "xr.tenant_id=:scope_tenant AND xr.customer_id=c.id AND xr.status='active')) "
-    "AND (:q IS NULL OR c.name LIKE :q ESCAPE '\\' OR c.external_userid LIKE :q ESCAPE '\\') "
-    "ORDER BY c.id LIMIT :n";
+/* TENANT is the tenant term: the ids driver (DRIVE_IDS) writes it
+ * "+c.tenant_id=..." so that SQLite looks the listed ids up by rowid instead
+ * of walking the tenant's index (4 ms instead of 220 ms for 4,096 ids among
+ * a million customers). */
+#define CUSTOMER_LIST_SQL_(TENANT)                                                                 \
+    "SELECT " CUSTOMER_COLS " FROM customer c WHERE " TENANT " AND c.id>:k0 "                      \
+    "AND (%s) %s "                                                                                 \
+    "AND (:rel=0 OR EXISTS (SELECT 1 FROM relationship fr WHERE fr.tenant_id=:scope_tenant AND "   \
+    "fr.customer_id=c.id AND (:emp=0 OR fr.employee_id=:emp) AND (:rstatus IS NULL OR "            \
+    "fr.status=:rstatus) AND (:after<0 OR fr.added_at>=:after) AND (:before<0 OR "                 \
+    "fr.added_at<:before))) "                                                                      \
+    "AND (:tag=0 OR EXISTS (SELECT 1 FROM customer_tag ft WHERE ft.tenant_id=:scope_tenant AND "   \
+    "ft.customer_id=c.id AND ft.tag_id=:tag)) "                                                    \
+    "AND (:status IS NULL OR (:status='active')=EXISTS (SELECT 1 FROM relationship xr WHERE "      \
+    "xr.tenant_id=:scope_tenant AND xr.customer_id=c.id AND xr.status='active')) "                 \
+    "AND (:q IS NULL OR c.name LIKE :q ESCAPE '\\' OR c.external_userid LIKE :q ESCAPE '\\') "     \
+    "ORDER BY c.id LIMIT :n"
+static const char CUSTOMER_LIST_SQL[] = CUSTOMER_LIST_SQL_("c.tenant_id=:scope_tenant");
+static const char CUSTOMER_LIST_IDS_SQL[] = CUSTOMER_LIST_SQL_("+c.tenant_id=:scope_tenant");
 
 static const char DRIVE_TAG[] =
     "AND c.id IN (SELECT dt.customer_id FROM customer_tag dt WHERE dt.tenant_id=:scope_tenant "
@@ -493,7 +499,8 @@ int customer_list_json(store_conn *c, const http_auth *a, const customer_filter 
         return 0;
     }
     list_driver d = customer_driver(a, f, emp, rstatus);
-    sqlite3_stmt *st = stmt_fmt(c, CUSTOMER_LIST_SQL, auth_scope_sql(a), d.sql);
+    sqlite3_stmt *st =
+        stmt_fmt(c, f->ids ? CUSTOMER_LIST_IDS_SQL : CUSTOMER_LIST_SQL, auth_scope_sql(a), d.sql);
     if (!st) return io_error(err);
     auth_scope_bind(st, a);
     bind_page(st, p, 0, 0);
