@@ -120,7 +120,7 @@ int engine__nidx_build(nidx *x, uint32_t n) {
         roaring_bitmap_run_optimize(x->cum[k]);
         if (x->cnt[k] > big && (k + 1 == x->nb || x->lb[k + 1] - x->lb[k] > 1)) big = x->cnt[k];
     }
-    x->limit = n / 8 + 65536;
+    x->limit = n / 8 + 64;
     if (x->limit < 2 * big) x->limit = 2 * big;
     return 0;
 }
