@@ -57,6 +57,15 @@ struct segsvc_result;
 bool api_segment_eval(http_req *r, http_resp *w, const char *src, size_t len, int64_t segment_id,
                       struct segsvc_result *out, char **canonical);
 
+/* Where "after customer customer_id" is in res, as segsvc_page wants it:
+ * engine_page places its cursor by dense id, which belongs to one engine
+ * generation; this finds the dense id of res's last member with an id <=
+ * customer_id (a binary search with one-row pages). *start true: no member
+ * is at or before it (page from the start). 0 or segsvc_page's error. */
+struct segsvc;
+int api_segment_after(struct segsvc *s, int64_t tenant_id, const struct segsvc_result *res,
+                      int64_t customer_id, bool *start, uint32_t *dense, siyu_err *err);
+
 /* Builds the OpenAPI 3 document from the server's route table. */
 json_t *api_openapi(http_server *s);
 

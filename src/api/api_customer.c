@@ -70,13 +70,19 @@ static int segment_page(http_req *r, store_conn *c, customer_filter *f, const cu
     int64_t after = p->has_cursor ? p->key[0] : 0;
     bool exhausted = res->count == 0;
     size_t scanned = 0;
+    /* The cursor holds a customer id; the engine pages by dense id. */
+    engine_row from = {0};
+    bool start = true;
+    if (!rc && after)
+        rc =
+            api_segment_after(r->ctx->seg, r->auth.tenant_id, res, after, &start, &from.dense, err);
     while (!rc && !exhausted && json_array_size(items) <= (size_t)p->limit &&
            scanned < SEGMENT_SCAN_MAX) {
-        engine_row from = {.dense = 0, .customer_id = after, .key = after};
         size_t n = 0;
         rc = segsvc_page(r->ctx->seg, r->auth.tenant_id, res, ENGINE_SORT_ID, false,
-                         after ? &from : NULL, SEGMENT_CHUNK, rows, &n, err);
-        if (rc == SIYU_ECONFLICT) siyu_err_set(err, SIYU_EBUSY, NULL, "the engine was rebuilt; retry");
+                         start ? NULL : &from, SEGMENT_CHUNK, rows, &n, err);
+        if (rc == SIYU_ECONFLICT)
+            siyu_err_set(err, SIYU_EBUSY, NULL, "the engine was rebuilt; retry");
         if (rc) break;
         exhausted = n < SEGMENT_CHUNK;
         if (n == 0) break;
@@ -99,6 +105,8 @@ static int segment_page(http_req *r, store_conn *c, customer_filter *f, const cu
         }
         json_decref(got);
         after = rows[n - 1].customer_id;
+        from = rows[n - 1];
+        start = false;
         scanned += n;
     }
     f->ids = NULL;
@@ -151,8 +159,7 @@ static void customers_list(http_req *r, http_resp *w) {
     bool by_segment = seg || seg_id;
     /* Evaluated before the read snapshot is taken, so the page reflects
      * every write acknowledged before the request. */
-    if (by_segment &&
-        !api_segment_eval(r, w, seg, seg ? strlen(seg) : 0, seg_id, &res, NULL))
+    if (by_segment && !api_segment_eval(r, w, seg, seg ? strlen(seg) : 0, seg_id, &res, NULL))
         return;
     store_conn *c = store_reader_acquire(r->ctx->st);
     if (!c) {

@@ -143,6 +143,43 @@ bool api_segment_eval(http_req *r, http_resp *w, const char *src, size_t len, in
     return true;
 }
 
+/* Probe of segsvc_page: the first member of res with dense id >= u (by id),
+ * into *row; *found false when there is none. */
+static int first_from(segsvc *s, int64_t tenant_id, const segsvc_result *res, uint32_t u,
+                      engine_row *row, bool *found, siyu_err *err) {
+    engine_row after = {.dense = u ? u - 1 : 0};
+    size_t n = 0;
+    int rc =
+        segsvc_page(s, tenant_id, res, ENGINE_SORT_ID, false, u ? &after : NULL, 1, row, &n, err);
+    *found = n == 1;
+    return rc;
+}
+
+int api_segment_after(segsvc *s, int64_t tenant_id, const segsvc_result *res, int64_t customer_id,
+                      bool *start, uint32_t *dense, siyu_err *err) {
+    *start = true;
+    *dense = 0;
+    segsvc_stats st;
+    if (res->count == 0 || !segsvc_stats_get(s, tenant_id, &st)) return 0;
+    /* Smallest u in [0, N] whose first member (dense >= u) has an id above
+     * customer_id; monotone in u because dense ids follow customer ids. */
+    uint64_t lo = 0, hi = st.customers;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        engine_row row;
+        bool found;
+        int rc = first_from(s, tenant_id, res, (uint32_t)mid, &row, &found, err);
+        if (rc) return rc;
+        if (!found || row.customer_id > customer_id)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *start = lo == 0;
+    *dense = lo ? (uint32_t)(lo - 1) : 0;
+    return 0;
+}
+
 /* ---- request bodies ---- */
 
 typedef struct seg_op {
@@ -247,13 +284,17 @@ static const char *const sort_names[] = {
 };
 #define NSORT (sizeof sort_names / sizeof *sort_names)
 
-/* Opaque list cursor: hex of "sl:<sort>:<desc>:<key>:<customer_id>:<dense>",
- * the last row of the page (engine_page orders by key, then customer id;
- * the dense id is the engine's name for the same customer). */
-static json_t *list_cursor(engine_sort sort, bool desc, const engine_row *row) {
+/* Opaque list cursor: hex of
+ * "sl:<sort>:<desc>:<key>:<customer_id>:<dense>:<gen>", the last row of the
+ * page. engine_page orders by key, then dense id (the engine's name for a
+ * customer, in customer id order); a dense id only holds within the engine
+ * generation it came from, so after a rebuild the customer id is turned into
+ * the new generation's place (api_segment_after). */
+static json_t *list_cursor(engine_sort sort, bool desc, const engine_row *row, uint64_t gen) {
     char text[CURSOR_MAX], hex[2 * CURSOR_MAX + 1];
-    int n = snprintf(text, sizeof text, "sl:%d:%d:%lld:%lld:%u", (int)sort, desc ? 1 : 0,
-                     (long long)row->key, (long long)row->customer_id, (unsigned)row->dense);
+    int n = snprintf(text, sizeof text, "sl:%d:%d:%lld:%lld:%u:%llu", (int)sort, desc ? 1 : 0,
+                     (long long)row->key, (long long)row->customer_id, (unsigned)row->dense,
+                     (unsigned long long)gen);
     static const char d[] = "0123456789abcdef";
     for (int i = 0; i < n; i++) {
         hex[2 * i] = d[(unsigned char)text[i] >> 4];
@@ -269,7 +310,8 @@ static int hexval(int c) {
     return -1;
 }
 
-static bool list_cursor_parse(const char *hex, engine_sort sort, bool desc, engine_row *row) {
+static bool list_cursor_parse(const char *hex, engine_sort sort, bool desc, engine_row *row,
+                              uint64_t *gen) {
     size_t n = strlen(hex);
     char text[CURSOR_MAX];
     if (n == 0 || n % 2 || n / 2 >= sizeof text) return false;
@@ -282,10 +324,12 @@ static bool list_cursor_parse(const char *hex, engine_sort sort, bool desc, engi
     int s, d, used = 0;
     long long key, cid;
     unsigned dense;
-    if (sscanf(text, "sl:%d:%d:%lld:%lld:%u%n", &s, &d, &key, &cid, &dense, &used) != 5 ||
+    unsigned long long g;
+    if (sscanf(text, "sl:%d:%d:%lld:%lld:%u:%llu%n", &s, &d, &key, &cid, &dense, &g, &used) != 6 ||
         (size_t)used != n / 2 || s != (int)sort || d != (desc ? 1 : 0) || cid <= 0)
         return false;
     *row = (engine_row){.dense = dense, .customer_id = cid, .key = key};
+    *gen = g;
     return true;
 }
 
@@ -385,8 +429,9 @@ static void seg_list(http_req *r, http_resp *w) {
     int64_t limit;
     if (!body_int(w, op, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit)) return;
     engine_row after;
+    uint64_t after_gen = 0;
     const char *cursor = body_str(op, "cursor");
-    if (cursor && !list_cursor_parse(cursor, sort, desc, &after)) {
+    if (cursor && !list_cursor_parse(cursor, sort, desc, &after, &after_gen)) {
         http_error(w, 400, "invalid",
                    "field 'cursor' is not a cursor of this list (same sort and order)");
         return;
@@ -399,10 +444,17 @@ static void seg_list(http_req *r, http_resp *w) {
     }
     size_t n = 0;
     siyu_err err = {0};
-    int rc = op->res.count == 0
-                 ? 0
-                 : segsvc_page(r->ctx->seg, r->auth.tenant_id, &op->res, sort, desc,
-                               cursor ? &after : NULL, (size_t)limit + 1, rows, &n, &err);
+    int rc = 0;
+    bool from_start = !cursor;
+    if (cursor && after_gen != op->res.gen && op->res.count > 0) {
+        /* rebuilt since the previous page: the customer id tells the place */
+        rc = api_segment_after(r->ctx->seg, r->auth.tenant_id, &op->res, after.customer_id,
+                               &from_start, &after.dense, &err);
+        if (!rc && sort != ENGINE_SORT_ID) from_start = false; /* the key still holds */
+    }
+    if (!rc && op->res.count > 0)
+        rc = segsvc_page(r->ctx->seg, r->auth.tenant_id, &op->res, sort, desc,
+                         from_start ? NULL : &after, (size_t)limit + 1, rows, &n, &err);
     if (rc) {
         free(rows);
         if (rc == SIYU_ECONFLICT)
@@ -414,7 +466,7 @@ static void seg_list(http_req *r, http_resp *w) {
     if (n > (size_t)limit) {
         n = (size_t)limit;
         json_decref(next);
-        next = list_cursor(sort, desc, &rows[n - 1]);
+        next = list_cursor(sort, desc, &rows[n - 1], op->res.gen);
     }
     json_t *items = json_array();
     if (n) {
