@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "segment/segsvc.h"
 #include "outbox/outbox.h"
 #include "wecom/wecom_event.h"
 
@@ -92,6 +93,7 @@ static void metrics(http_req *r, http_resp *w) {
                "# TYPE siyu_events_accepted_total counter\nsiyu_events_accepted_total %ld\n",
             atomic_load(&r->ctx->events_accepted));
     outbox_metrics(r, f);
+    if (r->ctx->seg) segsvc_metrics(r->ctx->seg, f);
     fclose(f);
     http_text(w, 200, "text/plain; version=0.0.4", buf, len);
     free(buf);

@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "outbox/outbox.h"
+#include "segment/segsvc.h"
 #include "store/tag_wecom.h"
 #include "store/transfer.h"
 #include "sync/sync.h"
@@ -52,6 +53,9 @@ int cli_serve(int argc, char **argv) {
                         .queue_max = cfg.queue_max, .readers_max = cfg.threads * 2 + 2};
     ctx->st = store_open(cfg.data, &so, &err);
     if (!ctx->st) goto fail;
+    /* Segment engines: built before anything else writes, then kept current
+     * by the writer (segment/segsvc.h). */
+    if (segsvc_open(ctx->st, &ctx->seg, &err) != 0) goto fail;
     wecom_client_opts wo = {.base_url = cfg.wecom_base_url, .timeout_ms = cfg.wecom_timeout_ms,
                              .retries = cfg.wecom_retries ? cfg.wecom_retries : -1};
     if (!ctx->wc) ctx->wc = wecom_client_new(&wo, &err);
@@ -93,6 +97,7 @@ done:
     http_server_stop(ctx->http);
     sync_mgr_stop(ctx->sync); /* after HTTP: no callback notifies any more */
     outbox_stop(ctx->ob);     /* in-flight deliveries finish and record first */
+    segsvc_close(ctx->seg);   /* before the store: it drops its triggers there */
     store_close(ctx->st);
     wecom_client_free(ctx->wc);
     free(ctx);

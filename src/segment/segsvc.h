@@ -25,6 +25,7 @@
 #include <roaring/roaring.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "http/http.h"
 #include "segment/engine.h"
@@ -90,5 +91,8 @@ typedef struct segsvc_stats {
     int64_t build_ms;
 } segsvc_stats;
 bool segsvc_stats_get(segsvc *s, int64_t tenant_id, segsvc_stats *out);
+
+/* Writes the figures of every tenant as Prometheus text (siyu_segment_*). */
+void segsvc_metrics(segsvc *s, FILE *f);
 
 #endif
