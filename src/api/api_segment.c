@@ -18,7 +18,7 @@
  *
  *   handler: parse, evaluate --http_write(audit_step)--> export_start
  *   export_start: thread job_run --export_segment_write--> ring buffer
- *       MHD thread: job_read drains the ring (waits up to 1 s, then 0)
+ *       MHD thread: job_read drains the ring (waits up to 20 ms, then 0)
  *       job_run ends --done--> job_read returns END (or ERROR: cut off)
  *   client gone / response over --job_free--> cancel, join, free
  *
@@ -52,6 +52,7 @@
 #define SAVED_PAGE_DEFAULT 20
 #define EXPORT_RING (1u << 20)
 #define CURSOR_MAX 96
+#define JOB_WAIT_NS 20000000L /* 20 ms: longest wait of the reader for data */
 
 /* ---- evaluation shared by every operation ---- */
 
@@ -625,9 +626,16 @@ static long job_read(void *arg, char *buf, size_t max) {
     export_job *j = arg;
     pthread_mutex_lock(&j->mu);
     if (j->len == 0 && !j->done) {
+        /* Wait a little for the producer, but never hold the server thread
+         * (which serves other connections too) for long: 0 makes MHD call
+         * again. An .xlsx is silent while it is zipped. */
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        until.tv_nsec += JOB_WAIT_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&j->cv, &j->mu, &until);
     }
     long n;
