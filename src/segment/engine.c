@@ -217,12 +217,8 @@ void engine__dict_free(dict *d) {
 
 /* ---- per-customer arrays and event columns ---------------------------------------- */
 
-int engine__grow(engine *e, uint32_t need) {
-    if (need <= e->ncap) return 0;
-    uint64_t cap = e->ncap ? (uint64_t)e->ncap * 2 : 1024;
-    while (cap < need)
-        cap *= 2;
-    if (cap > UINT32_MAX) cap = UINT32_MAX;
+/* Sets the capacity of every per-customer array to cap (>= n). */
+static int resize(engine *e, uint64_t cap) {
     int64_t *ids = realloc(e->ids, cap * sizeof *ids);
     if (!ids) return SIYU_ENOMEM;
     e->ids = ids;
@@ -234,10 +230,19 @@ int engine__grow(engine *e, uint32_t need) {
     crel *r = realloc(e->rel1, cap * sizeof *r);
     if (!r) return SIYU_ENOMEM;
     e->rel1 = r;
-    int rc = engine__ev_grow(e, (uint32_t)cap);
+    int rc = engine__ev_resize(e, (uint32_t)cap);
     if (rc) return rc;
     e->ncap = (uint32_t)cap;
     return 0;
+}
+
+int engine__grow(engine *e, uint32_t need) {
+    if (need <= e->ncap) return 0;
+    uint64_t cap = e->ncap ? (uint64_t)e->ncap * 2 : 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > UINT32_MAX) cap = UINT32_MAX;
+    return resize(e, cap);
 }
 
 evcol *engine__ev_find(const engine *e, const char *type) {
@@ -332,7 +337,9 @@ static int b_customers(build *b) {
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return b_io(b, "customers");
-    if (engine__grow(e, 1) != 0 || !(e->all = roaring_bitmap_create())) return b_nomem(b);
+    /* room for 1/16 more customers before the arrays double */
+    if (resize(e, (uint64_t)e->n + e->n / 16 + 1024) != 0 || !(e->all = roaring_bitmap_create()))
+        return b_nomem(b);
     if (e->n) roaring_bitmap_add_range_closed(e->all, 0, e->n - 1);
     log_info("engine build: tenant %lld: %u customers (%lld ms)", (long long)e->tenant_id, e->n,
              (long long)(mono_ms() - b->t0));

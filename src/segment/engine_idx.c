@@ -241,9 +241,10 @@ int engine__ev_init(evcol *c, const char *type, uint32_t ncap) {
     memset(c, 0, sizeof *c);
     c->type = strdup(type);
     c->off = calloc((size_t)ncap + 1, sizeof *c->off);
+    c->ovbits = calloc(ncap / 64 + 1, sizeof *c->ovbits);
     c->any = roaring_bitmap_create();
     c->cap_off = ncap;
-    if (!c->type || !c->off || !c->any) {
+    if (!c->type || !c->off || !c->ovbits || !c->any) {
         engine__ev_free(c);
         return SIYU_ENOMEM;
     }
@@ -253,6 +254,7 @@ int engine__ev_init(evcol *c, const char *type, uint32_t ncap) {
 void engine__ev_free(evcol *c) {
     free(c->type);
     free(c->off);
+    free(c->ovbits);
     free(c->ts);
     for (size_t i = 0; i < c->nov_cust; i++)
         free(c->ov[i].ts);
@@ -267,13 +269,17 @@ void engine__ev_free(evcol *c) {
     memset(c, 0, sizeof *c);
 }
 
-int engine__ev_grow(engine *e, uint32_t ncap) {
+int engine__ev_resize(engine *e, uint32_t ncap) {
     for (size_t i = 0; i < e->nev_types; i++) {
         evcol *c = &e->ev[i];
-        if (c->cap_off >= ncap) continue;
         uint32_t *off = realloc(c->off, ((size_t)ncap + 1) * sizeof *off);
         if (!off) return SIYU_ENOMEM;
         c->off = off;
+        size_t had = c->cap_off / 64 + 1, words = ncap / 64 + 1;
+        uint64_t *bits = realloc(c->ovbits, words * sizeof *bits);
+        if (!bits) return SIYU_ENOMEM;
+        if (words > had) memset(bits + had, 0, (words - had) * sizeof *bits);
+        c->ovbits = bits;
         c->cap_off = ncap;
     }
     return 0;
@@ -374,6 +380,7 @@ static int ev_compact(evcol *c, uint32_t n) {
     c->nov_cust = 0;
     c->nov = 0;
     engine__u32map_free(&c->ovmap);
+    memset(c->ovbits, 0, (c->cap_off / 64 + 1) * sizeof *c->ovbits);
     return 0;
 }
 
@@ -391,6 +398,7 @@ int engine__ev_append(evcol *c, uint32_t d, uint32_t ts, uint32_t n) {
         memset(&c->ov[slot], 0, sizeof c->ov[slot]);
         if (!engine__u32map_put(&c->ovmap, d, slot)) return SIYU_ENOMEM;
         c->nov_cust++;
+        c->ovbits[d / 64] |= 1ULL << (d % 64);
     }
     ovec *o = &c->ov[slot];
     if (o->n == o->cap) {
@@ -428,7 +436,7 @@ static uint32_t lower(const uint32_t *ts, uint32_t lo, uint32_t hi, int64_t t) {
 }
 
 static const ovec *ov_of(const evcol *c, uint32_t d) {
-    if (!c->nov) return NULL;
+    if (!(c->ovbits[d / 64] >> (d % 64) & 1)) return NULL;
     uint32_t slot = engine__u32map_get(&c->ovmap, d);
     return slot == UINT32_MAX ? NULL : &c->ov[slot];
 }
@@ -529,6 +537,7 @@ bool engine__ev_validate(const evcol *c, uint32_t n, const char **why) {
         if (!c->ovmap.keys[i]) continue;
         uint32_t d = c->ovmap.keys[i] - 1, s = c->ovmap.vals[i];
         CHECK(d < n && s < c->nov_cust, "event overlay entry out of range");
+        CHECK(c->ovbits[d / 64] >> (d % 64) & 1, "an overlay customer without its bit");
         const ovec *o = &c->ov[s];
         CHECK(o->n > 0, "an empty event overlay vector");
         for (uint32_t j = 1; j < o->n; j++)
@@ -537,6 +546,10 @@ bool engine__ev_validate(const evcol *c, uint32_t n, const char **why) {
         slots++;
     }
     CHECK(nov == c->nov && slots == c->nov_cust, "event overlay counts");
+    uint64_t bits = 0;
+    for (size_t i = 0; i < c->cap_off / 64 + 1; i++)
+        bits += (uint64_t)__builtin_popcountll(c->ovbits[i]);
+    CHECK(bits == slots, "event overlay customer bits");
     /* the customers and the days, rebuilt from the times */
     bool ok = true;
     evcol t;
