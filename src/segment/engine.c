@@ -8,6 +8,7 @@
 #include "segment/engine.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -466,6 +467,16 @@ static int b_org(build *b) {
     return engine__org_recompute(e) ? b_nomem(b) : 0;
 }
 
+/* Builds the numeric indexes (a thread function: returns 0 or SIYU_ENOMEM). */
+static void *b_numbers(void *arg) {
+    engine *e = arg;
+    for (int a = 1; a < EXPR_ATTR__COUNT; a++) {
+        e->num[a].time = a != EXPR_ATTR_SPENT && a != EXPR_ATTR_ORDERS_TOTAL;
+        if (engine__nidx_build(&e->num[a], e->n) != 0) return (void *)(intptr_t)SIYU_ENOMEM;
+    }
+    return NULL;
+}
+
 static int b_events(build *b) {
     engine *e = b->e;
     nidx *spent = &e->num[EXPR_ATTR_SPENT], *orders = &e->num[EXPR_ATTR_ORDERS_TOTAL];
@@ -529,31 +540,32 @@ static int b_events(build *b) {
     sqlite3_reset(s);
     if (ret) return ret;
     if (rc != SQLITE_DONE) return b_io(b, "events");
-    for (size_t i = 0; i < e->nev_types; i++) {
+    /* the numeric indexes on a second thread while this one indexes the events */
+    pthread_t th;
+    int nrc = SIYU_ENOMEM;
+    bool threaded = pthread_create(&th, NULL, b_numbers, e) == 0;
+    if (!threaded) nrc = (int)(intptr_t)b_numbers(e);
+    for (size_t i = 0; i < e->nev_types && !ret; i++) {
         evcol *c = &e->ev[i];
         for (uint32_t d = 0; d < e->n; d++) /* counts to offsets */
             c->off[d + 1] += c->off[d];
         for (uint32_t d = 0; d < e->n; d++)
             if (c->off[d + 1] > c->off[d]) roaring_bitmap_add(c->any, d);
         roaring_bitmap_run_optimize(c->any);
-        if (engine__ev_days_build(c, e->n) != 0) return b_nomem(b);
+        if (engine__ev_days_build(c, e->n) != 0) ret = SIYU_ENOMEM;
     }
+    if (threaded) {
+        void *res;
+        pthread_join(th, &res);
+        nrc = (int)(intptr_t)res;
+    }
+    if (ret || nrc) return b_nomem(b);
     if (e->skipped)
         log_warn("engine build: tenant %lld: %llu events with a time outside 1970..2106 skipped",
                  (long long)e->tenant_id, (unsigned long long)e->skipped);
-    log_info("engine build: tenant %lld: %llu events of %zu types (%lld ms)",
+    log_info("engine build: tenant %lld: %llu events of %zu types, day and numeric indexes "
+             "(%lld ms)",
              (long long)e->tenant_id, (unsigned long long)e->events, e->nev_types,
-             (long long)(mono_ms() - b->t0));
-    return 0;
-}
-
-static int b_numbers(build *b) {
-    engine *e = b->e;
-    for (int a = 1; a < EXPR_ATTR__COUNT; a++) {
-        e->num[a].time = a != EXPR_ATTR_SPENT && a != EXPR_ATTR_ORDERS_TOTAL;
-        if (engine__nidx_build(&e->num[a], e->n) != 0) return b_nomem(b);
-    }
-    log_info("engine build: tenant %lld: numeric indexes (%lld ms)", (long long)e->tenant_id,
              (long long)(mono_ms() - b->t0));
     return 0;
 }
@@ -588,8 +600,7 @@ static int b_all(build *b) {
         return rc;
     log_info("engine build: tenant %lld: %zu tags, %zu groups (%lld ms)", (long long)e->tenant_id,
              e->dims[EXPR_DIM_TAG].n, e->dims[EXPR_DIM_GROUP].n, (long long)(mono_ms() - b->t0));
-    if ((rc = b_relationships(b)) != 0 || (rc = b_org(b)) != 0 || (rc = b_events(b)) != 0 ||
-        (rc = b_numbers(b)) != 0)
+    if ((rc = b_relationships(b)) != 0 || (rc = b_org(b)) != 0 || (rc = b_events(b)) != 0)
         return rc;
     for (int d = 1; d < EXPR_DIM__COUNT; d++)
         for (size_t i = 0; i < e->dims[d].n; i++)
