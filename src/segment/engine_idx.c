@@ -33,11 +33,27 @@ static void add_bound(nidx *x, int64_t v, int room) {
     if (x->nb < room && v > x->lb[x->nb - 1]) x->lb[x->nb++] = v;
 }
 
-/* Chooses the bounds from quantiles of a sample of the column. */
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Chooses the bounds from quantiles of a sample of the column: 40 even
+ * ones, and 5 more in each tail (1/64 .. 1/1024 of the customers) so that
+ * the first rows of a page by the attribute, either way, come from small
+ * bins. */
 static int nidx_bounds(nidx *x, uint32_t n) {
-    enum { SAMPLE = 65536, QUANT = 52 };
+    enum { SAMPLE = 65536, EVEN = 40, TAIL = 5, POINTS = EVEN + 2 * TAIL };
     static const int64_t ahead[] = {1,       3600,     6 * 3600, DAY,      2 * DAY,  4 * DAY,
                                     8 * DAY, 16 * DAY, 32 * DAY, 64 * DAY, 128 * DAY};
+    double at[POINTS];
+    for (int i = 0; i < EVEN; i++)
+        at[i] = (double)i / EVEN;
+    for (int k = 0; k < TAIL; k++) {
+        at[EVEN + k] = 1.0 / (double)(64 << k);
+        at[EVEN + TAIL + k] = 1.0 - 1.0 / (double)(64 << k);
+    }
+    qsort(at, POINTS, sizeof *at, cmp_dbl);
     size_t want = n < SAMPLE ? n : SAMPLE, cnt = 0;
     int64_t *s = malloc((want ? want : 1) * sizeof *s);
     if (!s) return SIYU_ENOMEM;
@@ -46,15 +62,14 @@ static int nidx_bounds(nidx *x, uint32_t n) {
         if (v != ENGINE_NONE) s[cnt++] = v;
     }
     qsort(s, cnt, sizeof *s, cmp_i64);
-    int room = ENGINE_NBINS - (x->time ? (int)(sizeof ahead / sizeof ahead[0]) : 0);
     x->nb = 1;
     x->lb[0] = INT64_MIN + 1;
-    for (size_t q = 0; cnt && q < QUANT; q++) {
-        int64_t v = s[q * cnt / QUANT];
-        add_bound(x, v, room);
+    for (int q = 0; cnt && q < POINTS; q++) {
+        int64_t v = s[(size_t)(at[q] * (double)cnt)];
+        add_bound(x, v, ENGINE_NBINS);
         /* a value over several quantiles gets a bin of its own */
-        if (q + 1 < QUANT && s[(q + 1) * cnt / QUANT] == v && v < INT64_MAX)
-            add_bound(x, v + 1, room);
+        if (q + 1 < POINTS && s[(size_t)(at[q + 1] * (double)cnt)] == v && v < INT64_MAX)
+            add_bound(x, v + 1, ENGINE_NBINS);
     }
     if (x->time && cnt) /* room for the times still to come */
         for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++)
