@@ -1,6 +1,6 @@
 /* bench_segment.c — a scale check of the segment engine shaped like the
  * issue-4 benchmark (not the 10-million run with its SQLite and DuckDB
- * peers, which is bench_segment10m's job): generates one tenant into a
+ * peers, a separate program): generates one tenant into a
  * temporary store (seeded: --customers N, --events M in total over 3 years,
  * 200 tags with Zipf popularity and 0-12 a customer, 34 skewed regions, 5
  * stages, 2,000 skewed employees in 50 departments and 100 stores, 500
@@ -294,9 +294,9 @@ static void run_mutations(engine *e, const gen *g, long nevents) {
     siyu_err err = {0};
     uint32_t n = engine_customers(e);
     double a = now_s();
-    for (long i = 0; i < nevents; i++) { /* new events arrive around now */
+    for (long i = 0; i < nevents; i++) { /* new events of the last two hours */
         const char *type = TYPES[rnd(10)];
-        must(engine_event_add(e, rnd(n), type, NOW - 3600 + i % 7200,
+        must(engine_event_add(e, rnd(n), type, NOW - 7200 + i % 7200,
                               strcmp(type, "order") == 0 ? rnd(50000) : 0, &err),
              &err);
     }

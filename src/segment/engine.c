@@ -8,6 +8,7 @@
 #include "segment/engine.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -217,12 +218,8 @@ void engine__dict_free(dict *d) {
 
 /* ---- per-customer arrays and event columns ---------------------------------------- */
 
-int engine__grow(engine *e, uint32_t need) {
-    if (need <= e->ncap) return 0;
-    uint64_t cap = e->ncap ? (uint64_t)e->ncap * 2 : 1024;
-    while (cap < need)
-        cap *= 2;
-    if (cap > UINT32_MAX) cap = UINT32_MAX;
+/* Sets the capacity of every per-customer array to cap (>= n). */
+static int resize(engine *e, uint64_t cap) {
     int64_t *ids = realloc(e->ids, cap * sizeof *ids);
     if (!ids) return SIYU_ENOMEM;
     e->ids = ids;
@@ -234,10 +231,19 @@ int engine__grow(engine *e, uint32_t need) {
     crel *r = realloc(e->rel1, cap * sizeof *r);
     if (!r) return SIYU_ENOMEM;
     e->rel1 = r;
-    int rc = engine__ev_grow(e, (uint32_t)cap);
+    int rc = engine__ev_resize(e, (uint32_t)cap);
     if (rc) return rc;
     e->ncap = (uint32_t)cap;
     return 0;
+}
+
+int engine__grow(engine *e, uint32_t need) {
+    if (need <= e->ncap) return 0;
+    uint64_t cap = e->ncap ? (uint64_t)e->ncap * 2 : 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > UINT32_MAX) cap = UINT32_MAX;
+    return resize(e, cap);
 }
 
 evcol *engine__ev_find(const engine *e, const char *type) {
@@ -332,7 +338,9 @@ static int b_customers(build *b) {
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return b_io(b, "customers");
-    if (engine__grow(e, 1) != 0 || !(e->all = roaring_bitmap_create())) return b_nomem(b);
+    /* room for 1/16 more customers before the arrays double */
+    if (resize(e, (uint64_t)e->n + e->n / 16 + 1024) != 0 || !(e->all = roaring_bitmap_create()))
+        return b_nomem(b);
     if (e->n) roaring_bitmap_add_range_closed(e->all, 0, e->n - 1);
     log_info("engine build: tenant %lld: %u customers (%lld ms)", (long long)e->tenant_id, e->n,
              (long long)(mono_ms() - b->t0));
@@ -459,6 +467,16 @@ static int b_org(build *b) {
     return engine__org_recompute(e) ? b_nomem(b) : 0;
 }
 
+/* Builds the numeric indexes (a thread function: returns 0 or SIYU_ENOMEM). */
+static void *b_numbers(void *arg) {
+    engine *e = arg;
+    for (int a = 1; a < EXPR_ATTR__COUNT; a++) {
+        e->num[a].time = a != EXPR_ATTR_SPENT && a != EXPR_ATTR_ORDERS_TOTAL;
+        if (engine__nidx_build(&e->num[a], e->n) != 0) return (void *)(intptr_t)SIYU_ENOMEM;
+    }
+    return NULL;
+}
+
 static int b_events(build *b) {
     engine *e = b->e;
     nidx *spent = &e->num[EXPR_ATTR_SPENT], *orders = &e->num[EXPR_ATTR_ORDERS_TOTAL];
@@ -522,31 +540,32 @@ static int b_events(build *b) {
     sqlite3_reset(s);
     if (ret) return ret;
     if (rc != SQLITE_DONE) return b_io(b, "events");
-    for (size_t i = 0; i < e->nev_types; i++) {
+    /* the numeric indexes on a second thread while this one indexes the events */
+    pthread_t th;
+    int nrc = SIYU_ENOMEM;
+    bool threaded = pthread_create(&th, NULL, b_numbers, e) == 0;
+    if (!threaded) nrc = (int)(intptr_t)b_numbers(e);
+    for (size_t i = 0; i < e->nev_types && !ret; i++) {
         evcol *c = &e->ev[i];
         for (uint32_t d = 0; d < e->n; d++) /* counts to offsets */
             c->off[d + 1] += c->off[d];
         for (uint32_t d = 0; d < e->n; d++)
             if (c->off[d + 1] > c->off[d]) roaring_bitmap_add(c->any, d);
         roaring_bitmap_run_optimize(c->any);
-        if (engine__ev_days_build(c, e->n) != 0) return b_nomem(b);
+        if (engine__ev_days_build(c, e->n) != 0) ret = SIYU_ENOMEM;
     }
+    if (threaded) {
+        void *res;
+        pthread_join(th, &res);
+        nrc = (int)(intptr_t)res;
+    }
+    if (ret || nrc) return b_nomem(b);
     if (e->skipped)
         log_warn("engine build: tenant %lld: %llu events with a time outside 1970..2106 skipped",
                  (long long)e->tenant_id, (unsigned long long)e->skipped);
-    log_info("engine build: tenant %lld: %llu events of %zu types (%lld ms)",
+    log_info("engine build: tenant %lld: %llu events of %zu types, day and numeric indexes "
+             "(%lld ms)",
              (long long)e->tenant_id, (unsigned long long)e->events, e->nev_types,
-             (long long)(mono_ms() - b->t0));
-    return 0;
-}
-
-static int b_numbers(build *b) {
-    engine *e = b->e;
-    for (int a = 1; a < EXPR_ATTR__COUNT; a++) {
-        e->num[a].time = a != EXPR_ATTR_SPENT && a != EXPR_ATTR_ORDERS_TOTAL;
-        if (engine__nidx_build(&e->num[a], e->n) != 0) return b_nomem(b);
-    }
-    log_info("engine build: tenant %lld: numeric indexes (%lld ms)", (long long)e->tenant_id,
              (long long)(mono_ms() - b->t0));
     return 0;
 }
@@ -581,8 +600,7 @@ static int b_all(build *b) {
         return rc;
     log_info("engine build: tenant %lld: %zu tags, %zu groups (%lld ms)", (long long)e->tenant_id,
              e->dims[EXPR_DIM_TAG].n, e->dims[EXPR_DIM_GROUP].n, (long long)(mono_ms() - b->t0));
-    if ((rc = b_relationships(b)) != 0 || (rc = b_org(b)) != 0 || (rc = b_events(b)) != 0 ||
-        (rc = b_numbers(b)) != 0)
+    if ((rc = b_relationships(b)) != 0 || (rc = b_org(b)) != 0 || (rc = b_events(b)) != 0)
         return rc;
     for (int d = 1; d < EXPR_DIM__COUNT; d++)
         for (size_t i = 0; i < e->dims[d].n; i++)

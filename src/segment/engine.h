@@ -3,27 +3,37 @@
  * per-event-type timestamp columns; evaluates a segment expression
  * (src/segment/expr.h) to a bitmap of dense ids.
  *
- * Built once from the store (engine_build) and immutable afterwards: any
- * number of threads may call engine_eval on the same engine concurrently.
- * Keeping it current from the writer is not done yet (docs/SEGMENTS.md,
- * "Engine").
+ * Built from the store (engine_build), then kept current by the single
+ * writer through the mutations below (src/segment/segsvc.c calls them under
+ * the engine's write lock). Readers (engine_eval, engine_page, ...) never
+ * change it: any number of threads may read concurrently while no mutation
+ * runs. The engine has no lock of its own.
  *
- * Layout (per tenant):
+ * Layout (per tenant; engine_int.h has the details):
  *   customers   ids[n]: customer row ids, strictly increasing; dense id = index
  *   dimensions  per dimension a dictionary of values {record id, name, bitmap}:
  *               tag (customer_tag), channel (relationship.state, any status),
  *               employee (active relationships), department (employees of the
  *               department and its sub-departments), store (employees of the
  *               store), group (members "in" active group chats), gender,
- *               relationship status; region, stage and channel_group are empty
- *               (the schema has no such data yet)
+ *               relationship status, region and stage (customer.region,
+ *               customer.stage: plain values by name); channel_group has no
+ *               data yet
  *   numbers     spent (cents) and orders_total from "order" events (props
  *               $.amount in yuan); first_added (customer.first_added_at),
  *               last_active (latest event of any type), last_message (latest
- *               "message" event); ENGINE_NONE where absent
- *   events      per event type, customers with at least one event (sorted
- *               dense ids + a bitmap of them), CSR offsets, and their
- *               timestamps sorted ascending within each customer in one arena */
+ *               "message" event); ENGINE_NONE where absent. Each column has a
+ *               binned index: up to 64 bins from quantiles, a cumulative
+ *               bitmap "value >= bin's lower bound" per bin
+ *   events      per event type: a CSR by dense id (offsets, timestamps
+ *               ascending per customer) from the build, an append overlay
+ *               (per customer a sorted vector) merged into it when it grows
+ *               past half of it, the customers with any event of the type,
+ *               and per UTC day a bitmap of the customers with an event that
+ *               day
+ *   relations   per customer its relationships (employee, status, channel),
+ *               the first inline, further ones in a side table, so that a
+ *               change can be diffed */
 #ifndef SIYU_SEGMENT_ENGINE_H
 #define SIYU_SEGMENT_ENGINE_H
 
@@ -162,8 +172,7 @@ int engine_customer_rels(engine *e, uint32_t dense, const engine_rel *rels, size
 
 /* Direct membership: tag (customer_tag row exists) or group (member "in" an
  * active group chat). An unknown record id is SIYU_EINVAL. */
-int engine_member_set(engine *e, expr_dim dim, int64_t id, uint32_t dense, bool on,
-                      siyu_err *err);
+int engine_member_set(engine *e, expr_dim dim, int64_t id, uint32_t dense, bool on, siyu_err *err);
 
 /* A record of tag, employee, department, store, group or channel_group
  * created or renamed (name may be NULL). */
@@ -188,7 +197,7 @@ int engine_org_put(engine *e, const engine_emp *emps, size_t nemps, const engine
 /* An event of the customer stored: type, time (Unix seconds; outside
  * 0 .. 2^32-1 it is counted as skipped, as in the build) and, for type
  * "order", amount_cents (the rounded props.amount; 0 when absent). */
-int engine_event_add(engine *e, uint32_t dense, const char *type, int64_t ts,
-                     int64_t amount_cents, siyu_err *err);
+int engine_event_add(engine *e, uint32_t dense, const char *type, int64_t ts, int64_t amount_cents,
+                     siyu_err *err);
 
 #endif

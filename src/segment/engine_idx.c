@@ -33,11 +33,27 @@ static void add_bound(nidx *x, int64_t v, int room) {
     if (x->nb < room && v > x->lb[x->nb - 1]) x->lb[x->nb++] = v;
 }
 
-/* Chooses the bounds from quantiles of a sample of the column. */
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Chooses the bounds from quantiles of a sample of the column: 40 even
+ * ones, and 5 more in each tail (1/64 .. 1/1024 of the customers) so that
+ * the first rows of a page by the attribute, either way, come from small
+ * bins. */
 static int nidx_bounds(nidx *x, uint32_t n) {
-    enum { SAMPLE = 65536, QUANT = 52 };
+    enum { SAMPLE = 65536, EVEN = 40, TAIL = 5, POINTS = EVEN + 2 * TAIL };
     static const int64_t ahead[] = {1,       3600,     6 * 3600, DAY,      2 * DAY,  4 * DAY,
                                     8 * DAY, 16 * DAY, 32 * DAY, 64 * DAY, 128 * DAY};
+    double at[POINTS];
+    for (int i = 0; i < EVEN; i++)
+        at[i] = (double)i / EVEN;
+    for (int k = 0; k < TAIL; k++) {
+        at[EVEN + k] = 1.0 / (double)(64 << k);
+        at[EVEN + TAIL + k] = 1.0 - 1.0 / (double)(64 << k);
+    }
+    qsort(at, POINTS, sizeof *at, cmp_dbl);
     size_t want = n < SAMPLE ? n : SAMPLE, cnt = 0;
     int64_t *s = malloc((want ? want : 1) * sizeof *s);
     if (!s) return SIYU_ENOMEM;
@@ -46,15 +62,14 @@ static int nidx_bounds(nidx *x, uint32_t n) {
         if (v != ENGINE_NONE) s[cnt++] = v;
     }
     qsort(s, cnt, sizeof *s, cmp_i64);
-    int room = ENGINE_NBINS - (x->time ? (int)(sizeof ahead / sizeof ahead[0]) : 0);
     x->nb = 1;
     x->lb[0] = INT64_MIN + 1;
-    for (size_t q = 0; cnt && q < QUANT; q++) {
-        int64_t v = s[q * cnt / QUANT];
-        add_bound(x, v, room);
+    for (int q = 0; cnt && q < POINTS; q++) {
+        int64_t v = s[(size_t)(at[q] * (double)cnt)];
+        add_bound(x, v, ENGINE_NBINS);
         /* a value over several quantiles gets a bin of its own */
-        if (q + 1 < QUANT && s[(q + 1) * cnt / QUANT] == v && v < INT64_MAX)
-            add_bound(x, v + 1, room);
+        if (q + 1 < POINTS && s[(size_t)(at[q + 1] * (double)cnt)] == v && v < INT64_MAX)
+            add_bound(x, v + 1, ENGINE_NBINS);
     }
     if (x->time && cnt) /* room for the times still to come */
         for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++)
@@ -241,9 +256,10 @@ int engine__ev_init(evcol *c, const char *type, uint32_t ncap) {
     memset(c, 0, sizeof *c);
     c->type = strdup(type);
     c->off = calloc((size_t)ncap + 1, sizeof *c->off);
+    c->ovbits = calloc(ncap / 64 + 1, sizeof *c->ovbits);
     c->any = roaring_bitmap_create();
     c->cap_off = ncap;
-    if (!c->type || !c->off || !c->any) {
+    if (!c->type || !c->off || !c->ovbits || !c->any) {
         engine__ev_free(c);
         return SIYU_ENOMEM;
     }
@@ -253,6 +269,7 @@ int engine__ev_init(evcol *c, const char *type, uint32_t ncap) {
 void engine__ev_free(evcol *c) {
     free(c->type);
     free(c->off);
+    free(c->ovbits);
     free(c->ts);
     for (size_t i = 0; i < c->nov_cust; i++)
         free(c->ov[i].ts);
@@ -267,13 +284,17 @@ void engine__ev_free(evcol *c) {
     memset(c, 0, sizeof *c);
 }
 
-int engine__ev_grow(engine *e, uint32_t ncap) {
+int engine__ev_resize(engine *e, uint32_t ncap) {
     for (size_t i = 0; i < e->nev_types; i++) {
         evcol *c = &e->ev[i];
-        if (c->cap_off >= ncap) continue;
         uint32_t *off = realloc(c->off, ((size_t)ncap + 1) * sizeof *off);
         if (!off) return SIYU_ENOMEM;
         c->off = off;
+        size_t had = c->cap_off / 64 + 1, words = ncap / 64 + 1;
+        uint64_t *bits = realloc(c->ovbits, words * sizeof *bits);
+        if (!bits) return SIYU_ENOMEM;
+        if (words > had) memset(bits + had, 0, (words - had) * sizeof *bits);
+        c->ovbits = bits;
         c->cap_off = ncap;
     }
     return 0;
@@ -374,6 +395,7 @@ static int ev_compact(evcol *c, uint32_t n) {
     c->nov_cust = 0;
     c->nov = 0;
     engine__u32map_free(&c->ovmap);
+    memset(c->ovbits, 0, (c->cap_off / 64 + 1) * sizeof *c->ovbits);
     return 0;
 }
 
@@ -391,6 +413,7 @@ int engine__ev_append(evcol *c, uint32_t d, uint32_t ts, uint32_t n) {
         memset(&c->ov[slot], 0, sizeof c->ov[slot]);
         if (!engine__u32map_put(&c->ovmap, d, slot)) return SIYU_ENOMEM;
         c->nov_cust++;
+        c->ovbits[d / 64] |= 1ULL << (d % 64);
     }
     ovec *o = &c->ov[slot];
     if (o->n == o->cap) {
@@ -428,7 +451,7 @@ static uint32_t lower(const uint32_t *ts, uint32_t lo, uint32_t hi, int64_t t) {
 }
 
 static const ovec *ov_of(const evcol *c, uint32_t d) {
-    if (!c->nov) return NULL;
+    if (!(c->ovbits[d / 64] >> (d % 64) & 1)) return NULL;
     uint32_t slot = engine__u32map_get(&c->ovmap, d);
     return slot == UINT32_MAX ? NULL : &c->ov[slot];
 }
@@ -529,6 +552,7 @@ bool engine__ev_validate(const evcol *c, uint32_t n, const char **why) {
         if (!c->ovmap.keys[i]) continue;
         uint32_t d = c->ovmap.keys[i] - 1, s = c->ovmap.vals[i];
         CHECK(d < n && s < c->nov_cust, "event overlay entry out of range");
+        CHECK(c->ovbits[d / 64] >> (d % 64) & 1, "an overlay customer without its bit");
         const ovec *o = &c->ov[s];
         CHECK(o->n > 0, "an empty event overlay vector");
         for (uint32_t j = 1; j < o->n; j++)
@@ -537,6 +561,10 @@ bool engine__ev_validate(const evcol *c, uint32_t n, const char **why) {
         slots++;
     }
     CHECK(nov == c->nov && slots == c->nov_cust, "event overlay counts");
+    uint64_t bits = 0;
+    for (size_t i = 0; i < c->cap_off / 64 + 1; i++)
+        bits += (uint64_t)__builtin_popcountll(c->ovbits[i]);
+    CHECK(bits == slots, "event overlay customer bits");
     /* the customers and the days, rebuilt from the times */
     bool ok = true;
     evcol t;

@@ -90,7 +90,8 @@ typedef struct evcol {
     uint32_t *ts;  /* [nbase] */
     uint64_t nbase;
     size_t cap_off, cap_ts;
-    u32map ovmap; /* dense -> index into ov */
+    u32map ovmap;     /* dense -> index into ov */
+    uint64_t *ovbits; /* [cap_off / 64 + 1]: customers with overlay events */
     ovec *ov;
     size_t nov_cust, cap_ov;
     uint64_t nov; /* events in the overlay */
@@ -195,8 +196,8 @@ roaring_bitmap_t *engine__ev_window(const evcol *c, int64_t lo, int64_t hi,
                                     const roaring_bitmap_t *within);
 bool engine__ev_validate(const evcol *c, uint32_t n, const char **why);
 uint64_t engine__ev_bytes(const evcol *c, uint32_t ncap);
-/* Grows the per-customer arrays of every column to ncap customers. */
-int engine__ev_grow(engine *e, uint32_t ncap);
+/* Sets the per-customer arrays of every column to ncap customers. */
+int engine__ev_resize(engine *e, uint32_t ncap);
 
 /* Makes room for need customers in every per-customer array. */
 int engine__grow(engine *e, uint32_t need);

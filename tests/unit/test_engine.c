@@ -716,7 +716,8 @@ static void mutate(world *w, int64_t t, int ti) {
     }
 }
 
-static void world_init(world *w, uint64_t seed) {
+/* A store with two empty tenants. */
+static void world_open(world *w, uint64_t seed) {
     memset(w, 0, sizeof *w);
     rng_state = seed;
     w->dir = t_tmpdir();
@@ -726,6 +727,10 @@ static void world_init(world *w, uint64_t seed) {
     assert_non_null(w->st);
     w->t1 = make_tenant(w->st, "one");
     w->t2 = make_tenant(w->st, "two");
+}
+
+/* The first records, customers and organisation of both tenants. */
+static void world_populate(world *w) {
     int64_t ts[2] = {w->t1, w->t2};
     for (int ti = 0; ti < 2; ti++) {
         int64_t t = ts[ti];
@@ -1239,16 +1244,21 @@ static void test_model(void **state) {
     uint64_t seed = env_u64("SEED", 20261123);
     int steps = (int)env_u64("STEPS", 400);
     world w;
-    world_init(&w, seed);
+    world_open(&w, seed);
     long checked = 0, unknown = 0, nonempty = 0, pages = 0, breakdowns = 0;
     uint32_t ncust = 0;
     uint64_t nevents = 0;
-    /* the live engine: built once, then kept current through the mutations */
+    /* the live engine: built once from the empty tenant, then kept current
+     * through the mutations (the first step brings the whole initial world,
+     * enough customers to make the numeric columns re-bin) */
     engine *live = NULL;
     siyu_err err = {0};
     assert_int_equal(engine_build(w.st, w.t1, &live, &err), 0);
     model prev;
     model_load(w.st, w.t1, &prev);
+    world_populate(&w);
+    for (int i = 0; i < 60; i++)
+        add_customer(&w, w.t1);
     static const expr_dim bdims[] = {EXPR_DIM_TAG,
                                      EXPR_DIM_CHANNEL,
                                      EXPR_DIM_CHANNEL_GROUP,
@@ -1587,10 +1597,93 @@ static void test_empty_tenant(void **state) {
     world_free(&w);
 }
 
+/* The mutation API's refusals and edges, on an engine of an empty tenant. */
+static void test_live_api(void **state) {
+    (void)state;
+    world w;
+    world_open(&w, 1);
+    engine *e = NULL;
+    siyu_err err = {0};
+    assert_int_equal(engine_build(w.st, w.t1, &e, &err), 0);
+    uint32_t d = 99;
+    assert_int_equal(engine_customer_put(e, 10, 2, NOW, "上海", "lead", &d, &err), 0);
+    assert_int_equal(d, 0);
+    assert_int_equal(engine_customer_put(e, 12, 1, NONE, NULL, "", &d, &err), 0);
+    assert_int_equal(d, 1);
+    assert_int_equal(engine_customer_put(e, 11, 1, NONE, NULL, NULL, &d, &err), SIYU_EINVAL);
+    assert_int_equal(engine_customer_put(e, 10, 0, NOW, "北京", NULL, &d, &err), 0); /* update */
+    assert_int_equal(d, 0);
+    assert_int_equal(engine_customers(e), 2);
+    assert_int_equal(engine_member_set(e, EXPR_DIM_TAG, 5, 0, true, &err), SIYU_EINVAL);
+    assert_int_equal(engine_member_set(e, EXPR_DIM_REGION, 5, 0, true, &err), SIYU_EINVAL);
+    assert_int_equal(engine_record_put(e, EXPR_DIM_REGION, 5, "x", &err), SIYU_EINVAL);
+    assert_int_equal(engine_record_put(e, EXPR_DIM_TAG, 5, "VIP", &err), 0);
+    assert_int_equal(engine_member_set(e, EXPR_DIM_TAG, 5, 2, true, &err), SIYU_EINVAL);
+    assert_int_equal(engine_member_set(e, EXPR_DIM_TAG, 5, 1, true, &err), 0);
+    assert_int_equal(engine_record_id(e, EXPR_DIM_TAG, "VIP"), 5);
+    assert_int_equal(engine_record_id(e, EXPR_DIM_TAG, "nosuch"), 0);
+    assert_int_equal(engine_record_id(e, EXPR_DIM_REGION, "北京"), 0); /* plain values */
+    assert_non_null(engine_members(e, EXPR_DIM_TAG, 5));
+    assert_true(roaring_bitmap_contains(engine_members(e, EXPR_DIM_TAG, 5), 1));
+    assert_null(engine_members(e, EXPR_DIM_TAG, 6));
+    assert_null(engine_members(e, EXPR_DIM_REGION, 0));
+    assert_int_equal(roaring_bitmap_get_cardinality(engine_all(e)), 2);
+    assert_int_equal(engine_event_add(e, 2, "order", NOW, 100, &err), SIYU_EINVAL);
+    assert_int_equal(engine_event_add(e, 0, "order", -5, 100, &err), 0); /* skipped */
+    assert_int_equal(engine_event_add(e, 0, "order", (int64_t)UINT32_MAX + 1, 1, &err), 0);
+    assert_int_equal(engine_events(e), 0);
+    assert_int_equal(engine_event_add(e, 0, "order", NOW - 5, 12345, &err), 0);
+    assert_int_equal(engine_events(e), 1);
+    assert_int_equal(engine_value(e, 0, EXPR_ATTR_SPENT), 12345);
+    assert_int_equal(engine_value(e, 0, EXPR_ATTR_ORDERS_TOTAL), 1);
+    assert_int_equal(engine_value(e, 0, EXPR_ATTR_LAST_ACTIVE), NOW - 5);
+    assert_true(engine_value(e, 1, EXPR_ATTR_LAST_ACTIVE) == NONE);
+    assert_true(engine_value(e, 0, EXPR_ATTR_FIRST_ADDED) == NOW);
+    engine_rel rel[] = {{424242, "active", "web"}, {1, "weird", NULL}};
+    assert_int_equal(engine_customer_rels(e, 5, rel, 2, &err), SIYU_EINVAL);
+    assert_int_equal(engine_customer_rels(e, 1, rel, 2, &err), 0);
+    const char *why = NULL;
+    if (!engine_validate(e, &why)) fail_msg("engine_validate: %s", why);
+    /* an unknown employee counts for the status and the channel only */
+    const char *texts[] = {"relationship_status = \"active\" and channel(\"web\")",
+                           "region = \"北京\" and not stage = \"lead\"", "tag(\"VIP\")",
+                           "spent > 123.44 and orders(1m) = 1 and last_active < 1m"};
+    const uint32_t want[] = {1, 0, 1, 0};
+    for (size_t i = 0; i < N(texts); i++) {
+        roaring_bitmap_t *bm = eval_text(e, texts[i], NOW);
+        assert_non_null(bm);
+        assert_int_equal(roaring_bitmap_get_cardinality(bm), 1);
+        assert_true(roaring_bitmap_contains(bm, want[i]));
+        roaring_bitmap_free(bm);
+    }
+    engine_row rows[4];
+    size_t n = 9;
+    assert_int_equal(
+        engine_page(e, engine_all(e), ENGINE_SORT_LAST_ACTIVE, true, NULL, 0, rows, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(
+        engine_page(e, engine_all(e), ENGINE_SORT_LAST_ACTIVE, true, NULL, 4, rows, &n), 0);
+    assert_int_equal(n, 2); /* customer 12 has no value: last */
+    assert_int_equal(rows[0].customer_id, 10);
+    assert_int_equal(rows[1].customer_id, 12);
+    assert_true(rows[1].key == NONE);
+    assert_int_equal(
+        engine_page(e, engine_all(e), ENGINE_SORT_LAST_ACTIVE, true, &rows[1], 4, rows + 2, &n), 0);
+    assert_int_equal(n, 0);
+    assert_true(engine_bytes(e) > 0);
+    assert_int_equal(engine_record_remove(e, EXPR_DIM_TAG, 5, &err), 0);
+    assert_int_equal(engine_record_remove(e, EXPR_DIM_TAG, 5, &err), 0); /* gone already */
+    assert_int_equal(engine_record_id(e, EXPR_DIM_TAG, "VIP"), 0);
+    if (!engine_validate(e, &why)) fail_msg("engine_validate: %s", why);
+    engine_free(e);
+    world_free(&w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_tenant),
         cmocka_unit_test(test_targeted),
+        cmocka_unit_test(test_live_api),
         cmocka_unit_test(test_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
