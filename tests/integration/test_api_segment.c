@@ -28,6 +28,7 @@
 #define XSTR(x) #x
 #define STR(x) XSTR(x)
 
+/* clang-format off */
 static const char fixture_sql[] =
     "INSERT INTO department(id,tenant_id,name,parent_id,created_at,updated_at) VALUES"
     " (10,1,'HQ',NULL,1,1),(11,1,'East',10,1,1),(12,1,'Shanghai',11,1,1),(13,1,'West',10,1,1),"
@@ -42,40 +43,38 @@ static const char fixture_sql[] =
     " (1002,1,'wm1002','Wang Wu',1,NULL,NULL,NULL,1700000200,1,1),"
     " (1003,1,'wm1003','Zhao Liu',0,NULL,NULL,NULL,1700000300,1,1),"
     " (1500,2,'wm1500','B One',1,NULL,NULL,'13700137000',1700000000,1,1);"
-    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<" STR(
-        BULK) "-1)"
-              " INSERT INTO customer(id,tenant_id,external_userid,name,first_added_at,created_at,"
-              "updated_at) SELECT 2000+i,1,'wmBulk'||i,'Bulk '||i,1700001000+i,1,1 FROM n;"
-              "INSERT INTO relationship(id,tenant_id,customer_id,employee_id,status,state,added_at,"
-              "updated_at) VALUES "
-              "(1,1,1000,101,'active','store',10,10),(2,1,1001,102,'active','ad',10,10),"
-              " (3,1,1002,101,'active','store',10,10),(4,1,1003,102,'active',NULL,10,10),"
-              " (5,2,1500,200,'active',NULL,10,10);"
-              "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<" STR(
-                  BULK) "-1)"
-                        " INSERT INTO "
-                        "relationship(id,tenant_id,customer_id,employee_id,status,added_at,updated_"
-                        "at)"
-                        " SELECT 100+i,1,2000+i,101,'active',10,10 FROM n;"
-                        "INSERT INTO tag_group(id,tenant_id,name,created_at,updated_at) VALUES"
-                        " (1,1,'Level',1,1),(2,2,'Level',1,1);"
-                        "INSERT INTO tag(id,tenant_id,group_id,name,created_at,updated_at) VALUES"
-                        " (300,1,1,'VIP',1,1),(301,1,1,'New',1,1),(310,2,2,'VIP',1,1);"
-                        "INSERT INTO customer_tag(tenant_id,customer_id,tag_id,source,created_at) "
-                        "VALUES"
-                        " (1,1000,300,'manual',1),(1,1001,300,'manual',1),(1,1002,301,'manual',1),"
-                        " (2,1500,310,'manual',1);"
-                        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<" STR(
-                            BULK) "-1)"
-                                  " INSERT INTO "
-                                  "customer_tag(tenant_id,customer_id,tag_id,source,created_at)"
-                                  " SELECT 1,2000+i,300,'manual',1 FROM n;"
-                                  "INSERT INTO event(tenant_id,customer_id,type,ts,source,props) "
-                                  "VALUES"
-                                  " (1,1000,'order',1700000500,'api','{\"amount\":500}'),"
-                                  " (1,1001,'order',1700000600,'api','{\"amount\":1000}'),"
-                                  " (1,1001,'order',1700000700,'api','{\"amount\":500}'),"
-                                  " (1,1003,'order',1700000800,'api','{\"amount\":20}');";
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<" STR(BULK) "-1)"
+    " INSERT INTO customer(id,tenant_id,external_userid,name,first_added_at,created_at,"
+    "updated_at) SELECT 2000+i,1,'wmBulk'||i,'Bulk '||i,1700001000+i,1,1 FROM n;"
+    "INSERT INTO relationship(id,tenant_id,customer_id,employee_id,status,state,added_at,"
+    "updated_at) VALUES (1,1,1000,101,'active','store',10,10),(2,1,1001,102,'active','ad',10,10),"
+    " (3,1,1002,101,'active','store',10,10),(4,1,1003,102,'active',NULL,10,10),"
+    " (5,2,1500,200,'active',NULL,10,10);"
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<" STR(BULK) "-1)"
+    " INSERT INTO relationship(id,tenant_id,customer_id,employee_id,status,added_at,updated_at)"
+    " SELECT 100+i,1,2000+i,101,'active',10,10 FROM n;"
+    "INSERT INTO tag_group(id,tenant_id,name,created_at,updated_at) VALUES"
+    " (1,1,'Level',1,1),(2,2,'Level',1,1);"
+    "INSERT INTO tag(id,tenant_id,group_id,name,created_at,updated_at) VALUES"
+    " (300,1,1,'VIP',1,1),(301,1,1,'New',1,1),(310,2,2,'VIP',1,1);"
+    "INSERT INTO customer_tag(tenant_id,customer_id,tag_id,source,created_at) VALUES"
+    " (1,1000,300,'manual',1),(1,1001,300,'manual',1),(1,1002,301,'manual',1),"
+    " (2,1500,310,'manual',1);"
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<" STR(BULK) "-1)"
+    " INSERT INTO customer_tag(tenant_id,customer_id,tag_id,source,created_at)"
+    " SELECT 1,2000+i,300,'manual',1 FROM n;"
+    /* 501 more tags on 1003: lists cut a customer's tags at 500 */
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<500)"
+    " INSERT INTO tag(id,tenant_id,group_id,name,created_at,updated_at)"
+    " SELECT 400+i,1,1,'T'||i,1,1 FROM n;"
+    "INSERT INTO customer_tag(tenant_id,customer_id,tag_id,source,created_at)"
+    " SELECT 1,1003,id,'manual',1 FROM tag WHERE id>=400;"
+    "INSERT INTO event(tenant_id,customer_id,type,ts,source,props) VALUES"
+    " (1,1000,'order',1700000500,'api','{\"amount\":500}'),"
+    " (1,1001,'order',1700000600,'api','{\"amount\":1000}'),"
+    " (1,1001,'order',1700000700,'api','{\"amount\":500}'),"
+    " (1,1003,'order',1700000800,'api','{\"amount\":20}');";
+/* clang-format on */
 
 static t_roles *fx;
 
@@ -686,6 +685,18 @@ static void test_customers_filter(void **state) {
     assert_int_equal(
         customers_ids(fx->alice, "/api/v1/customers?limit=3&segment=not%20tag(300)", ids, 8), 1);
     assert_int_equal(ids[0], 1002);
+    /* items carry their tags (by id, cut at 500), one statement per page */
+    json_t *j =
+        t_call(&fx->srv, "GET", "/api/v1/customers?segment=not%20tag(300)", fx->bob, NULL, 200);
+    json_t *it = json_array_get(json_object_get(j, "items"), 0);
+    assert_int_equal(json_integer_value(json_object_get(it, "id")), 1003);
+    json_t *tags = json_object_get(it, "tags");
+    assert_int_equal(json_array_size(tags), 500);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(tags, 0), "id")), 400);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tags, 499), "name")),
+                        "T499");
+    assert_true(json_is_true(json_object_get(it, "tags_truncated")));
+    json_decref(j);
     /* a filter that thins the segment out still ends */
     assert_int_equal(
         customers_ids(fx->admin, "/api/v1/customers?q=Li&segment=tag(%22VIP%22)", ids, 8), 1);
