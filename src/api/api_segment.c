@@ -52,6 +52,7 @@
 #define SAVED_PAGE_DEFAULT 20
 #define EXPORT_RING (1u << 20)
 #define CURSOR_MAX 96
+#define EXPORT_MAX_RUNNING 8  /* exports at once; more get 429 */
 #define JOB_WAIT_NS 20000000L /* 20 ms: longest wait of the reader for data */
 
 /* ---- evaluation shared by every operation ---- */
@@ -192,10 +193,27 @@ typedef struct seg_op {
     export_format fmt;  /* export */
     char detail[96];    /* export: the audit detail */
     char filename[128]; /* export */
+    bool slot;          /* export: holds one of the EXPORT_MAX_RUNNING slots */
 } seg_op;
+
+/* Exports running in this process, each a thread and an EXPORT_RING buffer.
+ * The bound is process-wide, like the threads it limits, hence a static
+ * counter rather than request state. */
+static atomic_int exports_running;
+
+static bool export_slot_take(void) {
+    if (atomic_fetch_add(&exports_running, 1) < EXPORT_MAX_RUNNING) return true;
+    atomic_fetch_sub(&exports_running, 1);
+    return false;
+}
+
+static void export_slot_give(void) {
+    atomic_fetch_sub(&exports_running, 1);
+}
 
 static void seg_op_free(void *p) {
     seg_op *op = p;
+    if (op->slot) export_slot_give();
     json_decref(op->body);
     segsvc_result_free(&op->res);
     free(op->canonical);
@@ -576,6 +594,7 @@ typedef struct export_job {
     size_t head, len; /* ring[head .. head+len) (mod EXPORT_RING) is unread */
     bool done;
     int rc;
+    bool slot; /* holds an export slot (export_slot_give when freed) */
 } export_job;
 
 /* Sink of the writer (producer thread): copies into the ring, waiting while
@@ -665,6 +684,7 @@ static void job_free(void *arg) {
     pthread_mutex_unlock(&j->mu);
     if (j->started) pthread_join(j->thread, NULL);
     segsvc_result_free(&j->res);
+    if (j->slot) export_slot_give();
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
     free(j->ring);
@@ -703,8 +723,10 @@ static void export_start(http_req *r, http_resp *w, int rc) {
     j->st = r->ctx->st;
     j->tenant_id = r->auth.tenant_id;
     j->fmt = op->fmt;
-    j->res = op->res; /* the job takes the result over */
+    j->res = op->res; /* the job takes the result and the slot over */
     memset(&op->res, 0, sizeof op->res);
+    j->slot = op->slot;
+    op->slot = false;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     if (pthread_create(&j->thread, NULL, job_run, j) != 0) {
@@ -732,6 +754,14 @@ static void seg_export(http_req *r, http_resp *w) {
         http_error(w, 403, "forbidden", "exporting phone numbers needs an admin or operator token");
         return;
     }
+    if (!export_slot_take()) {
+        siyu_err err = {0};
+        siyu_err_set(&err, SIYU_EBUSY, NULL, "%d exports are running; retry later",
+                     EXPORT_MAX_RUNNING);
+        http_error_err(w, &err);
+        return;
+    }
+    op->slot = true;
     if (!op_eval(r, w, op)) return;
     const json_t *sid = json_object_get(op->body, "segment_id");
     snprintf(op->detail, sizeof op->detail, "format=%s%s", export_format_name(op->fmt),

@@ -11,14 +11,20 @@
  * Shanghai), bob (102, West). Customers: 1000 (alice, VIP, 上海, phone
  * 13800138000, female, orders 500 yuan), 1001 (bob, VIP, 北京, phone
  * 15912345678, orders 1500), 1002 (alice, New), 1003 (bob, orders 20) and
- * BULK customers 2000.. with alice, tagged VIP. Tenant B (2): customer 1500
+ * BULK customers 2000.. with alice, tagged VIP (names 300 characters long,
+ * so that a CSV of them outgrows the buffers between the export and a
+ * client that does not read). Tenant B (2): customer 1500
  * tagged its own VIP. So tag("VIP") is 2 + BULK for the admin, 1 + BULK for
  * alice and the manager, 1 for bob, 1 for tenant B's admin. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "testlib.h"
 
@@ -45,7 +51,8 @@ static const char fixture_sql[] =
     " (1500,2,'wm1500','B One',1,NULL,NULL,'13700137000',1700000000,1,1);"
     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<" STR(BULK) "-1)"
     " INSERT INTO customer(id,tenant_id,external_userid,name,first_added_at,created_at,"
-    "updated_at) SELECT 2000+i,1,'wmBulk'||i,'Bulk '||i,1700001000+i,1,1 FROM n;"
+    "updated_at) SELECT 2000+i,1,'wmBulk'||i,'Bulk '||i||' '||hex(zeroblob(150)),"
+    "1700001000+i,1,1 FROM n;"
     "INSERT INTO relationship(id,tenant_id,customer_id,employee_id,status,state,added_at,"
     "updated_at) VALUES (1,1,1000,101,'active','store',10,10),(2,1,1001,102,'active','ad',10,10),"
     " (3,1,1002,101,'active','store',10,10),(4,1,1003,102,'active',NULL,10,10),"
@@ -496,6 +503,48 @@ static void test_export_disconnect(void **state) {
     free(d.buf);
 }
 
+/* A raw connection that asks for an export and then reads nothing. */
+static int stalled_export(const char *token) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx->srv.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *body = "{\"format\":\"csv\"}";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /api/v1/segments/export HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+                     "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     token, strlen(body), body);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* At most EXPORT_MAX_RUNNING (8) exports at once: the next gets 429 until
+ * one ends (here: its client hangs up). */
+static void test_export_limit(void **state) {
+    (void)state;
+    int fds[8];
+    for (int i = 0; i < 8; i++)
+        fds[i] = stalled_export(fx->admin);
+    usleep(500000); /* let them start */
+    dl d = {0};
+    assert_int_equal(download(fx->admin, "{\"format\":\"csv\"}", &d), 429);
+    free(d.buf);
+    for (int i = 0; i < 8; i++)
+        close(fds[i]);
+    long st = 0;
+    for (int tries = 0; tries < 50 && st != 200; tries++) {
+        usleep(100000);
+        d = (dl){0};
+        st = download(fx->alice, "{\"expr\":\"tag(\\\"New\\\")\"}", &d);
+        free(d.buf);
+    }
+    assert_int_equal(st, 200);
+}
+
 static void test_saved_segments(void **state) {
     (void)state;
     json_t *j =
@@ -725,6 +774,7 @@ int main(void) {
         cmocka_unit_test(test_export_phones),
         cmocka_unit_test(test_export_xlsx),
         cmocka_unit_test(test_export_disconnect),
+        cmocka_unit_test(test_export_limit),
         cmocka_unit_test(test_saved_segments),
         cmocka_unit_test(test_customer_fields),
         cmocka_unit_test(test_read_after_write),
