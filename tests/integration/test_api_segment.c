@@ -526,17 +526,28 @@ static int stalled_export(const char *token) {
  * one ends (here: its client hangs up). */
 static void test_export_limit(void **state) {
     (void)state;
+    long long audited =
+        t_sql_int(fx->dir, "SELECT count(*) FROM audit_log WHERE action='segment.export'");
     int fds[8];
     for (int i = 0; i < 8; i++)
         fds[i] = stalled_export(fx->admin);
-    usleep(500000); /* let them start */
+    /* each is audited once it holds its slot */
+    for (int tries = 0; tries < 200; tries++) {
+        if (t_sql_int(fx->dir, "SELECT count(*) FROM audit_log WHERE action='segment.export'") ==
+            audited + 8)
+            break;
+        usleep(50000);
+    }
+    assert_int_equal(
+        t_sql_int(fx->dir, "SELECT count(*) FROM audit_log WHERE action='segment.export'"),
+        audited + 8);
     dl d = {0};
     assert_int_equal(download(fx->admin, "{\"format\":\"csv\"}", &d), 429);
     free(d.buf);
     for (int i = 0; i < 8; i++)
         close(fds[i]);
     long st = 0;
-    for (int tries = 0; tries < 50 && st != 200; tries++) {
+    for (int tries = 0; tries < 200 && st != 200; tries++) {
         usleep(100000);
         d = (dl){0};
         st = download(fx->alice, "{\"expr\":\"tag(\\\"New\\\")\"}", &d);
