@@ -355,8 +355,8 @@ static bool list_cursor_parse(const char *hex, engine_sort sort, bool desc, engi
 /* The sort key as the API shows it: yuan for spent, Unix seconds for times,
  * null for an absent time. */
 static json_t *sort_value(engine_sort sort, int64_t key) {
-    if (sort == ENGINE_SORT_SPENT) return json_real((double)key / 100.0);
     if (key == ENGINE_NONE) return json_null();
+    if (sort == ENGINE_SORT_SPENT) return json_real((double)key / 100.0);
     return json_integer(key);
 }
 
