@@ -736,12 +736,9 @@ json_t *channel_get_json(store_conn *c, int64_t tenant_id, int64_t id) {
     sqlite3_bind_int64(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, id);
     json_t *j = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        /* channel_row runs other statements: copy this row's id first and
-         * read it again through a fresh step would cost more than keeping
-         * the statement open, which SQLite allows. */
-        j = channel_row(c, st, tenant_id);
-    }
+    /* channel_row runs other statements while this one is on its row:
+     * SQLite allows that (they are distinct cached statements). */
+    if (sqlite3_step(st) == SQLITE_ROW) j = channel_row(c, st, tenant_id);
     sqlite3_reset(st);
     return j;
 }

@@ -419,8 +419,7 @@ int channel_roster(store_conn *c, int64_t tenant_id, int64_t channel_id, int64_t
 
 typedef struct chan_row {
     bool found, active, created;
-    char users[4096];
-    bool users_null;
+    char *users; /* malloc'd; NULL when the column is NULL */
 } chan_row;
 
 static int chan_row_load(store_conn *c, int64_t tenant, int64_t id, chan_row *r) {
@@ -437,8 +436,7 @@ static int chan_row_load(store_conn *c, int64_t tenant, int64_t id, chan_row *r)
         r->active = sqlite3_column_int(st, 0) != 0;
         r->created = sqlite3_column_int(st, 1) != 0;
         const char *u = (const char *)sqlite3_column_text(st, 2);
-        r->users_null = !u;
-        snprintf(r->users, sizeof r->users, "%s", u ? u : "");
+        if (u && !(r->users = strdup(u))) rc = SQLITE_NOMEM;
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
@@ -448,21 +446,17 @@ int channel__refresh(store_conn *c, int64_t tenant, int64_t id, int64_t now, boo
                      const char *actor, unsigned *kick, bool *pushed, siyu_err *err) {
     if (pushed) *pushed = false;
     chan_row cr;
-    int rc = chan_row_load(c, tenant, id, &cr);
-    if (rc != 0 || !cr.found || !cr.active) return rc;
     json_t *users = NULL;
-    if ((rc = channel_roster(c, tenant, id, now, &users, NULL)) != 0) return rc;
-    char *text = json_dumps(users, JSON_COMPACT);
-    if (!text) {
-        json_decref(users);
-        return SIYU_ENOMEM;
+    char *text = NULL;
+    int rc = chan_row_load(c, tenant, id, &cr);
+    if (rc != 0 || !cr.found || !cr.active) goto done;
+    if ((rc = channel_roster(c, tenant, id, now, &users, NULL)) != 0) goto done;
+    if (!(text = json_dumps(users, JSON_COMPACT))) {
+        rc = SIYU_ENOMEM;
+        goto done;
     }
-    bool changed = cr.users_null || strcmp(text, cr.users) != 0;
-    if (json_array_size(users) == 0 || (!changed && !force)) {
-        free(text);
-        json_decref(users);
-        return 0;
-    }
+    bool changed = !cr.users || strcmp(text, cr.users) != 0;
+    if (json_array_size(users) == 0 || (!changed && !force)) goto done;
     sqlite3_stmt *st =
         store_conn_stmt(c, "UPDATE channel SET users=?3, dirty=CASE WHEN ?4 THEN dirty ELSE 1 END, "
                            "updated_at=?5 WHERE tenant_id=?1 AND id=?2");
@@ -489,6 +483,7 @@ int channel__refresh(store_conn *c, int64_t tenant, int64_t id, int64_t now, boo
         rc = store_audit(c, tenant, actor ? actor : "system", "channel.roster", target, 1, detail);
     }
 done:
+    free(cr.users);
     free(text);
     json_decref(users);
     return rc;
