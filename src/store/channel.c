@@ -548,9 +548,10 @@ int channel_create(store_conn *c, void *arg) {
     char *text = json_dumps(users, JSON_COMPACT);
     st = store_conn_stmt(c, "UPDATE channel SET users=?2 WHERE id=?1");
     if (!text || !st) {
+        rc = text ? SIYU_EIO : SIYU_ENOMEM;
         free(text);
         json_decref(users);
-        return text ? SIYU_EIO : SIYU_ENOMEM;
+        return rc;
     }
     sqlite3_bind_int64(st, 1, in->id);
     store_bind_text(st, 2, text);
