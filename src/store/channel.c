@@ -822,10 +822,15 @@ static int apply_auto_tags(store_conn *c, attr_ctx *a, int64_t now, unsigned *ki
     return rc;
 }
 
-/* The rendered remark/description go to WeCom (outbox "remark", ref
- * "relationship:<id>", which the sync respects while pending) and onto the
- * relationship row. */
-static int apply_templates(store_conn *c, attr_ctx *a, int64_t ts, unsigned *kick) {
+/* A channel's remark/description templates rendered for one add. */
+typedef struct rendered {
+    bool has_r, has_d; /* WeCom refuses a remark call whose fields are all empty */
+    char remark[CUSTOMER_REMARK_CHARS * 4 + 1], desc[CUSTOMER_DESC_CHARS * 4 + 1];
+    char *userid, *ext; /* malloc'd */
+} rendered;
+
+static int templates_render(store_conn *c, attr_ctx *a, int64_t ts, rendered *out) {
+    memset(out, 0, sizeof *out);
     if (!a->remark_t && !a->desc_t) return 0;
     sqlite3_stmt *st = store_conn_stmt(
         c, "SELECT e.userid, coalesce(e.name, e.userid), (SELECT value FROM identity i WHERE "
@@ -836,47 +841,44 @@ static int apply_templates(store_conn *c, attr_ctx *a, int64_t ts, unsigned *kic
     sqlite3_bind_int64(st, 2, a->customer);
     sqlite3_bind_int64(st, 3, a->employee);
     int step = sqlite3_step(st);
-    char *userid = NULL, *ename = NULL, *ext = NULL;
+    char *ename = NULL;
     if (step == SQLITE_ROW) {
-        userid = col_dup(st, 0);
+        out->userid = col_dup(st, 0);
         ename = col_dup(st, 1);
-        ext = col_dup(st, 2);
+        out->ext = col_dup(st, 2);
     }
     sqlite3_reset(st);
     int rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : store_rc(step);
-    if (rc != 0 || !userid || !ext) goto done;
     int off;
-    if ((rc = channel_tenant_offset(c, a->tenant, &off)) != 0) goto done;
+    if (rc != 0 || !out->userid || !out->ext || !ename ||
+        (rc = channel_tenant_offset(c, a->tenant, &off)) != 0) {
+        free(ename);
+        return rc;
+    }
     channel_local lt;
     channel_local_of(ts, off, &lt);
-    char date[16], remark[CUSTOMER_REMARK_CHARS * 4 + 1], desc[CUSTOMER_DESC_CHARS * 4 + 1];
+    char date[16];
     channel__date(lt.day, date);
     if (a->remark_t)
-        template_render(a->remark_t, a->name, date, ename, CUSTOMER_REMARK_CHARS, remark,
-                        sizeof remark);
+        template_render(a->remark_t, a->name, date, ename, CUSTOMER_REMARK_CHARS, out->remark,
+                        sizeof out->remark);
     if (a->desc_t)
-        template_render(a->desc_t, a->name, date, ename, CUSTOMER_DESC_CHARS, desc, sizeof desc);
-    /* WeCom refuses a remark call whose fields are all empty. */
-    bool has_r = a->remark_t && remark[0], has_d = a->desc_t && desc[0];
-    if (!has_r && !has_d) goto done;
-    st = store_conn_stmt(c, "UPDATE relationship SET remark=coalesce(?2, remark), "
-                            "description=coalesce(?3, description), updated_at=?4 WHERE id=?1");
-    if (!st) {
-        rc = SIYU_EIO;
-        goto done;
-    }
-    sqlite3_bind_int64(st, 1, a->rel_id);
-    store_bind_text(st, 2, has_r ? remark : NULL);
-    store_bind_text(st, 3, has_d ? desc : NULL);
-    sqlite3_bind_int64(st, 4, siyu_now());
-    if ((rc = store_stmt_run(st)) != 0) goto done;
-    json_t *body = json_pack("{s:s,s:s}", "userid", userid, "external_userid", ext);
-    if (!body) {
-        rc = SIYU_ENOMEM;
-        goto done;
-    }
-    if (has_r) json_object_set_new(body, "remark", json_string(remark));
-    if (has_d) json_object_set_new(body, "description", json_string(desc));
+        template_render(a->desc_t, a->name, date, ename, CUSTOMER_DESC_CHARS, out->desc,
+                        sizeof out->desc);
+    out->has_r = a->remark_t && out->remark[0];
+    out->has_d = a->desc_t && out->desc[0];
+    free(ename);
+    return 0;
+}
+
+/* The rendered remark/description go to WeCom (outbox "remark", ref
+ * "relationship:<id>", which the sync respects while pending); the caller
+ * stored them on the relationship. */
+static int remark_enqueue(store_conn *c, attr_ctx *a, const rendered *t, unsigned *kick) {
+    json_t *body = json_pack("{s:s,s:s}", "userid", t->userid, "external_userid", t->ext);
+    if (!body) return SIYU_ENOMEM;
+    if (t->has_r) json_object_set_new(body, "remark", json_string(t->remark));
+    if (t->has_d) json_object_set_new(body, "description", json_string(t->desc));
     char ref[48], origin[48];
     snprintf(ref, sizeof ref, "relationship:%lld", (long long)a->rel_id);
     snprintf(origin, sizeof origin, "remark:channel:%lld", (long long)a->channel);
@@ -887,14 +889,26 @@ static int apply_templates(store_conn *c, attr_ctx *a, int64_t ts, unsigned *kic
                       .origin = origin,
                       .ref = ref};
     siyu_err err = {0};
-    rc = outbox_enqueue(c, &it, NULL, &err);
+    int rc = outbox_enqueue(c, &it, NULL, &err);
     json_decref(body);
     if (rc == 0 && kick) *kick |= 1u << OUTBOX_LANE_NORMAL;
-done:
-    free(userid);
-    free(ename);
-    free(ext);
     return rc;
+}
+
+/* *yes = employee is on the channel's staff with a daily cap. */
+static int staff_has_cap(store_conn *c, int64_t tenant, int64_t channel, int64_t employee,
+                         bool *yes) {
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "SELECT coalesce(s.daily_cap, ch.daily_cap) > 0 FROM channel_staff s JOIN channel ch ON "
+           "ch.id=s.channel_id WHERE s.tenant_id=?1 AND s.channel_id=?2 AND s.employee_id=?3");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, tenant);
+    sqlite3_bind_int64(st, 2, channel);
+    sqlite3_bind_int64(st, 3, employee);
+    int rc = sqlite3_step(st);
+    *yes = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_rc(rc);
 }
 
 int channel_on_add(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_t employee_id,
@@ -903,6 +917,7 @@ int channel_on_add(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_
     *channel_id = 0;
     if (!state || !*state) return 0;
     attr_ctx a = {.tenant = tenant_id, .customer = customer_id, .employee = employee_id};
+    rendered tpl = {0};
     sqlite3_stmt *st = store_conn_stmt(
         c, "SELECT ch.id, ch.name, ch.remark_template, ch.description_template, r.id, "
            "r.channel_id IS ch.id AND r.added_at<>?4 FROM channel ch JOIN relationship r ON "
@@ -931,19 +946,33 @@ int channel_on_add(store_conn *c, int64_t tenant_id, int64_t customer_id, int64_
     if (rc != 0 || !a.channel) goto done;
     *channel_id = a.channel;
     if (seen) goto done;
-    st = store_conn_stmt(c, "UPDATE relationship SET channel_id=?2 WHERE id=?1");
+    /* The attribution and the rendered remark in one row update. */
+    if ((rc = templates_render(c, &a, ts, &tpl)) != 0) goto done;
+    st = store_conn_stmt(c, "UPDATE relationship SET channel_id=?2, remark=coalesce(?3, remark), "
+                            "description=coalesce(?4, description), updated_at=?5 WHERE id=?1");
     if (!st) {
         rc = SIYU_EIO;
         goto done;
     }
     sqlite3_bind_int64(st, 1, a.rel_id);
     sqlite3_bind_int64(st, 2, a.channel);
+    store_bind_text(st, 3, tpl.has_r ? tpl.remark : NULL);
+    store_bind_text(st, 4, tpl.has_d ? tpl.desc : NULL);
+    sqlite3_bind_int64(st, 5, now);
     if ((rc = store_stmt_run(st)) != 0) goto done;
     if ((rc = apply_auto_tags(c, &a, now, kick)) != 0) goto done;
-    if ((rc = apply_templates(c, &a, ts, kick)) != 0) goto done;
+    if ((tpl.has_r || tpl.has_d) && (rc = remark_enqueue(c, &a, &tpl, kick)) != 0) goto done;
+    /* Only an add counted against a cap can change the roster now; time
+     * slots and new days are the roster job's. */
+    bool capped_staff = false;
+    if ((rc = staff_has_cap(c, tenant_id, a.channel, employee_id, &capped_staff)) != 0 ||
+        !capped_staff)
+        goto done;
     siyu_err err = {0};
     rc = channel__refresh(c, tenant_id, a.channel, now, false, "wecom", kick, NULL, &err);
 done:
+    free(tpl.userid);
+    free(tpl.ext);
     free(a.remark_t);
     free(a.desc_t);
     return rc;
