@@ -226,8 +226,9 @@ int channel_roster_step(store_conn *c, void *arg);
  * channel's auto-tags to the customer (customer_tag source 'auto'; WeCom
  * corp tags are also marked on the follow record through the outbox, as
  * bulk tagging does), queues the rendered remark/description templates
- * (outbox "remark"), and recomputes the channel's roster (a cap just
- * reached takes the employee off the code at once). ts is the event's
+ * (outbox "remark"), and, when the employee has a daily cap on the
+ * channel, recomputes its roster (a cap just reached takes the employee
+ * off the code at once). ts is the event's
  * CreateTime: a relationship already attributed to the channel before this
  * event (add_half_external_contact, then add_external_contact) is left
  * alone. *channel_id = the channel or 0. 0 or a store error. */
