@@ -7,7 +7,9 @@
  * changes), and the roster job takes a resigned backup off; a channel's
  * statistics equal the adds the simulator attributes to its state, and
  * channels add up to groups and tenant totals; bad input is a 400 naming
- * the field with nothing written; a delete removes the contact way. */
+ * the field with nothing written; a kill -9 while add_contact_way is in
+ * flight leaves one contact way (the outbox probes by state); a delete
+ * removes the contact way. */
 #include "flows_sim.h"
 
 static flows F;
@@ -441,6 +443,58 @@ static void test_bad_input(void **state) {
     assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM outbox"), ob);
 }
 
+/* The number of live contact ways with this state in the simulator. */
+static int sim_ways_with(const char *state) {
+    json_t *d = fl_sim(&F, "GET", "/sim/dump", NULL), *w;
+    size_t i;
+    int n = 0;
+    json_array_foreach(json_object_get(d, "contact_ways"), i, w) {
+        if (!strcmp(json_string_value(json_object_get(w, "state")), state)) n++;
+    }
+    json_decref(d);
+    return n;
+}
+
+/* kill -9 while add_contact_way is in flight (the simulator holds its
+ * answer but creates the way): after the restart the outbox probes by
+ * state, finds the way and records it — one contact way, not two. */
+static void test_crash_during_add(void **state) {
+    (void)state;
+    json_decref(fl_sim(&F, "POST", "/sim/fault",
+                       "{\"path\":\"externalcontact/add_contact_way\",\"delay_ms\":1500,"
+                       "\"count\":1}"));
+    char body[256];
+    snprintf(body, sizeof body, "{\"name\":\"Crash\",\"staff\":[{\"employee_id\":%lld}]}", E[1]);
+    json_t *ch = t_call(&F.srv, "POST", "/api/v1/channels", F.admin, body, 201);
+    long long id = jint(ch, "id", NULL);
+    char st[64];
+    snprintf(st, sizeof st, "%s", json_string_value(json_object_get(ch, "state")));
+    json_decref(ch);
+    long long n;
+    FL_WAIT_INT(n, &F, 1,
+                "SELECT count(*) FROM outbox WHERE kind='add_contact_way' AND "
+                "ref='channel:%lld' AND state='sending'",
+                id);
+    assert_int_equal(n, 1);
+    fl_sleep_ms(300);
+    t_server_kill(&F.srv);
+    fl_sleep_ms(1700); /* the simulator finishes the add meanwhile */
+    assert_int_equal(sim_ways_with(st), 1);
+    assert_int_equal(t_wired_restart(&F, NULL), 0);
+    FL_WAIT_INT(n, &F, 1, "SELECT wecom_status='created' FROM channel WHERE id=%lld", id);
+    assert_int_equal(n, 1);
+    assert_int_equal(sim_ways_with(st), 1);
+    json_t *w = sim_way(st);
+    assert_string_equal(json_string_value(json_object_get(w, "config_id")),
+                        t_sql_text(F.dir, "SELECT config_id FROM channel WHERE id=%lld", id));
+    json_decref(w);
+    assert_int_equal(t_sql_int(F.dir,
+                               "SELECT count(*) FROM outbox WHERE kind='add_contact_way' AND "
+                               "ref='channel:%lld' AND state='sent' AND result LIKE '%%probed%%'",
+                               id),
+                     1);
+}
+
 static void test_delete_removes_contact_way(void **state) {
     (void)state;
     char path[64];
@@ -451,6 +505,9 @@ static void test_delete_removes_contact_way(void **state) {
     json_t *w = sim_way(state2);
     assert_non_null(w);
     json_decref(w);
+    json_t *l0 = get("/api/v1/channels");
+    size_t active = json_array_size(json_object_get(l0, "items"));
+    json_decref(l0);
     t_resp r;
     assert_int_equal(t_api(&F.srv, "DELETE", path, F.admin, &r, NULL), 0);
     assert_int_equal(r.status, 204);
@@ -461,7 +518,7 @@ static void test_delete_removes_contact_way(void **state) {
     assert_null(sim_way(state2));
     /* Gone from the active list, still readable, its statistics kept. */
     json_t *l = get("/api/v1/channels");
-    assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
+    assert_int_equal(json_array_size(json_object_get(l, "items")), active - 1);
     json_decref(l);
     l = get("/api/v1/channels?status=deleted");
     assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
@@ -488,6 +545,7 @@ int main(void) {
         cmocka_unit_test(test_scan_attributes_and_caps_fall_back),
         cmocka_unit_test(test_stats_match_simulator),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_crash_during_add),
         cmocka_unit_test(test_delete_removes_contact_way),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
