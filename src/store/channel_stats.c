@@ -217,6 +217,27 @@ static json_t *channel_json(const stats_run *s, const chan_meta *m, bool dense) 
     return j;
 }
 
+/* A group's totals and days (only days with adds) over its channels;
+ * gid 0 = the channels in no group. NULL when out of memory. */
+static json_t *group_json(const stats_run *s, int64_t gid, const char *name) {
+    metrics t = {{0}};
+    metrics *days = calloc((size_t)s->ndays, sizeof *days);
+    if (!days) return NULL;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < s->nch; i++) {
+        if (s->ch[i].group_id != gid) continue;
+        metrics_add(&t, &s->ch[i].total);
+        for (int64_t d = 0; d < s->ndays; d++)
+            metrics_add(&days[d], &s->ch[i].days[d]);
+        json_array_append_new(ids, json_integer(s->ch[i].id));
+    }
+    json_t *g = json_pack("{s:o,s:s,s:o,s:o,s:o}", "id", gid ? json_integer(gid) : json_null(),
+                          "name", name, "channel_ids", ids, "totals", metrics_json(&t), "days",
+                          days_json(s, days, false));
+    free(days);
+    return g;
+}
+
 static int groups_json(store_conn *c, const stats_run *s, json_t **out) {
     json_t *groups = json_array();
     sqlite3_stmt *st = store_conn_stmt(
@@ -228,17 +249,9 @@ static int groups_json(store_conn *c, const stats_run *s, json_t **out) {
     sqlite3_bind_int64(st, 1, s->tenant);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t gid = sqlite3_column_int64(st, 0);
-        metrics t = {{0}};
-        json_t *ids = json_array();
-        for (size_t i = 0; i < s->nch; i++)
-            if (s->ch[i].group_id == gid) {
-                metrics_add(&t, &s->ch[i].total);
-                json_array_append_new(ids, json_integer(s->ch[i].id));
-            }
-        json_array_append_new(groups, json_pack("{s:I,s:s,s:o,s:o}", "id", (json_int_t)gid, "name",
-                                                sqlite3_column_text(st, 1), "channel_ids", ids,
-                                                "totals", metrics_json(&t)));
+        json_t *g =
+            group_json(s, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+        if (g) json_array_append_new(groups, g);
     }
     sqlite3_reset(st);
     if (step != SQLITE_DONE) {
@@ -246,15 +259,12 @@ static int groups_json(store_conn *c, const stats_run *s, json_t **out) {
         return store_rc(step);
     }
     /* Channels in no group, so that the groups add up to the totals. */
-    metrics t = {{0}};
-    json_t *ids = json_array();
-    for (size_t i = 0; i < s->nch; i++)
-        if (!s->ch[i].group_id) {
-            metrics_add(&t, &s->ch[i].total);
-            json_array_append_new(ids, json_integer(s->ch[i].id));
-        }
-    json_array_append_new(groups, json_pack("{s:n,s:s,s:o,s:o}", "id", "name", "(ungrouped)",
-                                            "channel_ids", ids, "totals", metrics_json(&t)));
+    json_t *g = group_json(s, 0, "(ungrouped)");
+    if (!g) {
+        json_decref(groups);
+        return SIYU_ENOMEM;
+    }
+    json_array_append_new(groups, g);
     *out = groups;
     return 0;
 }

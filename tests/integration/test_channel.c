@@ -367,6 +367,14 @@ static void test_stats_match_simulator(void **state) {
         assert_int_equal(jint(json_object_get(s, "all"), keys[k][0], keys[k][1]),
                          want + jint(json_object_get(s, "unattributed"), keys[k][0], keys[k][1]));
     }
+    /* Each group's days add up to its totals. */
+    json_t *g;
+    size_t gi;
+    json_array_foreach(json_object_get(s, "groups"), gi, g) {
+        long long gsum = 0;
+        json_array_foreach(json_object_get(g, "days"), i, d) gsum += jint(d, "adds", NULL);
+        assert_int_equal(gsum, jint(json_object_get(g, "totals"), "adds", NULL));
+    }
     /* "all" is every relationship the tenant gained in the period. */
     assert_int_equal(jint(json_object_get(s, "all"), "adds", NULL),
                      t_sql_int(F.dir, "SELECT count(*) FROM relationship"));
