@@ -176,6 +176,27 @@ static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now,
 
 static uint64_t estimate(const engine *e, const expr_node *n, int64_t now);
 
+/* The one bitmap a set predicate stands for, when it stands for exactly one
+ * (one value that names one record or plain value); else NULL. */
+static const roaring_bitmap_t *set_single(const engine *e, const expr_node *n) {
+    if (n->kind != EXPR_SET || n->nvals != 1) return NULL;
+    const dict *d = &e->dims[n->dim];
+    const expr_value *v = &n->vals[0];
+    const dval *x = NULL;
+    if (v->kind == EXPR_VAL_ID) {
+        x = d->ids ? engine__dict_by_id(d, v->id) : NULL;
+    } else if (!d->ids) {
+        x = engine__dict_by_name(d, v->name);
+    } else {
+        for (size_t j = 0; j < d->n; j++)
+            if (d->v[j].name && strcmp(d->v[j].name, v->name) == 0) {
+                if (x) return NULL;
+                x = &d->v[j];
+            }
+    }
+    return x ? x->bm : NULL;
+}
+
 static roaring_bitmap_t *eval_and(const engine *e, const expr_node *n, int64_t now,
                                   const roaring_bitmap_t *within) {
     roaring_bitmap_t *r = NULL; /* NULL while nothing narrowed within yet */
@@ -201,6 +222,14 @@ static roaring_bitmap_t *eval_and(const engine *e, const expr_node *n, int64_t n
         for (size_t o = 0; o < m; o++) {
             const expr_node *k = n->kids[order[o]];
             bool neg = k->kind == EXPR_NOT;
+            const roaring_bitmap_t *one = r ? set_single(e, neg ? k->kids[0] : k) : NULL;
+            if (one) { /* in place, without an intermediate bitmap */
+                if (neg)
+                    roaring_bitmap_andnot_inplace(r, one);
+                else
+                    roaring_bitmap_and_inplace(r, one);
+                continue;
+            }
             const roaring_bitmap_t *cur = r ? r : within;
             roaring_bitmap_t *v = eval(e, neg ? k->kids[0] : k, now, cur);
             if (!v) goto fail;
