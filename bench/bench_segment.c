@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bench_util.h"
 #include "segment/engine.h"
@@ -375,10 +376,11 @@ int main(int argc, char **argv) {
             g.tenant = t, g.emp0 = emp0, g.tag0 = tag0;
         }
         if (f) fclose(f);
-        if (!reuse) {
-            char *mk[] = {"/bin/mkdir", "-p", dir, NULL};
-            if (run(NULL, mk) != 0) die("cannot make %s", dir);
-        }
+        /* never write into a directory this program did not make */
+        if (!reuse && mkdir(dir, 0700) != 0)
+            die("--keep %s: the directory exists without a store of these sizes made by "
+                "bench_segment (or cannot be made); give a new path",
+                dir);
     } else {
         bench_tmpdir(dir, sizeof dir, "segment");
     }
