@@ -543,8 +543,9 @@ roaring_bitmap_t *engine__ev_window(const evcol *c, int64_t lo, int64_t hi,
     for (size_t i = 0; within && i < nfull; i++)
         days += roaring_bitmap_get_cardinality(fv[i]);
     roaring_bitmap_t *r;
-    if (within && roaring_bitmap_get_cardinality(within) < days) {
-        /* few candidates: intersect each day with them, then unite */
+    if (within && roaring_bitmap_get_cardinality(within) * nfull < days) {
+        /* few candidates (an intersection costs about their number): intersect
+         * each day with them, then unite */
         r = roaring_bitmap_create();
         for (size_t i = 0; r && i < nfull; i++) {
             roaring_bitmap_t *t = roaring_bitmap_and(fv[i], within);
