@@ -295,6 +295,7 @@ static void must(int rc, const siyu_err *err) {
 static void run_mutations(engine *e, const gen *g, long nevents) {
     siyu_err err = {0};
     uint32_t n = engine_customers(e);
+    rs = 4242; /* the same writes whether the store was generated in this run or kept */
     double a = now_s();
     for (long i = 0; i < nevents; i++) { /* new events of the last two hours */
         const char *type = TYPES[rnd(10)];
