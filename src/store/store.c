@@ -61,6 +61,7 @@ struct store {
     bool ckpt_due, ckpt_stop;
     int64_t checkpoints;
     pthread_mutex_t wmu; /* inline-write mode */
+    store_hooks hooks;   /* guarded by mu and wmu; the writer copies it per batch */
     store_conn *readers;
     int readers_open;
     store_stats stats;
@@ -74,12 +75,17 @@ int store_rc(int rc) {
     switch (rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_DONE:
-    case SQLITE_ROW: return SIYU_OK;
-    case SQLITE_CONSTRAINT: return SIYU_ECONFLICT;
-    case SQLITE_NOMEM: return SIYU_ENOMEM;
+    case SQLITE_ROW:
+        return SIYU_OK;
+    case SQLITE_CONSTRAINT:
+        return SIYU_ECONFLICT;
+    case SQLITE_NOMEM:
+        return SIYU_ENOMEM;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return SIYU_EBUSY;
-    case SQLITE_TOOBIG: return SIYU_ETOOBIG;
+    case SQLITE_LOCKED:
+        return SIYU_EBUSY;
+    case SQLITE_TOOBIG:
+        return SIYU_ETOOBIG;
     }
     return SIYU_EIO;
 }
@@ -130,7 +136,8 @@ int64_t store_conn_last_id(store_conn *c) {
 
 static unsigned sql_hash(const char *s) {
     unsigned h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
@@ -283,19 +290,40 @@ static int step_cached(store_conn *c, const char *sql) {
 }
 
 /* Applies one command inside a savepoint. */
-static void run_cmd(store_conn *c, store_cmd *cmd) {
+static void run_cmd(store_conn *c, store_cmd *cmd, const store_hooks *h) {
     if (step_cached(c, "SAVEPOINT cmd") != 0) {
         cmd->rc = SIYU_EIO;
         return;
     }
+    size_t mark = h->mark ? h->mark(h->arg) : 0;
     cmd->rc = cmd->fn(c, cmd->arg);
-    if (cmd->rc < 0) step_cached(c, "ROLLBACK TO cmd");
+    if (cmd->rc < 0) {
+        step_cached(c, "ROLLBACK TO cmd");
+        if (h->rollback) h->rollback(h->arg, mark);
+    }
     step_cached(c, "RELEASE cmd");
 }
 
+void store_set_hooks(store *st, const store_hooks *h) {
+    pthread_mutex_lock(&st->wmu);
+    pthread_mutex_lock(&st->mu);
+    if (h)
+        st->hooks = *h;
+    else
+        memset(&st->hooks, 0, sizeof st->hooks);
+    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->wmu);
+}
+
 static void hist_add(store_stats *s, int n) {
-    int b = n <= 1 ? 0 : n <= 4 ? 1 : n <= 16 ? 2 : n <= 64 ? 3 : n <= 256 ? 4 : n <= 1024 ? 5
-          : n <= 4096 ? 6 : 7;
+    int b = n <= 1      ? 0
+            : n <= 4    ? 1
+            : n <= 16   ? 2
+            : n <= 64   ? 3
+            : n <= 256  ? 4
+            : n <= 1024 ? 5
+            : n <= 4096 ? 6
+                        : 7;
     s->batch_hist[b]++;
 }
 
@@ -311,7 +339,8 @@ static int wal_hook(void *p, sqlite3 *db, const char *name, int pages) {
     store *st = p;
     if (pages >= CKPT_INLINE_PAGES) {
         int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) log_warn("checkpoint failed: %s", sqlite3_errstr(rc));
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("checkpoint failed: %s", sqlite3_errstr(rc));
         return SQLITE_OK;
     }
     if (pages >= CKPT_PAGES) {
@@ -333,13 +362,15 @@ static void *ckpt_main(void *p) {
     }
     pthread_mutex_lock(&st->ckmu);
     for (;;) {
-        while (!st->ckpt_due && !st->ckpt_stop) pthread_cond_wait(&st->ckwake, &st->ckmu);
+        while (!st->ckpt_due && !st->ckpt_stop)
+            pthread_cond_wait(&st->ckwake, &st->ckmu);
         if (st->ckpt_stop) break;
         st->ckpt_due = false;
         pthread_mutex_unlock(&st->ckmu);
         int log = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) log_warn("checkpoint failed: %s", sqlite3_errstr(rc));
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("checkpoint failed: %s", sqlite3_errstr(rc));
         pthread_mutex_lock(&st->ckmu);
         st->checkpoints++;
     }
@@ -352,7 +383,8 @@ static void *writer_main(void *p) {
     store *st = p;
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->head && !st->closing) pthread_cond_wait(&st->wake, &st->mu);
+        while (!st->head && !st->closing)
+            pthread_cond_wait(&st->wake, &st->mu);
         if (!st->head && st->closing) break;
         store_cmd *batch = st->head, *last = batch;
         int n = 1;
@@ -364,14 +396,17 @@ static void *writer_main(void *p) {
         if (!st->head) st->tail = NULL;
         last->next = NULL;
         st->depth -= n;
+        store_hooks hooks = st->hooks;
         pthread_mutex_unlock(&st->mu);
 
         int brc = step_cached(st->wconn, "BEGIN IMMEDIATE");
         if (brc == 0) {
-            for (store_cmd *c = batch; c; c = c->next) run_cmd(st->wconn, c);
+            for (store_cmd *c = batch; c; c = c->next)
+                run_cmd(st->wconn, c, &hooks);
             brc = step_cached(st->wconn, "COMMIT");
             if (brc != 0) store_conn_exec(st->wconn, "ROLLBACK");
         }
+        if (hooks.commit) hooks.commit(hooks.arg, st->wconn, brc == 0);
         /* Asynchronous callers hear first, without st->mu: their callbacks
          * take locks of their own (an HTTP connection's), which must never
          * nest inside st->mu while those callers hold them to enqueue. */
@@ -408,8 +443,10 @@ static void *writer_main(void *p) {
 static int enqueue_locked(store *st, store_cmd *cmd) {
     if (st->closing) return SIYU_ECLOSED;
     if (st->depth >= st->opts.queue_max) return SIYU_EBUSY;
-    if (st->tail) st->tail->next = cmd;
-    else st->head = cmd;
+    if (st->tail)
+        st->tail->next = cmd;
+    else
+        st->head = cmd;
     st->tail = cmd;
     st->depth++;
     pthread_cond_signal(&st->wake);
@@ -420,12 +457,14 @@ static int write_inline(store *st, store_write_fn fn, void *arg) {
     /* Inline mode (CLI): same semantics, one command per transaction. */
     pthread_mutex_lock(&st->wmu);
     store_cmd cmd = {.fn = fn, .arg = arg};
+    store_hooks hooks = st->hooks;
     int rc = store_conn_exec(st->wconn, "BEGIN IMMEDIATE");
     if (rc == 0) {
-        run_cmd(st->wconn, &cmd);
+        run_cmd(st->wconn, &cmd, &hooks);
         rc = store_conn_exec(st->wconn, "COMMIT");
         if (rc != 0) store_conn_exec(st->wconn, "ROLLBACK");
     }
+    if (hooks.commit) hooks.commit(hooks.arg, st->wconn, rc == 0);
     pthread_mutex_unlock(&st->wmu);
     return rc != 0 ? SIYU_EIO : cmd.rc;
 }
@@ -455,7 +494,8 @@ int store_write(store *st, store_write_fn fn, void *arg) {
         pthread_mutex_lock(&st->mu);
         int rc = enqueue_locked(st, &cmd);
         if (rc == 0)
-            while (!cmd.done) pthread_cond_wait(&st->done, &st->mu);
+            while (!cmd.done)
+                pthread_cond_wait(&st->done, &st->mu);
         pthread_mutex_unlock(&st->mu);
         return rc != 0 ? rc : cmd.rc;
     }
@@ -486,7 +526,8 @@ void store_reader_release(store *st, store_conn *c) {
     if (sqlite3_get_autocommit(c->db) == 0) store_conn_exec(c, "COMMIT");
     pthread_mutex_lock(&st->mu);
     int idle = 0;
-    for (store_conn *r = st->readers; r; r = r->next_free) idle++;
+    for (store_conn *r = st->readers; r; r = r->next_free)
+        idle++;
     if (idle < st->opts.readers_max) {
         c->next_free = st->readers;
         st->readers = c;

@@ -33,10 +33,10 @@ typedef struct store_migration {
 extern const store_migration store_migrations[]; /* generated, ends with {0} */
 
 typedef struct store_options {
-    bool writer_thread;   /* true for `siyu serve`; false for CLI (inline writes) */
-    int batch_max;        /* max commands per transaction (default 4096) */
-    int queue_max;        /* max queued commands before SIYU_EBUSY (default 20000) */
-    int readers_max;      /* max pooled read connections (default 16) */
+    bool writer_thread; /* true for `siyu serve`; false for CLI (inline writes) */
+    int batch_max;      /* max commands per transaction (default 4096) */
+    int queue_max;      /* max queued commands before SIYU_EBUSY (default 20000) */
+    int readers_max;    /* max pooled read connections (default 16) */
 } store_options;
 
 typedef struct store_stats {
@@ -117,5 +117,26 @@ int store_schema_version(store *st);
 
 /* Current Unix time in seconds. */
 int64_t siyu_now(void);
+
+/* Write hooks, for a module that follows what commits (src/segment/segsvc.c
+ * keeps its in-memory engines current with them). All run on the thread that
+ * writes (the writer thread, or the caller in inline mode), never
+ * concurrently:
+ *   mark(arg)          before each write step; returns a position
+ *   rollback(arg, m)   the step that began at position m failed and its
+ *                      savepoint was rolled back
+ *   commit(arg, c, ok) after the batch's COMMIT (ok) or ROLLBACK (!ok), with
+ *                      the writer's connection (no transaction open), before
+ *                      any caller of the batch hears of it. Must not call
+ *                      store_write. */
+typedef struct store_hooks {
+    void *arg;
+    size_t (*mark)(void *arg);
+    void (*rollback)(void *arg, size_t mark);
+    void (*commit)(void *arg, store_conn *c, bool ok);
+} store_hooks;
+
+/* Installs h (copied; NULL removes). Takes effect from the next batch. */
+void store_set_hooks(store *st, const store_hooks *h);
 
 #endif

@@ -71,7 +71,7 @@ typedef struct rows {
 } rows;
 
 typedef struct model {
-    rows cust; /* id, a=gender, b=first_added (NONE) */
+    rows cust; /* id, name=region, a=gender, b=first_added (NONE), s=stage */
     rows tags; /* id, name */
     rows ctag; /* a=customer, b=tag */
     rows emp;  /* id, name, a=department, b=store */
@@ -80,7 +80,7 @@ typedef struct model {
     rows grp;  /* id, name, s=status */
     rows mem;  /* a=group, b=customer, s=status */
     rows rel;  /* a=customer, b=employee, s=status, name=state */
-    rows ev;   /* a=customer, b=ts, name=type, s=props */
+    rows ev;   /* id, a=customer, b=ts, name=type, s=props */
 } model;
 
 static void load(store_conn *c, rows *r, const char *sql, int64_t tenant) {
@@ -114,7 +114,9 @@ static void load(store_conn *c, rows *r, const char *sql, int64_t tenant) {
 
 static void model_load(store *st, int64_t tenant, model *m) {
     store_conn *c = store_reader_acquire(st);
-    load(c, &m->cust, "SELECT id, NULL, gender, first_added_at FROM customer WHERE tenant_id=?",
+    load(c, &m->cust,
+         "SELECT id, region, gender, first_added_at, stage FROM customer WHERE tenant_id=? "
+         "ORDER BY id",
          tenant);
     load(c, &m->tags, "SELECT id, name FROM tag WHERE tenant_id=?", tenant);
     load(c, &m->ctag, "SELECT 0, NULL, customer_id, tag_id FROM customer_tag WHERE tenant_id=?",
@@ -131,7 +133,7 @@ static void model_load(store *st, int64_t tenant, model *m) {
     load(c, &m->rel,
          "SELECT 0, state, customer_id, employee_id, status FROM relationship WHERE tenant_id=?",
          tenant);
-    load(c, &m->ev, "SELECT 0, type, customer_id, ts, props FROM event WHERE tenant_id=?", tenant);
+    load(c, &m->ev, "SELECT id, type, customer_id, ts, props FROM event WHERE tenant_id=?", tenant);
     store_reader_release(st, c);
 }
 
@@ -286,8 +288,12 @@ static bool set_match(const model *m, const rec *c, const expr_node *n, const ex
                 return true;
         }
         return false;
+    case EXPR_DIM_REGION:
+        return streq(c->name, v->name);
+    case EXPR_DIM_STAGE:
+        return streq(c->s, v->name);
     default:
-        return false; /* region, stage, channel_group: no data yet */
+        return false; /* channel_group: no data yet */
     }
 }
 
@@ -298,6 +304,29 @@ static int64_t amount_cents(const char *props) {
     if (a && json_is_number(a)) v = llround(json_number_value(a) * 100);
     json_decref(j);
     return v;
+}
+
+/* A customer's numeric attribute (NONE: an absent time). */
+static int64_t naive_value(const model *m, const rec *c, expr_attr a) {
+    int64_t v = 0, t = NONE;
+    switch (a) {
+    case EXPR_ATTR_SPENT:
+    case EXPR_ATTR_ORDERS_TOTAL:
+        for (size_t i = 0; i < m->ev.n; i++)
+            if (ev_ok(&m->ev.v[i], c->id) && streq(m->ev.v[i].name, "order"))
+                v += a == EXPR_ATTR_SPENT ? amount_cents(m->ev.v[i].s) : 1;
+        return v;
+    case EXPR_ATTR_FIRST_ADDED:
+        return c->b;
+    default:
+        for (size_t i = 0; i < m->ev.n; i++) {
+            const rec *e = &m->ev.v[i];
+            if (!ev_ok(e, c->id)) continue;
+            if (a == EXPR_ATTR_LAST_MESSAGE && !streq(e->name, "message")) continue;
+            if (t == NONE || e->b > t) t = e->b;
+        }
+        return t;
+    }
 }
 
 static bool naive(const model *m, const rec *c, const expr_node *n, int64_t now) {
@@ -317,29 +346,10 @@ static bool naive(const model *m, const rec *c, const expr_node *n, int64_t now)
             if (set_match(m, c, n, &n->vals[i])) return true;
         return false;
     case EXPR_CMP: {
-        int64_t v = 0, t = NONE;
-        bool time = true;
-        switch (n->attr) {
-        case EXPR_ATTR_SPENT:
-        case EXPR_ATTR_ORDERS_TOTAL:
-            time = false;
-            for (size_t i = 0; i < m->ev.n; i++)
-                if (ev_ok(&m->ev.v[i], c->id) && streq(m->ev.v[i].name, "order"))
-                    v += n->attr == EXPR_ATTR_SPENT ? amount_cents(m->ev.v[i].s) : 1;
-            break;
-        case EXPR_ATTR_FIRST_ADDED:
-            t = c->b;
-            break;
-        default:
-            for (size_t i = 0; i < m->ev.n; i++) {
-                const rec *e = &m->ev.v[i];
-                if (!ev_ok(e, c->id)) continue;
-                if (n->attr == EXPR_ATTR_LAST_MESSAGE && !streq(e->name, "message")) continue;
-                if (t == NONE || e->b > t) t = e->b;
-            }
-        }
-        if (!time) return ncmp(v, n->op, n->num);
-        return t != NONE && ncmp(now - t, n->op, n->num);
+        int64_t v = naive_value(m, c, n->attr);
+        if (n->attr == EXPR_ATTR_SPENT || n->attr == EXPR_ATTR_ORDERS_TOTAL)
+            return ncmp(v, n->op, n->num);
+        return v != NONE && ncmp(now - v, n->op, n->num);
     }
     default: {
         int64_t cnt = 0, first = NONE, last = NONE;
@@ -430,7 +440,16 @@ static const char *const CHANS[] = {"门店扫码", "秋季活动", "web"};
 static const char *const TYPES[] = {"message", "order", "page.view", "share"};
 static const char *const STATUSES[] = {
     "active", "active", "deleted_by_customer", "deleted_by_employee", "transferred", "weird"};
+static const char *const REGIONS[] = {"上海", "北京", "广东", "", NULL};
+static const char *const STAGES[] = {"lead", "成交", "vip", NULL};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A SQL literal of s (NULL when s is NULL); s has no quotes. */
+static const char *lit(char *buf, size_t size, const char *s) {
+    if (!s) return "NULL";
+    snprintf(buf, size, "'%s'", s);
+    return buf;
+}
 
 typedef struct world {
     store *st;
@@ -468,10 +487,12 @@ static void add_customer(world *w, int64_t t) {
         snprintf(fa, sizeof fa, "NULL");
     else
         snprintf(fa, sizeof fa, "%lld", NOW - (long long)rnd(60) * DAY / 2 - rnd(3) + 1);
+    char reg[32], stg[32];
     sqlf(w->st,
-         "INSERT INTO customer(tenant_id, external_userid, gender, first_added_at, created_at, "
-         "updated_at) VALUES (%lld, 'wm%d', %s, %s, 1, 1)",
-         (long long)t, w->serial++, gender, fa);
+         "INSERT INTO customer(tenant_id, external_userid, gender, first_added_at, region, stage, "
+         "created_at, updated_at) VALUES (%lld, 'wm%d', %s, %s, %s, %s, 1, 1)",
+         (long long)t, w->serial++, gender, fa, lit(reg, sizeof reg, REGIONS[rnd(N(REGIONS))]),
+         lit(stg, sizeof stg, STAGES[rnd(N(STAGES))]));
 }
 
 static void add_employee(world *w, int64_t t) {
@@ -564,7 +585,65 @@ static void add_event(world *w, int64_t t) {
 
 static void mutate(world *w, int64_t t, int ti) {
     int64_t cust = pick_id(w, t, "customer");
-    switch (rnd(14)) {
+    char b1[32], b2[32];
+    switch (rnd(19)) {
+    case 14: /* a customer's attributes change */
+        if (!cust) break;
+        sqlf(w->st,
+             "UPDATE customer SET region = %s, stage = %s, gender = %u, first_added_at = "
+             "coalesce(first_added_at, %lld) WHERE id = %lld",
+             lit(b1, sizeof b1, REGIONS[rnd(N(REGIONS))]),
+             lit(b2, sizeof b2, STAGES[rnd(N(STAGES))]), rnd(3),
+             (long long)(NOW - (int64_t)rnd(40) * DAY), (long long)cust);
+        break;
+    case 15: { /* a record renamed */
+        static const char *const tables[] = {"tag", "employee", "department", "store",
+                                             "group_chat"};
+        const char *table = tables[rnd(N(tables))];
+        int64_t id = pick_id(w, t, table);
+        const char *const *names = strcmp(table, "tag") == 0          ? TAGS
+                                   : strcmp(table, "employee") == 0   ? EMPS
+                                   : strcmp(table, "department") == 0 ? DEPS
+                                   : strcmp(table, "store") == 0      ? STOS
+                                                                      : GRPS;
+        size_t nn = names == TAGS   ? N(TAGS)
+                    : names == EMPS ? N(EMPS)
+                    : names == DEPS ? N(DEPS)
+                    : names == STOS ? N(STOS)
+                                    : N(GRPS);
+        if (id)
+            sqlf(w->st, "UPDATE OR IGNORE %s SET name = '%s' WHERE id = %lld", table,
+                 names[rnd((uint32_t)nn)], (long long)id);
+        break;
+    }
+    case 16: { /* a tag deleted with its memberships */
+        int64_t tag = pick_id(w, t, "tag");
+        if (!tag || rnd(3)) break;
+        sqlf(w->st, "DELETE FROM customer_tag WHERE tag_id = %lld", (long long)tag);
+        sqlf(w->st, "DELETE FROM tag WHERE id = %lld", (long long)tag);
+        break;
+    }
+    case 17: { /* a store closed (its employees first), or a new one */
+        int64_t sto = pick_id(w, t, "store");
+        if (sto && rnd(2)) {
+            sqlf(w->st, "UPDATE employee SET store_id = NULL WHERE store_id = %lld",
+                 (long long)sto);
+            sqlf(w->st, "DELETE FROM store WHERE id = %lld", (long long)sto);
+        } else {
+            sqlf(w->st,
+                 "INSERT INTO store(tenant_id, name, created_at, updated_at) "
+                 "VALUES (%lld, '%s', 1, 1)",
+                 (long long)t, STOS[rnd(N(STOS))]);
+        }
+        break;
+    }
+    case 18: { /* an employee moves to a store */
+        int64_t emp = pick_id(w, t, "employee"), sto = pick_id(w, t, "store");
+        if (emp && sto)
+            sqlf(w->st, "UPDATE employee SET store_id = %lld WHERE id = %lld", (long long)sto,
+                 (long long)emp);
+        break;
+    }
     case 0:
     case 1:
         add_customer(w, t);
@@ -721,7 +800,7 @@ static void gen_pred(sbuf *b, world *w, int64_t t) {
     static const char *const ST[] = {"active", "deleted_by_customer", "deleted_by_employee",
                                      "transferred", "lost"};
     static const char *const OPS[] = {"<", "<=", ">", ">=", "=", "!="};
-    static const char *const REG[] = {"上海", "北京"};
+    static const char *const REG[] = {"上海", "北京", "广东"};
     const char *op = OPS[rnd(N(OPS))];
     const char *type = TYPES[rnd(N(TYPES))];
     const char *win = WINDOWS[rnd(N(WINDOWS))];
@@ -760,9 +839,11 @@ static void gen_pred(sbuf *b, world *w, int64_t t) {
         if (rnd(10) == 0)
             put(b, "channel_group(\"x\")");
         else if (rnd(2))
-            put(b, "region = \"%s\"", REG[rnd(2)]);
-        else
+            put(b, rnd(2) ? "region = \"%s\"" : "region in (\"%s\", \"北京\")", REG[rnd(3)]);
+        else if (rnd(2))
             put(b, "stage in (\"lead\", \"成交\")");
+        else
+            put(b, "stage = \"vip\"");
         return;
     case 10:
         put(b, "spent %s %u%s", op, rnd(3000), rnd(3) ? "" : ".50");
@@ -840,6 +921,312 @@ static void gen_expr(sbuf *b, world *w, int64_t t, int depth) {
         gen_pred(b, w, t);
 }
 
+/* ---- incremental mode: a step's changes through the mutation API -------------- */
+
+static bool same_str(const char *a, const char *b) {
+    return (!a && !b) || streq(a, b);
+}
+
+static void must(int rc, const siyu_err *err, const char *what) {
+    if (rc != 0) fail_msg("%s failed (%d): %s", what, rc, err->msg);
+}
+
+static uint32_t dense_of(const engine *e, int64_t cust) {
+    uint32_t d = UINT32_MAX;
+    if (!engine_dense_id(e, cust, &d)) fail_msg("customer %lld not in the engine", (long long)cust);
+    return d;
+}
+
+/* Records created, renamed or deleted. */
+static void apply_records(engine *e, expr_dim dim, const rows *old, const rows *now) {
+    siyu_err err = {0};
+    for (size_t i = 0; i < now->n; i++) {
+        const rec *o = by_id(old, now->v[i].id);
+        if (!o || !same_str(o->name, now->v[i].name))
+            must(engine_record_put(e, dim, now->v[i].id, now->v[i].name, &err), &err,
+                 "engine_record_put");
+    }
+    for (size_t i = 0; i < old->n; i++)
+        if (!by_id(now, old->v[i].id))
+            must(engine_record_remove(e, dim, old->v[i].id, &err), &err, "engine_record_remove");
+}
+
+static int64_t zero_none(int64_t v) {
+    return v == NONE ? 0 : v;
+}
+
+/* Employees' departments and stores, departments' parents. */
+static void apply_org(engine *e, const model *old, const model *m) {
+    bool changed = old->emp.n != m->emp.n || old->dep.n != m->dep.n;
+    for (size_t i = 0; i < m->emp.n && !changed; i++) {
+        const rec *o = by_id(&old->emp, m->emp.v[i].id);
+        changed = !o || o->a != m->emp.v[i].a || o->b != m->emp.v[i].b;
+    }
+    for (size_t i = 0; i < m->dep.n && !changed; i++) {
+        const rec *o = by_id(&old->dep, m->dep.v[i].id);
+        changed = !o || o->a != m->dep.v[i].a;
+    }
+    if (!changed) return;
+    engine_emp *emps = calloc(m->emp.n + 1, sizeof *emps);
+    engine_dep *deps = calloc(m->dep.n + 1, sizeof *deps);
+    for (size_t i = 0; i < m->emp.n; i++)
+        emps[i] = (engine_emp){m->emp.v[i].id, zero_none(m->emp.v[i].a), zero_none(m->emp.v[i].b)};
+    for (size_t i = 0; i < m->dep.n; i++)
+        deps[i] = (engine_dep){m->dep.v[i].id, zero_none(m->dep.v[i].a)};
+    siyu_err err = {0};
+    must(engine_org_put(e, emps, m->emp.n, deps, m->dep.n, &err), &err, "engine_org_put");
+    free(emps);
+    free(deps);
+}
+
+static bool same_rels(const model *old, const model *m, int64_t cust) {
+    size_t a = 0, b = 0;
+    for (size_t i = 0; i < old->rel.n; i++)
+        a += old->rel.v[i].a == cust;
+    for (size_t i = 0; i < m->rel.n; i++) {
+        const rec *r = &m->rel.v[i];
+        if (r->a != cust) continue;
+        b++;
+        bool found = false;
+        for (size_t j = 0; j < old->rel.n && !found; j++) {
+            const rec *o = &old->rel.v[j];
+            found =
+                o->a == cust && o->b == r->b && same_str(o->s, r->s) && same_str(o->name, r->name);
+        }
+        if (!found) return false;
+    }
+    return a == b;
+}
+
+static bool group_in(const model *m, int64_t g, int64_t cust) {
+    const rec *gr = by_id(&m->grp, g);
+    if (!gr || !streq(gr->s, "active") || cust == NONE) return false;
+    for (size_t i = 0; i < m->mem.n; i++)
+        if (m->mem.v[i].a == g && m->mem.v[i].b == cust && streq(m->mem.v[i].s, "in")) return true;
+    return false;
+}
+
+static bool has_tag(const model *m, int64_t cust, int64_t tag) {
+    for (size_t i = 0; i < m->ctag.n; i++)
+        if (m->ctag.v[i].a == cust && m->ctag.v[i].b == tag) return true;
+    return false;
+}
+
+/* Applies to e exactly the truth rows that changed from old to m. */
+static void apply_changes(engine *e, const model *old, const model *m) {
+    siyu_err err = {0};
+    apply_records(e, EXPR_DIM_TAG, &old->tags, &m->tags);
+    apply_records(e, EXPR_DIM_EMPLOYEE, &old->emp, &m->emp);
+    apply_records(e, EXPR_DIM_DEPARTMENT, &old->dep, &m->dep);
+    apply_records(e, EXPR_DIM_STORE, &old->sto, &m->sto);
+    apply_records(e, EXPR_DIM_GROUP, &old->grp, &m->grp);
+    apply_org(e, old, m);
+    for (size_t i = 0; i < m->cust.n; i++) { /* ids ascending */
+        const rec *c = &m->cust.v[i], *o = by_id(&old->cust, c->id);
+        if (o && o->a == c->a && o->b == c->b && same_str(o->name, c->name) && same_str(o->s, c->s))
+            continue;
+        must(engine_customer_put(e, c->id, c->a == NONE ? 0 : (int)c->a, c->b, c->name, c->s, NULL,
+                                 &err),
+             &err, "engine_customer_put");
+    }
+    engine_rel rels[64];
+    for (size_t i = 0; i < m->cust.n; i++) {
+        int64_t cust = m->cust.v[i].id;
+        if (same_rels(old, m, cust)) continue;
+        size_t n = 0;
+        for (size_t j = 0; j < m->rel.n && n < N(rels); j++)
+            if (m->rel.v[j].a == cust)
+                rels[n++] = (engine_rel){m->rel.v[j].b, m->rel.v[j].s, m->rel.v[j].name};
+        must(engine_customer_rels(e, dense_of(e, cust), rels, n, &err), &err,
+             "engine_customer_rels");
+    }
+    for (size_t i = 0; i < m->ctag.n; i++) {
+        const rec *x = &m->ctag.v[i];
+        if (!has_tag(old, x->a, x->b))
+            must(engine_member_set(e, EXPR_DIM_TAG, x->b, dense_of(e, x->a), true, &err), &err,
+                 "engine_member_set");
+    }
+    for (size_t i = 0; i < old->ctag.n; i++) {
+        const rec *x = &old->ctag.v[i];
+        if (!has_tag(m, x->a, x->b) && by_id(&m->tags, x->b))
+            must(engine_member_set(e, EXPR_DIM_TAG, x->b, dense_of(e, x->a), false, &err), &err,
+                 "engine_member_set");
+    }
+    for (int pass = 0; pass < 2; pass++) { /* group members in, then out */
+        const model *from = pass ? old : m, *to = pass ? m : old;
+        for (size_t i = 0; i < from->mem.n; i++) {
+            const rec *x = &from->mem.v[i];
+            if (!group_in(from, x->a, x->b) || group_in(to, x->a, x->b)) continue;
+            if (pass && !by_id(&m->grp, x->a)) continue;
+            must(engine_member_set(e, EXPR_DIM_GROUP, x->a, dense_of(e, x->b), !pass, &err), &err,
+                 "engine_member_set");
+        }
+    }
+    int64_t seen = 0;
+    for (size_t i = 0; i < old->ev.n; i++)
+        if (old->ev.v[i].id > seen) seen = old->ev.v[i].id;
+    for (size_t i = 0; i < m->ev.n; i++) {
+        const rec *x = &m->ev.v[i];
+        uint32_t d;
+        if (x->id <= seen || x->a == NONE || !engine_dense_id(e, x->a, &d)) continue;
+        int64_t amount = streq(x->name, "order") ? amount_cents(x->s) : 0;
+        must(engine_event_add(e, d, x->name, x->b, amount, &err), &err, "engine_event_add");
+    }
+}
+
+/* ---- pages and breakdowns against naive orders and counts ----------------------- */
+
+static const expr_attr SORT_ATTR[] = {0,
+                                      EXPR_ATTR_SPENT,
+                                      EXPR_ATTR_ORDERS_TOTAL,
+                                      EXPR_ATTR_FIRST_ADDED,
+                                      EXPR_ATTR_LAST_ACTIVE,
+                                      EXPR_ATTR_LAST_MESSAGE};
+
+static bool row_before(const engine_row *a, const engine_row *b, bool desc) {
+    if ((a->key == NONE) != (b->key == NONE)) return b->key == NONE;
+    if (a->key != b->key && a->key != NONE) return desc ? a->key > b->key : a->key < b->key;
+    return a->customer_id < b->customer_id;
+}
+
+/* Pages through bm with engine_page (limit rows a page, the cursor the last
+ * row) and compares with the naive order of bm's customers. */
+static void check_page(const engine *e, const model *m, const roaring_bitmap_t *bm,
+                       engine_sort sort, bool desc, size_t limit) {
+    size_t cnt = 0;
+    engine_row *want = calloc(m->cust.n + 1, sizeof *want);
+    for (size_t i = 0; i < m->cust.n; i++) {
+        const rec *c = &m->cust.v[i];
+        uint32_t d = dense_of(e, c->id);
+        for (int a = 1; a < EXPR_ATTR__COUNT; a++)
+            if (engine_value(e, d, (expr_attr)a) != naive_value(m, c, (expr_attr)a))
+                fail_msg("engine_value of customer %lld, attribute %s", (long long)c->id,
+                         expr_attr_name((expr_attr)a));
+        if (!roaring_bitmap_contains(bm, d)) continue;
+        int64_t key = sort == ENGINE_SORT_ID ? c->id : naive_value(m, c, SORT_ATTR[sort]);
+        engine_row r = {d, c->id, key};
+        size_t j = cnt++; /* insertion sort */
+        while (j > 0 && row_before(&r, &want[j - 1], desc && sort != ENGINE_SORT_ID)) {
+            want[j] = want[j - 1];
+            j--;
+        }
+        want[j] = r;
+    }
+    if (sort == ENGINE_SORT_ID && desc) /* by id descending */
+        for (size_t i = 0; i < cnt / 2; i++) {
+            engine_row t = want[i];
+            want[i] = want[cnt - 1 - i];
+            want[cnt - 1 - i] = t;
+        }
+    engine_row *got = calloc(cnt + limit + 1, sizeof *got);
+    size_t have = 0;
+    for (size_t pages = 0; pages <= cnt + 1; pages++) {
+        size_t n = 0;
+        assert_int_equal(
+            engine_page(e, bm, sort, desc, have ? &got[have - 1] : NULL, limit, got + have, &n), 0);
+        assert_true(n <= limit && have + n <= cnt);
+        have += n;
+        if (n < limit) break;
+    }
+    if (have != cnt)
+        fail_msg("engine_page: %zu rows, want %zu (sort %d desc %d)", have, cnt, sort, desc);
+    for (size_t i = 0; i < cnt; i++)
+        if (got[i].dense != want[i].dense || got[i].customer_id != want[i].customer_id ||
+            got[i].key != want[i].key)
+            fail_msg("engine_page row %zu (sort %d desc %d limit %zu): customer %lld key %lld, "
+                     "want %lld key %lld",
+                     i, sort, desc, limit, (long long)got[i].customer_id, (long long)got[i].key,
+                     (long long)want[i].customer_id, (long long)want[i].key);
+    free(want);
+    free(got);
+}
+
+static int bucket_order(const void *a, const void *b) {
+    const engine_bucket *x = a, *y = b;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    if (!x->name || !y->name) return x->name ? 1 : y->name ? -1 : 0;
+    return strcmp(x->name, y->name);
+}
+
+/* Adds the naive bucket of one value (counted over bm's customers). */
+static void naive_bucket(const engine *e, const model *m, const roaring_bitmap_t *bm, expr_dim dim,
+                         const expr_value *v, const char *name, engine_bucket *out, size_t *n) {
+    for (size_t i = 0; i < *n; i++) /* plain values: once each */
+        if (v->kind == EXPR_VAL_NAME && streq(out[i].name, name)) return;
+    expr_node node = {.kind = EXPR_SET, .dim = dim};
+    uint64_t count = 0;
+    for (size_t i = 0; i < m->cust.n; i++)
+        if (roaring_bitmap_contains(bm, dense_of(e, m->cust.v[i].id)) &&
+            set_match(m, &m->cust.v[i], &node, v))
+            count++;
+    if (count) out[(*n)++] = (engine_bucket){v->kind == EXPR_VAL_ID ? v->id : 0, name, count};
+}
+
+static void check_breakdown(const engine *e, const model *m, const roaring_bitmap_t *bm,
+                            expr_dim dim, size_t top) {
+    size_t cap = m->tags.n + m->emp.n + m->dep.n + m->sto.n + m->grp.n + m->rel.n + m->cust.n + 8;
+    engine_bucket *want = calloc(cap, sizeof *want), *got = calloc(cap, sizeof *got);
+    size_t n = 0;
+    const rows *recs = dim == EXPR_DIM_TAG          ? &m->tags
+                       : dim == EXPR_DIM_EMPLOYEE   ? &m->emp
+                       : dim == EXPR_DIM_DEPARTMENT ? &m->dep
+                       : dim == EXPR_DIM_STORE      ? &m->sto
+                       : dim == EXPR_DIM_GROUP      ? &m->grp
+                                                    : NULL;
+    if (recs) {
+        for (size_t i = 0; i < recs->n; i++) {
+            expr_value v = {.kind = EXPR_VAL_ID, .id = recs->v[i].id};
+            naive_bucket(e, m, bm, dim, &v, recs->v[i].name, want, &n);
+        }
+    } else if (dim == EXPR_DIM_GENDER || dim == EXPR_DIM_RELATIONSHIP_STATUS) {
+        const char *const *names = dim == EXPR_DIM_GENDER ? expr_gender_names : expr_status_names;
+        for (size_t i = 0; names[i]; i++) {
+            expr_value v = {.kind = EXPR_VAL_NAME, .name = (char *)names[i]};
+            naive_bucket(e, m, bm, dim, &v, names[i], want, &n);
+        }
+    } else if (dim == EXPR_DIM_CHANNEL) {
+        for (size_t i = 0; i < m->rel.n; i++) {
+            expr_value v = {.kind = EXPR_VAL_NAME, .name = m->rel.v[i].name};
+            if (v.name && *v.name) naive_bucket(e, m, bm, dim, &v, v.name, want, &n);
+        }
+    } else if (dim == EXPR_DIM_REGION || dim == EXPR_DIM_STAGE) {
+        for (size_t i = 0; i < m->cust.n; i++) {
+            const rec *c = &m->cust.v[i];
+            expr_value v = {.kind = EXPR_VAL_NAME, .name = dim == EXPR_DIM_REGION ? c->name : c->s};
+            if (v.name && *v.name) naive_bucket(e, m, bm, dim, &v, v.name, want, &n);
+        }
+    }
+    qsort(want, n, sizeof *want, bucket_order);
+    size_t k = 0;
+    assert_int_equal(engine_breakdown(e, bm, dim, top, got, &k), 0);
+    size_t expect_n = n < top ? n : top;
+    if (k != expect_n)
+        fail_msg("engine_breakdown of %s: %zu buckets, want %zu", expr_dim_name(dim), k, expect_n);
+    for (size_t i = 0; i < k; i++)
+        if (got[i].id != want[i].id || got[i].count != want[i].count ||
+            !same_str(got[i].name, want[i].name))
+            fail_msg("engine_breakdown of %s, bucket %zu: %lld %s %llu, want %lld %s %llu",
+                     expr_dim_name(dim), i, (long long)got[i].id, got[i].name ? got[i].name : "-",
+                     (unsigned long long)got[i].count, (long long)want[i].id,
+                     want[i].name ? want[i].name : "-", (unsigned long long)want[i].count);
+    free(want);
+    free(got);
+}
+
+/* Evaluates text (known names) on e; NULL when the names are unknown. */
+static roaring_bitmap_t *eval_text(const engine *e, const char *text, int64_t now) {
+    expr_node *n = NULL;
+    assert_int_equal(expr_parse(text, strlen(text), &n, NULL), 0);
+    roaring_bitmap_t *bm = NULL;
+    siyu_err err = {0};
+    int rc = engine_eval(e, n, now, &bm, &err);
+    expr_free(n);
+    if (rc == SIYU_EINVAL) return NULL;
+    assert_int_equal(rc, 0);
+    return bm;
+}
+
 /* ---- tests ------------------------------------------------------------------------ */
 
 static uint64_t env_u64(const char *name, uint64_t def) {
@@ -853,44 +1240,89 @@ static void test_model(void **state) {
     int steps = (int)env_u64("STEPS", 400);
     world w;
     world_init(&w, seed);
-    long checked = 0, unknown = 0, nonempty = 0;
+    long checked = 0, unknown = 0, nonempty = 0, pages = 0, breakdowns = 0;
     uint32_t ncust = 0;
     uint64_t nevents = 0;
+    /* the live engine: built once, then kept current through the mutations */
+    engine *live = NULL;
+    siyu_err err = {0};
+    assert_int_equal(engine_build(w.st, w.t1, &live, &err), 0);
+    model prev;
+    model_load(w.st, w.t1, &prev);
+    static const expr_dim bdims[] = {EXPR_DIM_TAG,
+                                     EXPR_DIM_CHANNEL,
+                                     EXPR_DIM_CHANNEL_GROUP,
+                                     EXPR_DIM_EMPLOYEE,
+                                     EXPR_DIM_DEPARTMENT,
+                                     EXPR_DIM_STORE,
+                                     EXPR_DIM_GROUP,
+                                     EXPR_DIM_REGION,
+                                     EXPR_DIM_GENDER,
+                                     EXPR_DIM_STAGE,
+                                     EXPR_DIM_RELATIONSHIP_STATUS};
     for (int step = 0; step < steps; step++) {
         int k = 1 + (int)rnd(3);
         for (int i = 0; i < k; i++)
             mutate(&w, w.t1, 0);
         if (rnd(3) == 0) mutate(&w, w.t2, 1);
         engine *e = NULL;
-        siyu_err err = {0};
         assert_int_equal(engine_build(w.st, w.t1, &e, &err), 0);
         const char *why = NULL;
         if (!engine_validate(e, &why)) fail_msg("step %d: engine_validate: %s", step, why);
         model m;
         model_load(w.st, w.t1, &m);
+        apply_changes(live, &prev, &m);
+        if (!engine_validate(live, &why))
+            fail_msg("step %d: engine_validate (live): %s", step, why);
         assert_int_equal(engine_customers(e), m.cust.n);
+        assert_int_equal(engine_customers(live), m.cust.n);
+        assert_int_equal(engine_events(live), engine_events(e));
         for (int q = 0; q < 12; q++) {
             sbuf b = {.n = 0};
             gen_expr(&b, &w, w.t1, 0);
             int64_t now = NOW + (rnd(4) == 0 ? (int64_t)rnd(3) - 1 : 0);
             long got = check_expr(e, &m, b.s, now);
+            assert_int_equal(check_expr(live, &m, b.s, now), got);
             checked++;
-            if (got < 0)
+            if (got < 0) {
                 unknown++;
-            else if (got > 0)
-                nonempty++;
+                continue;
+            }
+            if (got > 0) nonempty++;
+            roaring_bitmap_t *x = eval_text(e, b.s, now), *y = eval_text(live, b.s, now);
+            if (!roaring_bitmap_equals(x, y))
+                fail_msg("step %d: live and rebuilt engines differ on %s", step, b.s);
+            if (q < 2) { /* pages and breakdowns of the result, on both engines */
+                engine_sort sort = (engine_sort)rnd(6);
+                bool desc = rnd(2);
+                size_t limit = 1 + rnd(5);
+                check_page(live, &m, y, sort, desc, limit);
+                check_page(e, &m, x, sort, desc, limit);
+                expr_dim dim = bdims[rnd(N(bdims))];
+                size_t top = 1 + rnd(6);
+                check_breakdown(live, &m, y, dim, top);
+                check_breakdown(e, &m, x, dim, 100);
+                pages++;
+                breakdowns++;
+            }
+            roaring_bitmap_free(x);
+            roaring_bitmap_free(y);
         }
         ncust = engine_customers(e);
         nevents = engine_events(e);
-        model_free(&m);
+        model_free(&prev);
+        prev = m;
         engine_free(e);
     }
     print_message("engine model: seed %llu, %d steps, %ld expressions (%ld unknown-name errors, "
-                  "%ld non-empty results); at the end %u customers, %llu events\n",
-                  (unsigned long long)seed, steps, checked, unknown, nonempty, ncust,
-                  (unsigned long long)nevents);
+                  "%ld non-empty results), %ld paged, %ld broken down, on a rebuilt and a live "
+                  "engine; at the end %u customers, %llu events\n",
+                  (unsigned long long)seed, steps, checked, unknown, nonempty, pages, breakdowns,
+                  ncust, (unsigned long long)nevents);
     assert_true(nonempty > checked / 5);
     assert_true(unknown > 0);
+    model_free(&prev);
+    engine_free(live);
     world_free(&w);
 }
 
