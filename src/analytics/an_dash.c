@@ -70,7 +70,7 @@ static int groups_of_emps(const analytics *a, const analytics_scope *sc, analyti
 
 /* Events per day of the customers in bm, from the engine. */
 static void scope_events(const analytics *a, const engine *e, const roaring_bitmap_t *bm,
-                         int32_t d0, size_t ndays, analytics_point *pts) {
+                         int32_t d0, size_t ndays, bool daily, analytics_point *pts) {
     int64_t lo = analytics_day_start(a, d0), hi = analytics_day_start(a, d0 + (int32_t)ndays) - 1;
     if (lo < 0) lo = 0;
     if (hi > (int64_t)UINT32_MAX) hi = UINT32_MAX;
@@ -106,7 +106,7 @@ static void scope_events(const analytics *a, const engine *e, const roaring_bitm
                         j = m;
                 }
                 for (; i < n && (int64_t)ts[i] <= hi; i++) {
-                    size_t k = (size_t)(analytics_day(a, ts[i]) - d0);
+                    size_t k = daily ? (size_t)(analytics_day(a, ts[i]) - d0) : 0;
                     if (msg) pts[k].messages++;
                     if (inter) pts[k].interactions++;
                 }
@@ -126,7 +126,8 @@ static void tenant_events(const analytics *a, int32_t day, analytics_point *p) {
 }
 
 int analytics_series_get(const analytics *a, const engine *e, const analytics_scope *sc, int32_t d0,
-                         int32_t d1, analytics_by by, analytics_series *out, siyu_err *err) {
+                         int32_t d1, analytics_by by, bool daily, analytics_series *out,
+                         siyu_err *err) {
     memset(out, 0, sizeof *out);
     if (d1 < d0) return siyu_err_set(err, SIYU_EINVAL, "to", "must not be before from");
     if ((int64_t)d1 - d0 + 1 > ANALYTICS_MAX_DAYS)
@@ -134,7 +135,7 @@ int analytics_series_get(const analytics *a, const engine *e, const analytics_sc
     if (by == AN_BY_CHANNEL && !sc->all)
         return siyu_err_set(err, SIYU_EINVAL, "by",
                             "a breakdown by channel needs the whole tenant in scope");
-    size_t ndays = (size_t)(d1 - d0 + 1);
+    size_t ndays = (size_t)(d1 - d0 + 1), npts = daily ? ndays : 1;
     size_t cap = by == AN_BY_CHANNEL ? a->nchan : (a->nemp ? a->nemp : 1);
     int32_t *gof = malloc((a->nemp + 1) * sizeof *gof);
     int64_t *ids = malloc((cap + 1) * sizeof *ids);
@@ -151,51 +152,70 @@ int analytics_series_get(const analytics *a, const engine *e, const analytics_sc
     }
     out->d0 = d0;
     out->d1 = d1;
-    out->ndays = ndays;
+    out->ndays = npts;
     if (!(out->g = calloc(ng ? ng : 1, sizeof *out->g))) goto oom;
     out->ngroups = ng;
     for (size_t g = 0; g < ng; g++) {
         out->g[g].id = ids[g];
         if (by == AN_BY_CHANNEL && g > 0 && !(out->g[g].name = strdup(a->chan[g]))) goto oom;
-        if (!(out->g[g].pts = calloc(ndays, sizeof *out->g[g].pts))) goto oom;
-        for (size_t k = 0; k < ndays; k++)
+        if (!(out->g[g].pts = calloc(npts, sizeof *out->g[g].pts))) goto oom;
+        for (size_t k = 0; k < npts; k++)
             out->g[g].pts[k].day = d0 + (int32_t)k;
     }
     bool whole = sc->all && by == AN_BY_NONE;
     if (!(reach = calloc(ng ? ng : 1, sizeof *reach))) goto oom;
-    /* running reach before d0 */
-    for (int32_t day = a->ndays ? a->day0 : d0; day < d0; day++) {
-        const aday *dy = an__day(a, day);
-        if (!dy) break;
+    /* The reach at the start of d0: the net of the days before it, or the
+     * running total less the net of the days from d0 on (fewer days to read
+     * for recent ranges). */
+    int32_t last = a->ndays ? a->day0 + (int32_t)a->ndays - 1 : d0 - 1;
+    bool suffix = a->ndays && (int64_t)d0 - a->day0 > (int64_t)last - d0;
+    if (suffix) {
         if (whole) {
-            reach[0] += dy->reach;
+            reach[0] = a->reach_total;
+        } else if (by == AN_BY_CHANNEL) {
+            for (size_t g = 0; g < ng; g++)
+                reach[g] = a->chan_active[g];
+        } else {
+            for (uint32_t em = 0; em < a->nemp; em++)
+                if (gof[em] >= 0) reach[gof[em]] += a->emp_active[em];
+        }
+    }
+    int32_t from = suffix ? d0 : (a->ndays ? a->day0 : d0), to = suffix ? last : d0 - 1;
+    int sign = suffix ? -1 : 1;
+    for (int32_t day = from; day <= to; day++) {
+        const aday *dy = an__day(a, day);
+        if (!dy) continue;
+        if (whole) {
+            reach[0] += sign * dy->reach;
         } else if (by == AN_BY_CHANNEL) {
             if (dy->chan)
                 for (size_t g = 0; g < ng; g++)
-                    reach[g] += row_net(dy->chan + g * AN__NCOUNT);
+                    reach[g] += sign * row_net(dy->chan + g * AN__NCOUNT);
         } else if (dy->emp) {
             for (uint32_t em = 0; em < a->nemp; em++)
-                if (gof[em] >= 0) reach[gof[em]] += row_net(dy->emp + (size_t)em * AN__NCOUNT);
+                if (gof[em] >= 0)
+                    reach[gof[em]] += sign * row_net(dy->emp + (size_t)em * AN__NCOUNT);
         }
     }
-    for (size_t k = 0; k < ndays; k++) {
-        const aday *dy = an__day(a, d0 + (int32_t)k);
+    for (size_t day = 0; day < ndays; day++) {
+        const aday *dy = an__day(a, d0 + (int32_t)day);
+        size_t k = daily ? day : 0;
         if (whole) {
             analytics_point *p = &out->g[0].pts[k];
             if (dy) {
                 for (int c = 0; c < AN__NCOUNT; c++)
-                    p->c[c] = dy->c[c];
+                    p->c[c] += dy->c[c];
                 reach[0] += dy->reach;
             }
             p->reachable = reach[0];
-            tenant_events(a, d0 + (int32_t)k, p);
+            tenant_events(a, d0 + (int32_t)day, p);
         } else if (by == AN_BY_CHANNEL) {
             for (size_t g = 0; g < ng; g++) {
                 analytics_point *p = &out->g[g].pts[k];
                 if (dy && dy->chan) {
                     const int32_t *r = dy->chan + g * AN__NCOUNT;
                     for (int c = 0; c < AN__NCOUNT; c++)
-                        p->c[c] = r[c];
+                        p->c[c] += r[c];
                     reach[g] += row_net(r);
                 }
                 p->reachable = reach[g];
@@ -216,7 +236,7 @@ int analytics_series_get(const analytics *a, const engine *e, const analytics_sc
     }
     for (size_t g = 0; g < ng; g++) {
         analytics_group *gr = &out->g[g];
-        for (size_t k = 0; k < ndays; k++) {
+        for (size_t k = 0; k < npts; k++) {
             analytics_point *p = &gr->pts[k];
             p->net = p->c[AN_ADDS] - p->c[AN_LOST_CUSTOMER] - p->c[AN_LOST_EMPLOYEE] -
                      p->c[AN_TRANSFERRED] - p->c[AN_ENDED_OTHER];
@@ -226,7 +246,7 @@ int analytics_series_get(const analytics *a, const engine *e, const analytics_sc
         }
     }
     if (by == AN_BY_NONE && !sc->all && e && sc->customers)
-        scope_events(a, e, sc->customers, d0, ndays, out->g[0].pts);
+        scope_events(a, e, sc->customers, d0, ndays, daily, out->g[0].pts);
     goto done;
 oom:
     rc = siyu_err_set(err, SIYU_ENOMEM, NULL, "out of memory");

@@ -58,6 +58,10 @@ struct analytics {
     char **type;
     uint32_t ntype, type_cap;
     aidx type_ix;
+    /* running totals over every day: active relationships per employee and
+     * per channel, reachable customers now */
+    int64_t *emp_active, *chan_active;
+    int64_t reach_total;
     /* local days day0 .. day0 + ndays - 1 */
     int32_t day0;
     uint32_t ndays;

@@ -139,13 +139,16 @@ static uint32_t emp_get(analytics *a, int64_t id) {
         if (v2) a->emp_dep = v2;
         int64_t *v3 = realloc(a->emp_sto, cap * sizeof *v3);
         if (v3) a->emp_sto = v3;
-        if (!v1 || !v2 || !v3 || days_widen(a, 0, a->emp_cap, cap) != 0) return UINT32_MAX;
+        int64_t *v4 = realloc(a->emp_active, cap * sizeof *v4);
+        if (v4) a->emp_active = v4;
+        if (!v1 || !v2 || !v3 || !v4 || days_widen(a, 0, a->emp_cap, cap) != 0) return UINT32_MAX;
         a->emp_cap = cap;
     }
     i = a->nemp;
     a->emp_id[i] = id;
     a->emp_dep[i] = 0;
     a->emp_sto[i] = 0;
+    a->emp_active[i] = 0;
     if (!aidx_put(&a->emp_ix, a, mix((uint64_t)id), i, emp_rehash)) return UINT32_MAX;
     a->nemp++;
     return i;
@@ -165,6 +168,12 @@ static uint32_t name_get(analytics *a, int kind, const char *name) {
         char **v = realloc(*names, nc * sizeof *v);
         if (!v) return UINT32_MAX;
         *names = v;
+        if (kind == 1) {
+            int64_t *act = realloc(a->chan_active, nc * sizeof *act);
+            if (!act) return UINT32_MAX;
+            memset(act + *cap, 0, (nc - *cap) * sizeof *act);
+            a->chan_active = act;
+        }
         if (days_widen(a, kind, *cap, nc) != 0) return UINT32_MAX;
         *cap = nc;
     }
@@ -285,6 +294,9 @@ static int count_at(analytics *a, uint32_t ts, const arel *r, int k, int sign) {
     dy->c[k] += sign;
     er[(size_t)r->emp * AN__NCOUNT + k] += sign;
     cr[(size_t)r->chan * AN__NCOUNT + k] += sign;
+    int net = k == AN_ADDS ? sign : -sign;
+    a->emp_active[r->emp] += net;
+    a->chan_active[r->chan] += net;
     return 0;
 }
 
@@ -325,6 +337,7 @@ static int reach_fold(analytics *a, const arel *v, uint32_t n, int sign) {
             break;
         }
         dy->reach += sign;
+        if (hi == INT32_MAX) a->reach_total += sign;
         if (hi != INT32_MAX) {
             if (!(dy = day_get(a, hi))) {
                 rc = SIYU_ENOMEM;
@@ -487,6 +500,13 @@ analytics *analytics_create(int64_t tenant_id, int32_t tz) {
         free(a);
         return NULL;
     }
+
+    a->chan_active = calloc(16, sizeof *a->chan_active);
+    if (!a->chan_active) {
+        free(a->chan);
+        free(a);
+        return NULL;
+    }
     a->chan[0] = NULL; /* index 0: no channel */
     a->nchan = 1;
     a->chan_cap = 16;
@@ -510,6 +530,8 @@ void analytics_free(analytics *a) {
     free(a->emp_id);
     free(a->emp_dep);
     free(a->emp_sto);
+    free(a->emp_active);
+    free(a->chan_active);
     free(a->emp_ix.slot);
     free(a->chan_ix.slot);
     free(a->type_ix.slot);

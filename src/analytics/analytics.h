@@ -140,18 +140,22 @@ typedef struct analytics_group {
 
 typedef struct analytics_series {
     int32_t d0, d1; /* inclusive */
-    size_t ndays, ngroups;
+    size_t ndays;   /* points per group: d1 - d0 + 1, or 1 when not daily */
+    size_t ngroups;
     analytics_group *g;
 } analytics_series;
 
-/* Daily series of local days d0..d1 (at most ANALYTICS_MAX_DAYS) in sc,
+/* Daily series of local days d0..d1 (at most ANALYTICS_MAX_DAYS) in sc
+ * (daily false: one point per group for the whole range, its day d0, its
+ * reachable figure the one at the end of d1),
  * broken down by `by` (one group for AN_BY_NONE; relationships without a
  * department / store / channel in a group with id 0 and name NULL). e is
  * used for event counts in a partial scope (may be NULL with a whole
  * scope). 0 with *out filled (analytics_series_free), SIYU_EINVAL for a bad
  * range, SIYU_ENOMEM. */
 int analytics_series_get(const analytics *a, const engine *e, const analytics_scope *sc, int32_t d0,
-                         int32_t d1, analytics_by by, analytics_series *out, siyu_err *err);
+                         int32_t d1, analytics_by by, bool daily, analytics_series *out,
+                         siyu_err *err);
 void analytics_series_free(analytics_series *s);
 
 /* Groups of s ordered by a key (AN_ADDS.. or AN__NCOUNT for net), desc or

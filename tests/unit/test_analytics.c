@@ -263,7 +263,7 @@ static void check_tenant_series(world *w, int32_t d0, int32_t d1) {
     analytics_scope all = {.all = true};
     analytics_series s;
     siyu_err err = {0};
-    assert_int_equal(analytics_series_get(w->a, w->e, &all, d0, d1, AN_BY_NONE, &s, &err), 0);
+    assert_int_equal(analytics_series_get(w->a, w->e, &all, d0, d1, AN_BY_NONE, true, &s, &err), 0);
     assert_int_equal(s.ngroups, 1);
     for (size_t k = 0; k < s.ndays; k++) {
         const analytics_point *p = &s.g[0].pts[k];
@@ -295,7 +295,7 @@ static void check_tenant_series(world *w, int32_t d0, int32_t d1) {
     analytics_by bys[] = {AN_BY_EMPLOYEE, AN_BY_DEPARTMENT, AN_BY_STORE, AN_BY_CHANNEL};
     for (size_t b = 0; b < 4; b++) {
         analytics_series g;
-        assert_int_equal(analytics_series_get(w->a, w->e, &all, d0, d1, bys[b], &g, &err), 0);
+        assert_int_equal(analytics_series_get(w->a, w->e, &all, d0, d1, bys[b], true, &g, &err), 0);
         for (size_t k = 0; k < s.ndays; k++) {
             int64_t sum[AN__NCOUNT] = {0};
             for (size_t i = 0; i < g.ngroups; i++)
@@ -304,6 +304,22 @@ static void check_tenant_series(world *w, int32_t d0, int32_t d1) {
             for (int c = 0; c < AN__NCOUNT; c++)
                 assert_int_equal(sum[c], s.g[0].pts[k].c[c]);
         }
+        /* the range in one point per group: the sums and the last reach */
+        analytics_series one;
+        assert_int_equal(analytics_series_get(w->a, w->e, &all, d0, d1, bys[b], false, &one, &err),
+                         0);
+        assert_int_equal(one.ngroups, g.ngroups);
+        assert_int_equal(one.ndays, 1);
+        for (size_t i = 0; i < g.ngroups; i++) {
+            assert_int_equal(one.g[i].id, g.g[i].id);
+            assert_int_equal(one.g[i].net, g.g[i].net);
+            for (int c = 0; c < AN__NCOUNT; c++) {
+                assert_int_equal(one.g[i].sum[c], g.g[i].sum[c]);
+                assert_int_equal(one.g[i].pts[0].c[c], g.g[i].sum[c]);
+            }
+            assert_int_equal(one.g[i].pts[0].reachable, g.g[i].pts[g.ndays - 1].reachable);
+        }
+        analytics_series_free(&one);
         /* each group against SQL on a few days */
         for (size_t i = 0; i < g.ngroups; i++) {
             char where[256];
@@ -352,7 +368,7 @@ static void check_employee_scope(world *w, int64_t emp, int32_t d0, int32_t d1) 
     analytics_scope sc = {.emps = &emp, .n = 1, .customers = mine ? mine : empty};
     analytics_series s;
     siyu_err err = {0};
-    assert_int_equal(analytics_series_get(w->a, w->e, &sc, d0, d1, AN_BY_NONE, &s, &err), 0);
+    assert_int_equal(analytics_series_get(w->a, w->e, &sc, d0, d1, AN_BY_NONE, true, &s, &err), 0);
     char where[64];
     snprintf(where, sizeof where, "employee_id = %lld", (long long)emp);
     for (size_t k = 0; k < s.ndays; k++) {
