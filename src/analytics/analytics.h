@@ -234,4 +234,39 @@ int analytics_cohort_run(const analytics *a, const engine *e, const roaring_bitm
                          analytics_cohort *out, siyu_err *err);
 void analytics_cohort_free(analytics_cohort *c);
 
+/* ---- RFM and frequency x unit price ----------------------------------------------------- */
+
+/* Over the customers of `within` (NULL: all) with at least one "order"
+ * event: recency (days since the last order at now), frequency (order
+ * events), monetary (spent, cents; props.amount of the orders). Each gets a
+ * quintile score 1..5 (5 = most recent / most frequent / highest spend) by
+ * thresholds at the 20/40/60/80th percentiles of the buyers' values (equal
+ * values, equal score). Quadrants: high frequency when orders >= freq_min,
+ * high unit price when spent / orders >= aov_min_cents; 0 for either
+ * threshold means "the buyers' median". */
+typedef struct analytics_rfm_def {
+    const roaring_bitmap_t *within;
+    int64_t now;
+    int64_t freq_min, aov_min_cents;
+} analytics_rfm_def;
+
+enum { AN_Q_LOW_LOW = 0, AN_Q_LOW_HIGH, AN_Q_HIGH_LOW, AN_Q_HIGH_HIGH }; /* freq, aov */
+
+typedef struct analytics_rfm {
+    uint64_t buyers;
+    /* thresholds: a value at or above t[k] (below, for recency days) scores
+     * at least k + 2 */
+    int64_t r_days[4], f[4], m_cents[4];
+    uint64_t cells[5][5][5]; /* [r-1][f-1][m-1] */
+    uint64_t r_count[5], f_count[5], m_count[5];
+    int64_t freq_min, aov_min_cents; /* the thresholds used */
+    uint64_t quad_count[4];
+    roaring_bitmap_t *quad[4]; /* customers of each quadrant */
+} analytics_rfm;
+
+/* 0 with *out filled (analytics_rfm_free), SIYU_ENOMEM. */
+int analytics_rfm_run(const engine *e, const analytics_rfm_def *def, analytics_rfm *out,
+                      siyu_err *err);
+void analytics_rfm_free(analytics_rfm *r);
+
 #endif

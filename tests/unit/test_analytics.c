@@ -661,6 +661,93 @@ static void test_cohort(void **state) {
     world_free(&w);
 }
 
+/* ---- RFM ------------------------------------------------------------------------------- */
+
+static int cmp64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void naive_quintiles(int64_t *v, size_t n, int64_t t[4]) {
+    int64_t *c = malloc(n * sizeof *c);
+    memcpy(c, v, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp64);
+    for (int k = 0; k < 4; k++)
+        t[k] = c[(n * (size_t)(k + 1)) / 5];
+    free(c);
+}
+
+static int naive_score(int64_t x, const int64_t t[4]) {
+    int s = 1;
+    for (int k = 0; k < 4; k++)
+        if (x >= t[k]) s = k + 2;
+    return s;
+}
+
+static void test_rfm(void **state) {
+    (void)state;
+    world w;
+    world_open(&w, 23);
+    analytics_rfm r;
+    siyu_err err = {0};
+    analytics_rfm_def def = {.now = NOW, .freq_min = 2, .aov_min_cents = 30000};
+    assert_int_equal(analytics_rfm_run(w.e, &def, &r, &err), 0);
+    sqlite3_stmt *s;
+    assert_int_equal(
+        sqlite3_prepare_v2(w.db,
+                           "SELECT customer_id, max(ts), count(*), sum(coalesce(CAST(round("
+                           "json_extract(props, '$.amount') * 100) AS INTEGER), 0)) FROM event "
+                           "WHERE tenant_id = ? AND type = 'order' GROUP BY customer_id",
+                           -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(s, 1, w.t1);
+    int64_t id[NCUST], rv[NCUST], fv[NCUST], mv[NCUST];
+    size_t n = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        id[n] = sqlite3_column_int64(s, 0);
+        int64_t days = (NOW - sqlite3_column_int64(s, 1)) / DAY;
+        rv[n] = -(days < 0 ? 0 : days);
+        fv[n] = sqlite3_column_int64(s, 2);
+        mv[n] = sqlite3_column_int64(s, 3);
+        n++;
+    }
+    sqlite3_finalize(s);
+    assert_true(n > 20);
+    assert_int_equal(r.buyers, n);
+    int64_t rt[4], ft[4], mt[4];
+    naive_quintiles(rv, n, rt), naive_quintiles(fv, n, ft), naive_quintiles(mv, n, mt);
+    uint64_t cells[5][5][5] = {{{0}}}, quad[4] = {0};
+    for (size_t i = 0; i < n; i++) {
+        cells[naive_score(rv[i], rt) - 1][naive_score(fv[i], ft) - 1][naive_score(mv[i], mt) - 1]++;
+        int q = (fv[i] >= 2 ? 2 : 0) + (mv[i] / fv[i] >= 30000 ? 1 : 0);
+        quad[q]++;
+        uint32_t d;
+        assert_true(engine_dense_id(w.e, id[i], &d));
+        assert_true(roaring_bitmap_contains(r.quad[q], d));
+    }
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(r.r_days[k], -rt[k]);
+        assert_int_equal(r.f[k], ft[k]);
+        assert_int_equal(r.m_cents[k], mt[k]);
+        assert_int_equal(r.quad_count[k], quad[k]);
+    }
+    assert_memory_equal(r.cells, cells, sizeof cells);
+    analytics_rfm_free(&r);
+    /* median thresholds when none are given; a scope narrows the buyers */
+    analytics_rfm_def med = {.now = NOW,
+                             .within = engine_members(w.e, EXPR_DIM_EMPLOYEE, w.emps[0])};
+    assert_int_equal(analytics_rfm_run(w.e, &med, &r, &err), 0);
+    assert_true(r.freq_min >= 1);
+    assert_int_equal(r.buyers, q1(&w,
+                                  "SELECT count(DISTINCT e.customer_id) FROM event e WHERE "
+                                  "e.tenant_id = %lld AND e.type = 'order' AND e.customer_id IN "
+                                  "(SELECT customer_id FROM relationship WHERE employee_id = %lld "
+                                  "AND status = 'active')",
+                                  (long long)w.t1, (long long)w.emps[0]));
+    analytics_rfm_free(&r);
+    world_free(&w);
+}
+
 static void test_days(void **state) {
     (void)state;
     analytics *a = analytics_create(1, TZ);
@@ -683,10 +770,9 @@ static void test_days(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_days),
-        cmocka_unit_test(test_reconcile),
-        cmocka_unit_test(test_funnel),
-        cmocka_unit_test(test_cohort),
+        cmocka_unit_test(test_days),   cmocka_unit_test(test_reconcile),
+        cmocka_unit_test(test_funnel), cmocka_unit_test(test_cohort),
+        cmocka_unit_test(test_rfm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
