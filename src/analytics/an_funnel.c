@@ -111,7 +111,7 @@ int analytics_funnel_run(const engine *e, const analytics_funnel_def *def, analy
                                 "step %zu: an event type (\"add\" only first)", k + 1);
     out->nsteps = def->nsteps;
     int rc = 0;
-    uint32_t *t0 = NULL, *tp = NULL, *dt = NULL;
+    uint32_t *t0 = NULL, *tp = NULL, *dt = NULL, *ids = NULL, *cv = NULL;
     roaring_bitmap_t *cand = NULL;
     /* step 0 */
     const evcol *c0 = NULL;
@@ -127,56 +127,53 @@ int analytics_funnel_run(const engine *e, const analytics_funnel_def *def, analy
     uint64_t n0 = roaring_bitmap_get_cardinality(out->reached[0]);
     out->count[0] = n0;
     out->median_s[0] = -1;
+    /* ids[i]: the customers still in, ascending; t0[i], tp[i]: their entry
+     * time and the time of the step reached last */
     t0 = malloc((n0 ? n0 : 1) * sizeof *t0);
     tp = malloc((n0 ? n0 : 1) * sizeof *tp);
     dt = malloc((n0 ? n0 : 1) * sizeof *dt);
-    if (!t0 || !tp || !dt) goto oom;
-    {
-        roaring_uint32_iterator_t *it = roaring_create_iterator(out->reached[0]);
-        if (!it) goto oom;
-        for (size_t i = 0; it->has_value; roaring_advance_uint32_iterator(it), i++) {
-            uint32_t d = it->current_value;
-            int64_t t =
-                add ? e->num[EXPR_ATTR_FIRST_ADDED].v[d] : first_at(c0, d, def->from, def->to);
-            t0[i] = tp[i] = t < 0 ? 0 : t > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
-        }
-        roaring_free_uint32_iterator(it);
+    ids = malloc((n0 ? n0 : 1) * sizeof *ids);
+    cv = malloc((n0 ? n0 : 1) * sizeof *cv);
+    if (!t0 || !tp || !dt || !ids || !cv) goto oom;
+    roaring_bitmap_to_uint32_array(out->reached[0], ids);
+    for (size_t i = 0; i < n0; i++) {
+        uint32_t d = ids[i];
+        int64_t t = add ? e->num[EXPR_ATTR_FIRST_ADDED].v[d] : first_at(c0, d, def->from, def->to);
+        t0[i] = tp[i] = t < 0 ? 0 : t > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
     }
     size_t nprev = n0;
     for (size_t k = 1; k < def->nsteps; k++) {
         const evcol *c = engine__ev_find(e, def->steps[k]);
-        out->reached[k] = roaring_bitmap_create();
         out->median_s[k] = -1;
-        if (!out->reached[k]) goto oom;
-        if (!c || nprev == 0) continue;
+        if (!c || nprev == 0) {
+            if (!(out->reached[k] = roaring_bitmap_create())) goto oom;
+            nprev = 0;
+            continue;
+        }
+        /* candidates: customers still in with an event of the step's type
+         * anywhere in the funnel's span (a subset of ids, ascending) */
         cand = engine__ev_window(c, def->from, def->to + def->window, out->reached[k - 1]);
         if (!cand) goto oom;
-        roaring_uint32_iterator_t *it = roaring_create_iterator(out->reached[k - 1]);
-        if (!it) goto oom;
-        size_t w = 0, ndt = 0;
-        uint32_t hit[256];
-        size_t nhit = 0;
-        for (size_t i = 0; it->has_value; roaring_advance_uint32_iterator(it), i++) {
-            uint32_t d = it->current_value;
-            if (!roaring_bitmap_contains(cand, d)) continue;
-            int64_t t = first_at(c, d, tp[i], (int64_t)t0[i] + def->window);
-            if (t < 0) continue;
-            dt[ndt++] = (uint32_t)(t - tp[i]);
-            t0[w] = t0[i];
-            tp[w] = (uint32_t)t;
-            w++;
-            hit[nhit++] = d;
-            if (nhit == 256) {
-                roaring_bitmap_add_many(out->reached[k], nhit, hit);
-                nhit = 0;
-            }
-        }
-        roaring_free_uint32_iterator(it);
-        roaring_bitmap_add_many(out->reached[k], nhit, hit);
+        size_t nc = roaring_bitmap_get_cardinality(cand);
+        roaring_bitmap_to_uint32_array(cand, cv);
         roaring_bitmap_free(cand);
         cand = NULL;
+        size_t w = 0, i = 0;
+        for (size_t j = 0; j < nc; j++) {
+            while (ids[i] != cv[j])
+                i++;
+            uint32_t d = ids[i];
+            int64_t t = first_at(c, d, tp[i], (int64_t)t0[i] + def->window);
+            if (t < 0) continue;
+            dt[w] = (uint32_t)(t - tp[i]);
+            t0[w] = t0[i];
+            tp[w] = (uint32_t)t;
+            ids[w] = d;
+            w++;
+        }
+        if (!(out->reached[k] = roaring_bitmap_of_ptr(w, ids))) goto oom;
         out->count[k] = w;
-        out->median_s[k] = median(dt, ndt);
+        out->median_s[k] = median(dt, w);
         nprev = w;
     }
     goto done;
@@ -188,6 +185,8 @@ done:
     free(t0);
     free(tp);
     free(dt);
+    free(ids);
+    free(cv);
     return rc;
 }
 
@@ -271,7 +270,23 @@ int analytics_cohort_run(const analytics *a, const engine *e, const roaring_bitm
     for (size_t p = 0; p < n; p++) {
         int64_t lo = (int64_t)ps[p] * ANALYTICS_DAY - tz,
                 hi = (int64_t)ps[p + 1] * ANALYTICS_DAY - tz - 1;
-        roaring_bitmap_t *acc = roaring_bitmap_create();
+        roaring_bitmap_t *acc = NULL;
+        if (ret == AN_RET_ACTIVE && a) {
+            /* the analytics object's per-local-day bitmaps: no edges to check */
+            const roaring_bitmap_t *dv[62];
+            size_t nd = 0;
+            for (int32_t day = ps[p]; day < ps[p + 1] && nd < 62; day++) {
+                const roaring_bitmap_t *b = analytics_day_active(a, day);
+                if (b) dv[nd++] = b;
+            }
+            acc = nd ? roaring_bitmap_or_many(nd, dv) : roaring_bitmap_create();
+            if (!acc) goto oom;
+            for (size_t c = 0; c <= p; c++)
+                out->cell[c * n + (p - c)] = roaring_bitmap_and_cardinality(coh[c], acc);
+            roaring_bitmap_free(acc);
+            continue;
+        }
+        acc = roaring_bitmap_create();
         if (!acc) goto oom;
         for (size_t t = 0; t < e->nev_types; t++) {
             const evcol *col = &e->ev[t];

@@ -41,6 +41,7 @@ typedef struct aday {
     int64_t reach;
     int32_t *emp, *chan;
     uint32_t *ev;
+    roaring_bitmap_t *act; /* customers with an event of any type; NULL = none */
 } aday;
 
 struct analytics {

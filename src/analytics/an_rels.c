@@ -469,14 +469,22 @@ done:
     return rc;
 }
 
-int analytics_event_added(analytics *a, const char *type, int64_t ts) {
+int analytics_event_added(analytics *a, uint32_t d, const char *type, int64_t ts) {
     uint32_t t = name_get(a, 2, type);
     if (t == UINT32_MAX) return SIYU_ENOMEM;
     aday *dy = day_get(a, an__day_of(a->tz, ts));
     if (!dy) return SIYU_ENOMEM;
     if (!dy->ev && !(dy->ev = calloc(a->type_cap, sizeof *dy->ev))) return SIYU_ENOMEM;
     dy->ev[t]++;
+    if (d == UINT32_MAX) return 0;
+    if (!dy->act && !(dy->act = roaring_bitmap_create())) return SIYU_ENOMEM;
+    roaring_bitmap_add(dy->act, d);
     return 0;
+}
+
+const roaring_bitmap_t *analytics_day_active(const analytics *a, int32_t day) {
+    const aday *dy = an__day(a, day);
+    return dy ? dy->act : NULL;
 }
 
 int analytics_employee_put(analytics *a, int64_t id, int64_t department_id, int64_t store_id) {
@@ -519,6 +527,7 @@ void analytics_free(analytics *a) {
         free(a->days[i].emp);
         free(a->days[i].chan);
         free(a->days[i].ev);
+        if (a->days[i].act) roaring_bitmap_free(a->days[i].act);
     }
     free(a->days);
     for (uint32_t i = 1; i < a->nchan; i++)
@@ -543,32 +552,72 @@ void analytics_free(analytics *a) {
     free(a);
 }
 
-static int ev_count_col(analytics *a, const evcol *c) {
-    uint32_t t = name_get(a, 2, c->type);
-    if (t == UINT32_MAX) return SIYU_ENOMEM;
-    /* Counts by local day in a flat array first (events are not ordered by
-     * time across customers). */
-    int64_t tz = a->tz;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t nov = pass == 0 ? 1 : c->nov_cust;
-        for (size_t o = 0; o < nov; o++) {
-            const uint32_t *ts = pass == 0 ? c->ts : c->ov[o].ts;
-            uint64_t n = pass == 0 ? c->nbase : c->ov[o].n;
-            int32_t cur = INT32_MIN;
-            aday *dy = NULL;
-            for (uint64_t i = 0; i < n; i++) {
-                int32_t day = an__day_of((int32_t)tz, ts[i]);
-                if (day != cur) {
-                    cur = day;
-                    if (!(dy = day_get(a, day))) return SIYU_ENOMEM;
-                    if (!dy->ev && !(dy->ev = calloc(a->type_cap, sizeof *dy->ev)))
-                        return SIYU_ENOMEM;
+/* Counts every event of e per local day and type, and sets the per-day
+ * bitmaps of active customers, in one pass by customer (so each day's
+ * bitmap grows by appends). */
+static int ev_build(analytics *a, const engine *e) {
+    size_t nt = e->nev_types;
+    uint32_t *tix = malloc((nt ? nt : 1) * sizeof *tix);
+    if (!tix) return SIYU_ENOMEM;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t t = 0; t < nt; t++) {
+        const evcol *c = &e->ev[t];
+        if ((tix[t] = name_get(a, 2, c->type)) == UINT32_MAX) {
+            free(tix);
+            return SIYU_ENOMEM;
+        }
+        if (c->ndays) {
+            if (c->day0 * ANALYTICS_DAY < lo) lo = c->day0 * ANALYTICS_DAY;
+            int64_t end = (c->day0 + (int64_t)c->ndays) * ANALYTICS_DAY;
+            if (end > hi) hi = end;
+        }
+    }
+    int rc = 0;
+    uint32_t *last = NULL;
+    if (lo <= hi) {
+        /* the whole range first, so no day record moves during the pass */
+        if (!day_get(a, an__day_of(a->tz, lo)) || !day_get(a, an__day_of(a->tz, hi)))
+            rc = SIYU_ENOMEM;
+        if (rc == 0 && !(last = calloc(a->ndays, sizeof *last))) rc = SIYU_ENOMEM;
+    }
+    for (uint32_t d = 0; d < e->n && rc == 0 && last; d++) {
+        for (size_t t = 0; t < nt && rc == 0; t++) {
+            const evcol *c = &e->ev[t];
+            for (int part = 0; part < 2; part++) {
+                const uint32_t *ts;
+                uint32_t n;
+                if (part == 0) {
+                    ts = c->ts + c->off[d];
+                    n = c->off[d + 1] - c->off[d];
+                } else {
+                    if (!(c->ovbits[d / 64] >> (d % 64) & 1)) break;
+                    uint32_t sl = engine__u32map_get(&c->ovmap, d);
+                    if (sl == UINT32_MAX) break;
+                    ts = c->ov[sl].ts;
+                    n = c->ov[sl].n;
                 }
-                dy->ev[t]++;
+                for (uint32_t i = 0; i < n; i++) {
+                    uint32_t k = (uint32_t)(an__day_of(a->tz, ts[i]) - a->day0);
+                    aday *dy = &a->days[k];
+                    if (!dy->ev && !(dy->ev = calloc(a->type_cap, sizeof *dy->ev))) {
+                        rc = SIYU_ENOMEM;
+                        break;
+                    }
+                    dy->ev[tix[t]]++;
+                    if (last[k] == d + 1) continue;
+                    last[k] = d + 1;
+                    if (!dy->act && !(dy->act = roaring_bitmap_create())) {
+                        rc = SIYU_ENOMEM;
+                        break;
+                    }
+                    roaring_bitmap_add(dy->act, d);
+                }
             }
         }
     }
-    return 0;
+    free(last);
+    free(tix);
+    return rc;
 }
 
 int analytics_build(analytics *a, store_conn *c, const engine *e, siyu_err *err) {
@@ -641,9 +690,7 @@ int analytics_build(analytics *a, store_conn *c, const engine *e, siyu_err *err)
     if (rc != 0) return siyu_err_set(err, rc, NULL, "out of memory");
     if (s != SQLITE_DONE) return siyu_err_set(err, SIYU_EIO, NULL, "cannot read relationships");
 
-    for (size_t i = 0; i < e->nev_types; i++)
-        if ((rc = ev_count_col(a, &e->ev[i])) != 0)
-            return siyu_err_set(err, rc, NULL, "out of memory");
+    if ((rc = ev_build(a, e)) != 0) return siyu_err_set(err, rc, NULL, "out of memory");
     return 0;
 }
 

@@ -72,8 +72,13 @@ typedef struct analytics_rel {
  * caller then rebuilds). */
 int analytics_rels_changed(analytics *a, uint32_t d, const analytics_rel *rows, size_t n);
 
-/* One event stored (type, Unix seconds). 0 or SIYU_ENOMEM. */
-int analytics_event_added(analytics *a, const char *type, int64_t ts);
+/* One event stored: the customer's dense id (UINT32_MAX for an event of no
+ * customer), type, Unix seconds. 0 or SIYU_ENOMEM. */
+int analytics_event_added(analytics *a, uint32_t d, const char *type, int64_t ts);
+
+/* The customers (dense ids) with an event of any type on local day `day`:
+ * owned by a, NULL when none. */
+const roaring_bitmap_t *analytics_day_active(const analytics *a, int32_t day);
 
 /* An employee created or moved (department, store; 0 = none). */
 int analytics_employee_put(analytics *a, int64_t id, int64_t department_id, int64_t store_id);
