@@ -237,6 +237,8 @@ int analytics_cohort_run(const analytics *a, const engine *e, const roaring_bitm
     int32_t today = an__day_of(tz, now);
     int rc = 0;
     roaring_bitmap_t **coh = calloc(n, sizeof *coh), *all = NULL, *act = NULL;
+    uint32_t *ids = NULL, *sorted = NULL;
+    uint8_t *cof = NULL;
     int32_t *ps = malloc((n + 1) * sizeof *ps);
     out->n = n;
     out->start = malloc(n * sizeof *out->start);
@@ -245,16 +247,46 @@ int analytics_cohort_run(const analytics *a, const engine *e, const roaring_bitm
     if (!coh || !ps || !out->start || !out->size || !out->cell) goto oom;
     for (size_t p = 0; p <= n; p++)
         ps[p] = period_start(per, today, (int)(n - 1) - (int)p);
+    /* Every cohort customer at once (one range of the first_added index),
+     * then split by period with one read of each one's first_added. */
     const nidx *fa = &e->num[EXPR_ATTR_FIRST_ADDED];
+    if (!(all = engine__nidx_range(fa, (int64_t)ps[0] * ANALYTICS_DAY - tz,
+                                   (int64_t)ps[n] * ANALYTICS_DAY - tz - 1,
+                                   within ? within : e->all)))
+        goto oom;
+    size_t na = roaring_bitmap_get_cardinality(all);
+    ids = malloc((na ? na : 1) * sizeof *ids);
+    sorted = malloc((na ? na : 1) * sizeof *sorted);
+    cof = malloc((na ? na : 1) * sizeof *cof);
+    if (!ids || !sorted || !cof) goto oom;
+    roaring_bitmap_to_uint32_array(all, ids);
+    size_t start[ANALYTICS_COHORTS_MAX + 1] = {0};
+    for (size_t i = 0; i < na; i++) {
+        int32_t day = an__day_of(tz, fa->v[ids[i]]);
+        size_t lo = 0, hi = n; /* the last ps[c] <= day */
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (ps[mid] <= day)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        cof[i] = (uint8_t)lo;
+        start[lo + 1]++;
+    }
+    for (size_t c = 0; c < n; c++)
+        start[c + 1] += start[c];
+    {
+        size_t pos[ANALYTICS_COHORTS_MAX];
+        memcpy(pos, start, n * sizeof *pos);
+        for (size_t i = 0; i < na; i++)
+            sorted[pos[cof[i]]++] = ids[i];
+    }
     for (size_t c = 0; c < n; c++) {
         out->start[c] = ps[c];
-        coh[c] = engine__nidx_range(fa, (int64_t)ps[c] * ANALYTICS_DAY - tz,
-                                    (int64_t)ps[c + 1] * ANALYTICS_DAY - tz - 1,
-                                    within ? within : e->all);
-        if (!coh[c]) goto oom;
-        out->size[c] = roaring_bitmap_get_cardinality(coh[c]);
+        if (!(coh[c] = roaring_bitmap_of_ptr(start[c + 1] - start[c], sorted + start[c]))) goto oom;
+        out->size[c] = start[c + 1] - start[c];
     }
-    if (!(all = roaring_bitmap_or_many(n, (const roaring_bitmap_t **)coh))) goto oom;
     if (ret == AN_RET_CONTACT) {
         for (size_t c = 0; c < n; c++) {
             roaring_uint32_iterator_t *it = roaring_create_iterator(coh[c]);
@@ -316,5 +348,8 @@ done:
     free(coh);
     if (all) roaring_bitmap_free(all);
     free(ps);
+    free(ids);
+    free(sorted);
+    free(cof);
     return rc;
 }
