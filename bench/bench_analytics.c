@@ -287,8 +287,8 @@ static const char *const peer_indexes[] = {
     "CREATE INDEX IF NOT EXISTS peer_event_type_ts ON event(tenant_id, type, ts, customer_id)",
     "CREATE INDEX IF NOT EXISTS peer_customer_first ON customer(tenant_id, first_added_at, id)",
     "CREATE INDEX IF NOT EXISTS peer_rel_added ON relationship(tenant_id, added_at, employee_id)",
-    "CREATE INDEX IF NOT EXISTS peer_rel_end ON relationship(tenant_id, "
-    "max(coalesce(ended_at, updated_at), added_at), status, employee_id) WHERE status <> 'active'",
+    "CREATE INDEX IF NOT EXISTS peer_rel_end2 ON relationship(tenant_id, "
+    "max(coalesce(ended_at, added_at), added_at), status, employee_id) WHERE status <> 'active'",
     "ANALYZE",
     NULL,
 };
@@ -458,7 +458,7 @@ static void sql_a3(const dialect *d, char **q) {
     int32_t d0 = today - DASH_DAYS + 1;
     int64_t lo = (int64_t)d0 * DAY - TZ, hi = (int64_t)(today + 1) * DAY - TZ - 1;
     char endx[128];
-    snprintf(endx, sizeof endx, "%s(coalesce(ended_at, updated_at), added_at)", d->max);
+    snprintf(endx, sizeof endx, "%s(coalesce(ended_at, added_at), added_at)", d->max);
     q[0] = sqlf("SELECT (added_at + %d) %s 86400, count(*) FROM relationship WHERE %sadded_at "
                 "BETWEEN %lld AND %lld GROUP BY 1",
                 TZ, d->div, d->t, (long long)lo, (long long)hi);
@@ -765,7 +765,8 @@ int main(int argc, char **argv) {
     }
     char stamp[700], want[128];
     snprintf(stamp, sizeof stamp, "%s/analytics.params", dir);
-    snprintf(want, sizeof want, "%ld %ld %llu\n", p.customers, p.events,
+    /* v2: the peer index of relationship ends matches the end expression */
+    snprintf(want, sizeof want, "v2 %ld %ld %llu\n", p.customers, p.events,
              (unsigned long long)p.seed);
     bool reuse = false;
     {
@@ -901,7 +902,7 @@ int main(int argc, char **argv) {
     {
         store_conn *rc = store_reader_acquire(st);
         sqlite3_stmt *s = store_conn_stmt(rc, "SELECT employee_id, status, state, added_at, "
-                                              "coalesce(ended_at, updated_at) FROM relationship "
+                                              "coalesce(ended_at, added_at) FROM relationship "
                                               "WHERE tenant_id = ? AND customer_id = ?");
         sqlite3_bind_int64(s, 1, t);
         sqlite3_bind_int64(s, 2, engine_customer_id(e, d0));

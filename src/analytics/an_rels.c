@@ -637,7 +637,7 @@ int analytics_build(analytics *a, store_conn *c, const engine *e, siyu_err *err)
     if (engine_customers(e) && cust_grow(a, engine_customers(e)) != 0)
         return siyu_err_set(err, SIYU_ENOMEM, NULL, "out of memory");
     st = store_conn_stmt(c, "SELECT customer_id, employee_id, status, state, added_at, "
-                            "coalesce(ended_at, updated_at) FROM relationship "
+                            "coalesce(ended_at, added_at) FROM relationship "
                             "WHERE tenant_id = ? ORDER BY customer_id");
     if (!st) return siyu_err_set(err, SIYU_EIO, NULL, "cannot read relationships");
     sqlite3_bind_int64(st, 1, a->tenant_id);

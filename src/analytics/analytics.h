@@ -63,7 +63,7 @@ typedef struct analytics_rel {
     const char *status; /* active | deleted_by_customer | deleted_by_employee | transferred */
     const char *state;  /* the channel (contact way state); NULL or "" = none */
     int64_t added_at;
-    int64_t ended_at; /* coalesce(ended_at, updated_at); ignored while active */
+    int64_t ended_at; /* coalesce(ended_at, added_at); ignored while active */
 } analytics_rel;
 
 /* Replaces the relationships of the customer with dense id d (the engine's,

@@ -240,7 +240,7 @@ static void world_free(world *w) {
 
 /* ---- reference SQL ------------------------------------------------------------ */
 
-#define END_EXPR "max(coalesce(ended_at, updated_at), added_at)"
+#define END_EXPR "max(coalesce(ended_at, added_at), added_at)"
 static const char *const end_status[AN__NCOUNT] = {
     NULL, "status = 'deleted_by_customer'", "status = 'deleted_by_employee'",
     "status = 'transferred'",
@@ -449,7 +449,7 @@ static void rels_changed(world *w, int64_t cust) {
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(w->db,
                                         "SELECT employee_id, status, state, added_at, "
-                                        "coalesce(ended_at, updated_at) FROM relationship WHERE "
+                                        "coalesce(ended_at, added_at) FROM relationship WHERE "
                                         "tenant_id = ? AND customer_id = ?",
                                         -1, &s, NULL),
                      SQLITE_OK);
@@ -649,7 +649,7 @@ static void check_cohort(world *w, analytics_period per, size_t n, analytics_ret
                           "SELECT count(DISTINCT c.id) FROM customer c JOIN relationship r ON "
                           "r.customer_id = c.id WHERE c.tenant_id = %lld AND c.first_added_at "
                           "BETWEEN %lld AND %lld AND (r.added_at + %d) / 86400 <= %d AND "
-                          "(r.status = 'active' OR (max(coalesce(r.ended_at, r.updated_at), "
+                          "(r.status = 'active' OR (max(coalesce(r.ended_at, r.added_at), "
                           "r.added_at) + %d) / 86400 > %d)",
                           (long long)w->t1, (long long)lo, (long long)hi, TZ, pnext - 1, TZ,
                           pnext - 1);
