@@ -38,12 +38,17 @@ static int64_t first_at(const evcol *c, uint32_t d, int64_t lo, int64_t hi) {
             n = c->ov[s].n;
         }
         uint32_t i = 0, j = n;
-        while (i < j) {
-            uint32_t m = i + (j - i) / 2;
-            if ((int64_t)ts[m] < lo)
-                i = m + 1;
-            else
-                j = m;
+        if (n <= 16) {
+            while (i < n && (int64_t)ts[i] < lo)
+                i++;
+        } else {
+            while (i < j) {
+                uint32_t m = i + (j - i) / 2;
+                if ((int64_t)ts[m] < lo)
+                    i = m + 1;
+                else
+                    j = m;
+            }
         }
         if (i < n && (int64_t)ts[i] <= hi && (best < 0 || ts[i] < best)) best = ts[i];
     }
@@ -160,6 +165,10 @@ int analytics_funnel_run(const engine *e, const analytics_funnel_def *def, analy
         cand = NULL;
         size_t w = 0, i = 0;
         for (size_t j = 0; j < nc; j++) {
+            /* the candidates' event lists are far apart in memory: fetch
+             * ahead (offsets 16 ahead, timestamps 8 ahead) */
+            if (j + 16 < nc) __builtin_prefetch(&c->off[cv[j + 16]]);
+            if (j + 8 < nc) __builtin_prefetch(&c->ts[c->off[cv[j + 8]]]);
             while (ids[i] != cv[j])
                 i++;
             uint32_t d = ids[i];
