@@ -210,7 +210,8 @@ void analytics_cohort_free(analytics_cohort *c) {
 }
 
 /* First local day of the period holding `day`, moved back by `back` periods. */
-static int32_t period_start(analytics_period per, int32_t day, int back) {
+int32_t an__period_start(analytics_period per, int32_t day, int back) {
+    if (per == AN_DAY) return day - back;
     if (per == AN_WEEK) {
         int32_t wd = ((day + 3) % 7 + 7) % 7; /* 0 = Monday (1970-01-01 was a Thursday) */
         return day - wd - 7 * back;
@@ -255,7 +256,7 @@ int analytics_cohort_run(const analytics *a, const engine *e, const roaring_bitm
     out->cell = calloc(n * n, sizeof *out->cell);
     if (!coh || !ps || !out->start || !out->size || !out->cell) goto oom;
     for (size_t p = 0; p <= n; p++)
-        ps[p] = period_start(per, today, (int)(n - 1) - (int)p);
+        ps[p] = an__period_start(per, today, (int)(n - 1) - (int)p);
     /* Every cohort customer at once (one range of the first_added index),
      * then split by period with one read of each one's first_added. */
     const nidx *fa = &e->num[EXPR_ATTR_FIRST_ADDED];

@@ -91,6 +91,9 @@ const arel *an__rel_at(const analytics *a, uint32_t d, uint32_t i);
 /* Days since 1970-01-01 of a civil date, and back. */
 int32_t an__days_from_civil(int64_t y, unsigned m, unsigned d);
 void an__civil(int32_t days, int64_t *y, unsigned *m, unsigned *d);
+/* First local day of the period holding `day`, moved back by `back`
+ * periods (forward when negative). */
+int32_t an__period_start(analytics_period per, int32_t day, int back);
 /* Local day of a timestamp given a tz. */
 int32_t an__day_of(int32_t tz, int64_t ts);
 

@@ -217,7 +217,7 @@ roaring_bitmap_t *analytics_funnel_dropped(const analytics_funnel *f, size_t k);
 
 /* ---- cohorts --------------------------------------------------------------------------- */
 
-typedef enum analytics_period { AN_WEEK = 0, AN_MONTH } analytics_period;
+typedef enum analytics_period { AN_WEEK = 0, AN_MONTH, AN_DAY } analytics_period;
 typedef enum analytics_retention {
     AN_RET_ACTIVE = 0, /* any event in the period */
     AN_RET_PURCHASED,  /* an "order" event in the period */
@@ -238,6 +238,49 @@ int analytics_cohort_run(const analytics *a, const engine *e, const roaring_bitm
                          analytics_period per, size_t n, int64_t now, analytics_retention ret,
                          analytics_cohort *out, siyu_err *err);
 void analytics_cohort_free(analytics_cohort *c);
+
+/* ---- KPIs, baselines, alerts ------------------------------------------------------------ */
+
+/* The seeds' KPIs that the store holds the data for (docs/ANALYTICS.md,
+ * "KPIs"), per period. Rates are fractions; -1 when undefined (a zero
+ * denominator). */
+typedef enum analytics_kpi {
+    AN_KPI_ASSETS = 0,        /* reachable at the period's end (customer assets) */
+    AN_KPI_ADDS,              /* relationships added */
+    AN_KPI_LOST,              /* lost by customer + by employee */
+    AN_KPI_NET,               /* adds - every end */
+    AN_KPI_FAN_ADD_RATE,      /* adds / reachable at the start */
+    AN_KPI_FAN_DEL_RATE,      /* lost / reachable at the start */
+    AN_KPI_INTERACTION_RATE,  /* customers with an interaction / reachable at the start
+                                 (whole tenant only; -1 in a partial scope) */
+    AN_KPI_FIRST_ADDED,       /* customers first added in the period */
+    AN_KPI_SERVICE_RATE,      /* of those, share with a "message" event since their add */
+    AN_KPI_MONETIZATION_RATE, /* of those, share with an "order" event since their add */
+    AN_KPI__COUNT
+} analytics_kpi;
+
+extern const char *const analytics_kpi_names[AN_KPI__COUNT];
+
+typedef struct analytics_kpis {
+    size_t n;
+    int32_t *start;   /* [n] first local day of each period */
+    double *v;        /* [n * AN_KPI__COUNT] */
+    double *baseline; /* [n * AN_KPI__COUNT]: median of the trailing periods; -1 none */
+    bool *alert;      /* [n * AN_KPI__COUNT]: below baseline * (1 - margin) */
+} analytics_kpis;
+
+/* KPIs of the n periods (days, Monday weeks or months, local) ending with
+ * the one holding now, in sc, each with a baseline: the median of the
+ * values of the `trailing` periods before it (all of them must exist and be
+ * defined), and an alert when the value is below baseline * (1 - margin).
+ * Counts (assets, adds, ...) alert when they fall, rates likewise; "lost"
+ * and "fan deletion rate" alert when they rise above baseline * (1 +
+ * margin) instead. 0 with *out filled (analytics_kpis_free), SIYU_EINVAL
+ * naming the parameter, SIYU_ENOMEM. */
+int analytics_kpis_run(const analytics *a, const engine *e, const analytics_scope *sc,
+                       analytics_period per, size_t n, size_t trailing, double margin, int64_t now,
+                       analytics_kpis *out, siyu_err *err);
+void analytics_kpis_free(analytics_kpis *k);
 
 /* ---- RFM and frequency x unit price ----------------------------------------------------- */
 

@@ -27,7 +27,9 @@ static const char report_usage[] =
     "    cohort     [--period week|month] [--periods N] [--retention active|purchased|contact]\n"
     "    rfm        [--freq-min N] [--aov-min YUAN]\n"
     "    churn      [--days N] [--to DATE] [--top N]\n"
-    "    kpi        [--period day|week|month] [--from DATE --to DATE]\n"
+    "    kpi        [--period day|week|month] [--periods N] [--trailing N] [--margin PCT]\n"
+    "               each KPI with its baseline (median of the N trailing periods) and an\n"
+    "               ALERT when worse than the baseline by more than PCT percent\n"
     "  Dates are YYYY-MM-DD in the tenant's time zone (Asia/Shanghai); --to defaults to\n"
     "  today, --from to 30 days before --to. --now UNIX_SECONDS fixes \"now\".\n"
     "  --json prints one JSON object instead of tables.\n";
@@ -426,103 +428,62 @@ static int view_churn(rctx *c) {
 /* ---- kpi ------------------------------------------------------------------------------------ */
 
 static int view_kpi(rctx *c) {
+    bool ok = true;
     const char *p = flag(c, "period");
-    int step = 1;
-    bool month = false;
-    if (p && !strcmp(p, "week"))
-        step = 7;
+    analytics_period per = AN_WEEK;
+    if (p && !strcmp(p, "day"))
+        per = AN_DAY;
     else if (p && !strcmp(p, "month"))
-        month = true;
-    else if (p && strcmp(p, "day")) {
+        per = AN_MONTH;
+    else if (p && strcmp(p, "week")) {
         fprintf(stderr, "siyu report: --period must be day, week or month\n");
         return 2;
     }
+    long n = flag_long(c, "periods", 8, 1, 400, &ok);
+    long trailing = flag_long(c, "trailing", 4, 0, 60, &ok);
+    long margin = flag_long(c, "margin", 20, 0, 100, &ok);
+    if (!ok) return 2;
     analytics_scope all = {.all = true};
-    analytics_series s;
+    analytics_kpis k;
     siyu_err err = {0};
-    if (analytics_series_get(c->a, c->e, &all, c->from - 1, c->to, AN_BY_NONE, true, &s, &err)) {
-        fprintf(stderr, "siyu report: %s\n", err.msg);
-        return 1;
+    if (analytics_kpis_run(c->a, c->e, &all, per, (size_t)n, (size_t)trailing,
+                           (double)margin / 100.0, c->now, &k, &err) != 0) {
+        fprintf(stderr, "siyu report: --%s: %s\n", err.field[0] ? err.field : "periods", err.msg);
+        return err.code == SIYU_EINVAL ? 2 : 1;
     }
     json_t *rows = json_array();
-    if (!c->json)
-        printf("%-10s %8s %8s %8s %10s %8s %8s %9s %9s %9s\n", "period", "adds", "lost", "net",
-               "reachable", "add%", "del%", "interact", "serviced", "bought");
-    /* s.g[0].pts[0] is the day before from: the reachable at the start */
-    size_t k = 1;
-    while (k < s.ndays) {
-        size_t end = k;
-        if (month) {
-            char d[11];
-            date_str(s.g[0].pts[k].day, d);
-            while (end + 1 < s.ndays) {
-                char e2[11];
-                date_str(s.g[0].pts[end + 1].day, e2);
-                if (memcmp(d, e2, 7) != 0) break;
-                end++;
-            }
-        } else {
-            end = k + (size_t)step - 1 < s.ndays - 1 ? k + (size_t)step - 1 : s.ndays - 1;
-        }
-        int64_t adds = 0, lost = 0, net = 0, inter = 0;
-        for (size_t i = k; i <= end; i++) {
-            adds += s.g[0].pts[i].c[AN_ADDS];
-            lost += s.g[0].pts[i].c[AN_LOST_CUSTOMER] + s.g[0].pts[i].c[AN_LOST_EMPLOYEE];
-            net += s.g[0].pts[i].net;
-            inter += s.g[0].pts[i].interactions;
-        }
-        int64_t start = s.g[0].pts[k - 1].reachable, reach = s.g[0].pts[end].reachable;
-        /* customers first added in the period: who got a message, who bought */
-        int64_t lo = analytics_day_start(c->a, s.g[0].pts[k].day);
-        int64_t hi = analytics_day_start(c->a, s.g[0].pts[end].day + 1) - 1;
-        analytics_funnel_def fm = {.steps = {"add", "message"},
-                                   .nsteps = 2,
-                                   .from = lo,
-                                   .to = hi,
-                                   .window = 366 * ANALYTICS_DAY};
-        analytics_funnel_def fo = fm;
-        fo.steps[1] = "order";
-        analytics_funnel a1, a2;
-        if (analytics_funnel_run(c->e, &fm, &a1, &err) ||
-            analytics_funnel_run(c->e, &fo, &a2, &err)) {
-            fprintf(stderr, "siyu report: %s\n", err.msg);
-            analytics_series_free(&s);
-            json_decref(rows);
-            return 1;
-        }
-        double added = (double)a1.count[0];
-        double add_rate = start ? (double)adds / (double)start : 0;
-        double del_rate = start ? (double)lost / (double)start : 0;
-        double serv = added ? (double)a1.count[1] / added : 0;
-        double bought = added ? (double)a2.count[1] / added : 0;
+    for (size_t i = 0; i < k.n; i++) {
         char d[11];
-        date_str(s.g[0].pts[k].day, d);
-        if (c->json)
-            json_array_append_new(
-                rows, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:I,s:f,s:f}", "start", d,
-                                "adds", (json_int_t)adds, "lost", (json_int_t)lost, "net",
-                                (json_int_t)net, "reachable_start", (json_int_t)start,
-                                "reachable_end", (json_int_t)reach, "fan_addition_rate", add_rate,
-                                "fan_deletion_rate", del_rate, "interactions", (json_int_t)inter,
-                                "customers_first_added", (json_int_t)a1.count[0],
-                                "service_success_rate", serv, "monetization_success_rate", bought));
-        else
-            printf("%-10s %8lld %8lld %8lld %10lld %7.2f%% %7.2f%% %9lld %8.1f%% %8.1f%%\n", d,
-                   (long long)adds, (long long)lost, (long long)net, (long long)reach,
-                   add_rate * 100, del_rate * 100, (long long)inter, serv * 100, bought * 100);
-        analytics_funnel_free(&a1);
-        analytics_funnel_free(&a2);
-        k = end + 1;
+        date_str(k.start[i], d);
+        json_t *o = json_pack("{s:s}", "start", d);
+        json_t *alerts = json_array();
+        if (!c->json) printf("%s\n", d);
+        for (int q = 0; q < AN_KPI__COUNT; q++) {
+            double v = k.v[i * AN_KPI__COUNT + q], b = k.baseline[i * AN_KPI__COUNT + q];
+            bool al = k.alert[i * AN_KPI__COUNT + q];
+            bool undef = v < 0 && q != AN_KPI_NET;
+            json_object_set_new(o, analytics_kpi_names[q], undef ? json_null() : json_real(v));
+            if (al) json_array_append_new(alerts, json_string(analytics_kpi_names[q]));
+            if (c->json) continue;
+            char vs[32] = "-", bs[32] = "-";
+            bool rate = q >= AN_KPI_FAN_ADD_RATE && q != AN_KPI_FIRST_ADDED;
+            if (!undef) snprintf(vs, sizeof vs, rate ? "%.2f%%" : "%.0f", rate ? v * 100 : v);
+            if (b >= 0 || (q == AN_KPI_NET && b != -1))
+                snprintf(bs, sizeof bs, rate ? "%.2f%%" : "%.1f", rate ? b * 100 : b);
+            printf("  %-26s %12s   baseline %10s%s\n", analytics_kpi_names[q], vs, bs,
+                   al ? "   ALERT" : "");
+        }
+        json_object_set_new(o, "alerts", alerts);
+        json_array_append_new(rows, o);
     }
+    static const char *const pn[] = {"week", "month", "day"};
     if (c->json)
-        print_json(json_pack("{s:s,s:s,s:o}", "view", "kpi", "period",
-                             month       ? "month"
-                             : step == 7 ? "week"
-                                         : "day",
-                             "periods", rows));
+        print_json(json_pack("{s:s,s:s,s:I,s:f,s:o}", "view", "kpi", "period", pn[per], "trailing",
+                             (json_int_t)trailing, "margin", (double)margin / 100.0, "periods",
+                             rows));
     else
         json_decref(rows);
-    analytics_series_free(&s);
+    analytics_kpis_free(&k);
     return 0;
 }
 
@@ -559,9 +520,10 @@ int cli_report(int argc, char **argv) {
     }
     c.argc = ac;
     c.argv = av;
-    static const char *const allowed[] = {
-        "data",   "tenant",  "from",      "to",       "by",      "top",  "steps", "window",
-        "period", "periods", "retention", "freq-min", "aov-min", "days", "now",   NULL};
+    static const char *const allowed[] = {"data",      "tenant",   "from",    "to",     "by",
+                                          "top",       "steps",    "window",  "period", "periods",
+                                          "retention", "freq-min", "aov-min", "days",   "now",
+                                          "trailing",  "margin",   NULL};
     int rc = cli_check_flags(ac, av, allowed, report_usage);
     const char *data = flag(&c, "data"), *tenant = flag(&c, "tenant");
     if (rc == 0 && (!data || !tenant)) {

@@ -680,6 +680,122 @@ static void test_cohort(void **state) {
     world_free(&w);
 }
 
+/* ---- KPIs ------------------------------------------------------------------------------ */
+
+static double sql_ratio(int64_t num, int64_t den) {
+    return den > 0 ? (double)num / (double)den : -1;
+}
+
+static void check_kpis(world *w, analytics_period per, size_t n, size_t trailing) {
+    analytics_kpis k;
+    analytics_scope all = {.all = true};
+    siyu_err err = {0};
+    double margin = 0.2;
+    assert_int_equal(
+        analytics_kpis_run(w->a, w->e, &all, per, n + trailing, 0, margin, NOW, &k, &err), 0);
+    analytics_kpis kb;
+    assert_int_equal(analytics_kpis_run(w->a, w->e, &all, per, n, trailing, margin, NOW, &kb, &err),
+                     0);
+    for (size_t p = 0; p < n + trailing; p++) {
+        int32_t d0 = k.start[p];
+        int32_t d1 = p + 1 < n + trailing ? k.start[p + 1] - 1
+                                          : analytics_day(w->a, NOW) + (per == AN_DAY ? 0 : 40);
+        if (p + 1 == n + trailing) { /* the current period's last day */
+            if (per == AN_DAY) d1 = d0;
+            if (per == AN_WEEK) d1 = d0 + 6;
+        }
+        const double *v = k.v + p * AN_KPI__COUNT;
+        int64_t lo = (int64_t)d0 * DAY - TZ, hi = (int64_t)(d1 + 1) * DAY - TZ - 1;
+        int64_t adds = q1(w,
+                          "SELECT count(*) FROM relationship WHERE tenant_id = %lld AND "
+                          "(added_at + %d) / 86400 BETWEEN %d AND %d",
+                          (long long)w->t1, TZ, d0, d1);
+        int64_t lost = q1(w,
+                          "SELECT count(*) FROM relationship WHERE tenant_id = %lld AND status IN "
+                          "('deleted_by_customer', 'deleted_by_employee') AND (" END_EXPR
+                          " + %d) / 86400 BETWEEN %d AND %d",
+                          (long long)w->t1, TZ, d0, d1);
+        int64_t start = q1(w,
+                           "SELECT count(DISTINCT customer_id) FROM relationship WHERE "
+                           "tenant_id = %lld AND (added_at + %d) / 86400 <= %d AND (status = "
+                           "'active' OR (" END_EXPR " + %d) / 86400 > %d)",
+                           (long long)w->t1, TZ, d0 - 1, TZ, d0 - 1);
+        int64_t inter = q1(w,
+                           "SELECT count(DISTINCT customer_id) FROM event WHERE tenant_id = %lld "
+                           "AND type NOT LIKE 'wecom.%%' AND ts BETWEEN %lld AND %lld",
+                           (long long)w->t1, (long long)lo, (long long)hi);
+        int64_t first = q1(w,
+                           "SELECT count(*) FROM customer WHERE tenant_id = %lld AND "
+                           "first_added_at BETWEEN %lld AND %lld",
+                           (long long)w->t1, (long long)lo, (long long)hi);
+        int64_t served = q1(w,
+                            "SELECT count(*) FROM customer c WHERE tenant_id = %lld AND "
+                            "first_added_at BETWEEN %lld AND %lld AND EXISTS (SELECT 1 FROM event "
+                            "e WHERE e.customer_id = c.id AND e.type = 'message' AND e.ts BETWEEN "
+                            "c.first_added_at AND c.first_added_at + 30 * 86400)",
+                            (long long)w->t1, (long long)lo, (long long)hi);
+        int64_t bought = q1(w,
+                            "SELECT count(*) FROM customer c WHERE tenant_id = %lld AND "
+                            "first_added_at BETWEEN %lld AND %lld AND EXISTS (SELECT 1 FROM event "
+                            "e WHERE e.customer_id = c.id AND e.type = 'order' AND e.ts BETWEEN "
+                            "c.first_added_at AND c.first_added_at + 30 * 86400)",
+                            (long long)w->t1, (long long)lo, (long long)hi);
+        assert_true(v[AN_KPI_ADDS] == (double)adds);
+        assert_true(v[AN_KPI_LOST] == (double)lost);
+        assert_true(v[AN_KPI_FAN_ADD_RATE] == sql_ratio(adds, start));
+        assert_true(v[AN_KPI_FAN_DEL_RATE] == sql_ratio(lost, start));
+        assert_true(v[AN_KPI_INTERACTION_RATE] == sql_ratio(inter, start));
+        assert_true(v[AN_KPI_FIRST_ADDED] == (double)first);
+        assert_true(v[AN_KPI_SERVICE_RATE] == sql_ratio(served, first));
+        assert_true(v[AN_KPI_MONETIZATION_RATE] == sql_ratio(bought, first));
+    }
+    /* baselines: the median of the trailing values; alerts by the margin */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(kb.start[i], k.start[i + trailing]);
+        for (int q = 0; q < AN_KPI__COUNT; q++) {
+            double x = kb.v[i * AN_KPI__COUNT + q], t[64];
+            assert_true(x == k.v[(i + trailing) * AN_KPI__COUNT + q]);
+            bool ok = true;
+            for (size_t j = 0; j < trailing; j++) {
+                t[j] = k.v[(i + j) * AN_KPI__COUNT + q];
+                if (t[j] < 0 && q != AN_KPI_NET) ok = false;
+            }
+            double b = -1;
+            if (ok) {
+                for (size_t a = 1; a < trailing; a++)
+                    for (size_t c = a; c > 0 && t[c - 1] > t[c]; c--) {
+                        double y = t[c];
+                        t[c] = t[c - 1];
+                        t[c - 1] = y;
+                    }
+                b = trailing % 2 ? t[trailing / 2] : (t[trailing / 2 - 1] + t[trailing / 2]) / 2;
+            }
+            assert_true(kb.baseline[i * AN_KPI__COUNT + q] == b);
+            bool up = q == AN_KPI_LOST || q == AN_KPI_FAN_DEL_RATE;
+            bool alert = ok && b > 0 && (x >= 0 || q == AN_KPI_NET) &&
+                         (up ? x > b * (1 + margin) : x < b * (1 - margin));
+            assert_int_equal(kb.alert[i * AN_KPI__COUNT + q], alert);
+        }
+    }
+    analytics_kpis_free(&k);
+    analytics_kpis_free(&kb);
+}
+
+static void test_kpi(void **state) {
+    (void)state;
+    world w;
+    world_open(&w, 31);
+    check_kpis(&w, AN_DAY, 12, 4);
+    check_kpis(&w, AN_WEEK, 4, 3);
+    analytics_kpis k;
+    analytics_scope all = {.all = true};
+    siyu_err err = {0};
+    assert_int_equal(analytics_kpis_run(w.a, w.e, &all, AN_DAY, 5, 4, 1.5, NOW, &k, &err),
+                     SIYU_EINVAL);
+    assert_string_equal(err.field, "margin");
+    world_free(&w);
+}
+
 /* ---- RFM ------------------------------------------------------------------------------- */
 
 static int cmp64(const void *a, const void *b) {
@@ -791,7 +907,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_days),   cmocka_unit_test(test_reconcile),
         cmocka_unit_test(test_funnel), cmocka_unit_test(test_cohort),
-        cmocka_unit_test(test_rfm),
+        cmocka_unit_test(test_rfm),    cmocka_unit_test(test_kpi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
