@@ -24,6 +24,7 @@ static const char report_usage[] =
     "    dashboard  daily adds, losses, net, reachable, messages, interactions\n"
     "               [--from DATE --to DATE] [--by employee|department|store|channel --top N]\n"
     "    funnel     [--steps add,view,share,order] [--window DAYS] [--from DATE --to DATE]\n"
+    "               [--by employee|store|channel] (top 20 values per step)\n"
     "    cohort     [--period week|month] [--periods N] [--retention active|purchased|contact]\n"
     "    rfm        [--freq-min N] [--aov-min YUAN]\n"
     "    churn      [--days N] [--to DATE] [--top N]\n"
@@ -240,11 +241,49 @@ static int view_funnel(rctx *c) {
                    (unsigned long long)f.count[k], prev * 100, first * 100, med);
         }
     }
-    if (c->json)
-        print_json(json_pack("{s:s,s:I,s:o}", "view", "funnel", "window_days", (json_int_t)window,
-                             "steps", rows));
-    else
+    /* a breakdown of each step's customers by employee, store or channel */
+    const char *by = flag(c, "by");
+    json_t *bys = NULL;
+    if (by) {
+        expr_dim dim = !strcmp(by, "employee")  ? EXPR_DIM_EMPLOYEE
+                       : !strcmp(by, "store")   ? EXPR_DIM_STORE
+                       : !strcmp(by, "channel") ? EXPR_DIM_CHANNEL
+                                                : EXPR_DIM__COUNT;
+        if (dim == EXPR_DIM__COUNT) {
+            fprintf(stderr, "siyu report: --by must be employee, store or channel\n");
+            json_decref(rows);
+            analytics_funnel_free(&f);
+            return 2;
+        }
+        bys = json_array();
+        engine_bucket b[20];
+        for (size_t k = 0; k < f.nsteps; k++) {
+            size_t nb = 0;
+            json_t *vals = json_array();
+            if (engine_breakdown(c->e, f.reached[k], dim, 20, b, &nb) != 0) nb = 0;
+            if (!c->json) printf("step %zu by %s:", k + 1, by);
+            for (size_t i = 0; i < nb; i++) {
+                if (c->json)
+                    json_array_append_new(vals, json_pack("{s:I,s:s?,s:I}", "id",
+                                                          (json_int_t)b[i].id, "name", b[i].name,
+                                                          "customers", (json_int_t)b[i].count));
+                else
+                    printf("  %s %llu", b[i].name ? b[i].name : "?",
+                           (unsigned long long)b[i].count);
+            }
+            if (!c->json) printf("\n");
+            json_array_append_new(bys, vals);
+        }
+    }
+    if (c->json) {
+        json_t *o = json_pack("{s:s,s:I,s:o}", "view", "funnel", "window_days", (json_int_t)window,
+                              "steps", rows);
+        if (bys) json_object_set_new(o, "by", bys);
+        print_json(o);
+    } else {
         json_decref(rows);
+        if (bys) json_decref(bys);
+    }
     analytics_funnel_free(&f);
     return 0;
 }
