@@ -28,6 +28,8 @@ static const char report_usage[] =
     "    cohort     [--period week|month] [--periods N] [--retention active|purchased|contact]\n"
     "    rfm        [--freq-min N] [--aov-min YUAN]\n"
     "    churn      [--days N] [--to DATE] [--top N]\n"
+    "    assets     customers reachable per touchpoint (WeCom contact, group, and each\n"
+    "               event touchpoint: props.touchpoint or the event's source), de-duplicated\n"
     "    kpi        [--period day|week|month] [--periods N] [--trailing N] [--margin PCT]\n"
     "               each KPI with its baseline (median of the N trailing periods) and an\n"
     "               ALERT when worse than the baseline by more than PCT percent\n"
@@ -94,6 +96,31 @@ static void date_str(int32_t day, char *buf) {
     analytics_day_format(day, buf);
 }
 
+/* Group joins and quits per local day d0..d1 from the store (group_member
+ * keeps each member's latest join and leave). out: [ndays][2]. */
+static void group_moves(rctx *c, int32_t d0, int32_t d1, int64_t (*out)[2]) {
+    store_conn *conn = store_reader_acquire(c->st);
+    sqlite3_stmt *s =
+        conn ? store_conn_stmt(conn, "SELECT (joined_at + ?4) / 86400, 0 FROM group_member "
+                                     "WHERE tenant_id = ?1 AND joined_at BETWEEN ?2 AND ?3 "
+                                     "UNION ALL SELECT (left_at + ?4) / 86400, 1 FROM "
+                                     "group_member WHERE tenant_id = ?1 AND status = 'left' AND "
+                                     "left_at BETWEEN ?2 AND ?3")
+             : NULL;
+    if (s) {
+        sqlite3_bind_int64(s, 1, c->tenant);
+        sqlite3_bind_int64(s, 2, analytics_day_start(c->a, d0));
+        sqlite3_bind_int64(s, 3, analytics_day_start(c->a, d1 + 1) - 1);
+        sqlite3_bind_int64(s, 4, ANALYTICS_TZ_DEFAULT);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            int64_t k = sqlite3_column_int64(s, 0) - d0;
+            if (k >= 0 && k <= d1 - d0) out[k][sqlite3_column_int(s, 1)]++;
+        }
+        sqlite3_reset(s);
+    }
+    if (conn) store_reader_release(c->st, conn);
+}
+
 /* ---- dashboard ------------------------------------------------------------------ */
 
 static const char *by_names[] = {"", "employee", "department", "store", "channel"};
@@ -121,30 +148,39 @@ static int view_dashboard(rctx *c) {
     }
     char d[11];
     if (by == AN_BY_NONE) {
+        int64_t(*gm)[2] = calloc(s.ndays, sizeof *gm);
+        if (!gm) {
+            analytics_series_free(&s);
+            return 1;
+        }
+        group_moves(c, c->from, c->to, gm);
         json_t *days = json_array();
         if (!c->json)
-            printf("%-10s %8s %8s %8s %8s %8s %10s %9s %12s\n", "date", "adds", "lost_cus",
-                   "lost_emp", "transfer", "net", "reachable", "messages", "interactions");
+            printf("%-10s %8s %8s %8s %8s %8s %10s %9s %12s %6s %6s\n", "date", "adds", "lost_cus",
+                   "lost_emp", "transfer", "net", "reachable", "messages", "interactions", "g_join",
+                   "g_quit");
         for (size_t k = 0; k < s.ndays; k++) {
             const analytics_point *p = &s.g[0].pts[k];
             date_str(p->day, d);
             if (c->json)
                 json_array_append_new(
-                    days, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "date", d, "adds",
-                                    (json_int_t)p->c[AN_ADDS], "lost_by_customer",
+                    days, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "date", d,
+                                    "adds", (json_int_t)p->c[AN_ADDS], "lost_by_customer",
                                     (json_int_t)p->c[AN_LOST_CUSTOMER], "lost_by_employee",
                                     (json_int_t)p->c[AN_LOST_EMPLOYEE], "transferred",
                                     (json_int_t)p->c[AN_TRANSFERRED], "net", (json_int_t)p->net,
                                     "reachable", (json_int_t)p->reachable, "messages",
                                     (json_int_t)p->messages, "interactions",
-                                    (json_int_t)p->interactions));
+                                    (json_int_t)p->interactions, "group_joins",
+                                    (json_int_t)gm[k][0], "group_quits", (json_int_t)gm[k][1]));
             else
-                printf("%-10s %8lld %8lld %8lld %8lld %8lld %10lld %9lld %12lld\n", d,
+                printf("%-10s %8lld %8lld %8lld %8lld %8lld %10lld %9lld %12lld %6lld %6lld\n", d,
                        (long long)p->c[AN_ADDS], (long long)p->c[AN_LOST_CUSTOMER],
                        (long long)p->c[AN_LOST_EMPLOYEE], (long long)p->c[AN_TRANSFERRED],
                        (long long)p->net, (long long)p->reachable, (long long)p->messages,
-                       (long long)p->interactions);
+                       (long long)p->interactions, (long long)gm[k][0], (long long)gm[k][1]);
         }
+        free(gm);
         if (c->json)
             print_json(json_pack("{s:s,s:o}", "view", "dashboard", "days", days));
         else
@@ -526,6 +562,57 @@ static int view_kpi(rctx *c) {
     return 0;
 }
 
+/* ---- user asset table ---------------------------------------------------------------- */
+
+static int view_assets(rctx *c) {
+    store_conn *conn = store_reader_acquire(c->st);
+    sqlite3_stmt *s =
+        conn ? store_conn_stmt(
+                   conn,
+                   "WITH t(customer_id, tp) AS (SELECT customer_id, 'wecom_contact' FROM "
+                   "relationship WHERE tenant_id = ?1 AND status = 'active' UNION SELECT "
+                   "m.customer_id, 'wecom_group' FROM group_member m JOIN group_chat g ON g.id = "
+                   "m.group_id WHERE m.tenant_id = ?1 AND m.status = 'in' AND g.status = 'active' "
+                   "AND m.customer_id IS NOT NULL UNION SELECT customer_id, coalesce(CASE WHEN "
+                   "json_valid(props) THEN json_extract(props, '$.touchpoint') END, source) FROM "
+                   "event WHERE tenant_id = ?1 AND customer_id IS NOT NULL) "
+                   "SELECT tp, count(DISTINCT customer_id) FROM t GROUP BY tp "
+                   "UNION ALL SELECT NULL, count(DISTINCT customer_id) FROM t ORDER BY 1")
+             : NULL;
+    if (!s) {
+        if (conn) store_reader_release(c->st, conn);
+        fprintf(stderr, "siyu report: cannot read the store\n");
+        return 1;
+    }
+    sqlite3_bind_int64(s, 1, c->tenant);
+    json_t *rows = json_array();
+    long long total = 0;
+    if (!c->json) printf("%-24s %12s\n", "touchpoint", "customers");
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *tp = (const char *)sqlite3_column_text(s, 0);
+        long long n = sqlite3_column_int64(s, 1);
+        if (!tp) {
+            total = n;
+            continue;
+        }
+        if (c->json)
+            json_array_append_new(
+                rows, json_pack("{s:s,s:I}", "touchpoint", tp, "customers", (json_int_t)n));
+        else
+            printf("%-24.24s %12lld\n", tp, n);
+    }
+    sqlite3_reset(s);
+    store_reader_release(c->st, conn);
+    if (c->json)
+        print_json(json_pack("{s:s,s:o,s:I}", "view", "assets", "touchpoints", rows, "total",
+                             (json_int_t)total));
+    else {
+        printf("%-24s %12lld\n", "(de-duplicated total)", total);
+        json_decref(rows);
+    }
+    return 0;
+}
+
 /* ---- entry --------------------------------------------------------------------------------- */
 
 int cli_report(int argc, char **argv) {
@@ -536,9 +623,13 @@ int cli_report(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(rctx *);
-    } views[] = {{"dashboard", view_dashboard}, {"funnel", view_funnel},
-                 {"cohort", view_cohort},       {"rfm", view_rfm},
-                 {"churn", view_churn},         {"kpi", view_kpi}};
+    } views[] = {{"dashboard", view_dashboard},
+                 {"funnel", view_funnel},
+                 {"cohort", view_cohort},
+                 {"rfm", view_rfm},
+                 {"assets", view_assets},
+                 {"churn", view_churn},
+                 {"kpi", view_kpi}};
     int (*fn)(rctx *) = NULL;
     for (size_t i = 0; i < sizeof views / sizeof *views; i++)
         if (!strcmp(argv[0], views[i].name)) fn = views[i].fn;

@@ -46,7 +46,14 @@ static const char fixture[] =
     "= 0;"
     "INSERT INTO event(tenant_id, customer_id, type, ts, source, props) SELECT 1, id, 'order', "
     "first_added_at + 9000, 'api', '{\"amount\":12.5}' FROM customer WHERE tenant_id = 1 AND "
-    "id % 3 = 0;";
+    "id % 3 = 0;"
+    "INSERT INTO group_chat(id, tenant_id, chat_id, status, created_at, updated_at) VALUES "
+    "(500, 1, 'g1', 'active', 0, 0);"
+    "INSERT INTO group_member(tenant_id, group_id, member_id, customer_id, status, joined_at, "
+    "left_at) VALUES (1, 500, 'x1', 1001, 'in', 1773072000 + 100, NULL), (1, 500, 'x2', 1002, "
+    "'left', 1773072000 + 200, 1773072000 + 86400 + 5);"
+    "INSERT INTO event(tenant_id, customer_id, type, ts, source, props) VALUES (1, 1003, "
+    "'view', 1773072000, 'api', '{\"touchpoint\":\"mini_program\"}');";
 
 static int setup(void **state) {
     (void)state;
@@ -114,6 +121,33 @@ static void test_dashboard(void **state) {
                                    "'message' AND (ts + 28800) / 86400 = %lld",
                                    day));
     }
+    /* group joins on 03-10 (two in tenant A), a quit on 03-11 */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(days, 1), "group_joins")),
+                     2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(days, 2), "group_quits")),
+                     1);
+    json_decref(j);
+    j = report((const char *const[]){"assets", NULL});
+    json_t *tp = json_object_get(j, "touchpoints");
+    long long contact = -1, group = -1, mini = -1;
+    for (size_t i = 0; i < json_array_size(tp); i++) {
+        json_t *o = json_array_get(tp, i);
+        const char *name = json_string_value(json_object_get(o, "touchpoint"));
+        long long n = json_integer_value(json_object_get(o, "customers"));
+        if (!strcmp(name, "wecom_contact")) contact = n;
+        if (!strcmp(name, "wecom_group")) group = n;
+        if (!strcmp(name, "mini_program")) mini = n;
+    }
+    assert_int_equal(contact, t_sql_int(dir, "SELECT count(DISTINCT customer_id) FROM "
+                                             "relationship WHERE tenant_id = 1 AND status = "
+                                             "'active'"));
+    assert_int_equal(group, 1);
+    assert_int_equal(mini, 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")),
+                     t_sql_int(dir,
+                               "SELECT count(*) FROM (SELECT customer_id FROM relationship "
+                               "WHERE tenant_id = 1 AND status = 'active' UNION SELECT "
+                               "customer_id FROM event WHERE tenant_id = 1 UNION SELECT 1001)"));
     json_decref(j);
     /* by department: East holds employees 100 and 101; (none) holds 102 */
     j = report((const char *const[]){"dashboard", "--from", "2026-03-09", "--to", "2026-03-13",
@@ -150,8 +184,8 @@ static void test_views(void **state) {
     assert_int_equal(json_array_size(json_object_get(j, "employees")), 3);
     json_decref(j);
     /* the week of now (2026-03-09 .. 15) holds every add */
-    j = report((const char *const[]){"kpi", "--period", "week", "--periods", "1", "--trailing",
-                                     "2", NULL});
+    j = report((const char *const[]){"kpi", "--period", "week", "--periods", "1", "--trailing", "2",
+                                     NULL});
     json_t *p = json_array_get(json_object_get(j, "periods"), 0);
     assert_true(json_real_value(json_object_get(p, "adds")) == 12.0);
     assert_true(json_real_value(json_object_get(p, "customers_first_added")) == 12.0);
