@@ -282,6 +282,33 @@ int analytics_kpis_run(const analytics *a, const engine *e, const analytics_scop
                        analytics_kpis *out, siyu_err *err);
 void analytics_kpis_free(analytics_kpis *k);
 
+/* ---- acquisition spend and CAC ----------------------------------------------------------- */
+
+/* Write step (store_write): records the spend of one channel on one local day
+ * (arg: analytics_spend_put_arg), replacing an earlier figure, with an audit
+ * record. 0, or SIYU_EINVAL (err names channel, date or amount). */
+typedef struct analytics_spend_put_arg {
+    int64_t tenant_id;
+    const char *channel;  /* 1..64 bytes */
+    const char *date;     /* YYYY-MM-DD */
+    int64_t amount_cents; /* 0 .. 10^13 */
+    const char *actor;
+    siyu_err err;
+} analytics_spend_put_arg;
+int analytics_spend_put(store_conn *c, void *arg);
+
+/* CAC per channel over local days d0..d1: spend (from the store, read on c)
+ * and adds (relationships added with the channel, from a) with
+ * cac_cents = spend / adds (-1 without adds); channels with spend or adds.
+ * 0 with *out (free) and *n set, SIYU_EIO, SIYU_ENOMEM. */
+typedef struct analytics_cac_row {
+    char *channel; /* NULL: relationships without a channel */
+    int64_t spend_cents, adds, cac_cents;
+} analytics_cac_row;
+int analytics_cac(const analytics *a, store_conn *c, int32_t d0, int32_t d1,
+                  analytics_cac_row **out, size_t *n, siyu_err *err);
+void analytics_cac_free(analytics_cac_row *rows, size_t n);
+
 /* ---- RFM and frequency x unit price ----------------------------------------------------- */
 
 /* Over the customers of `within` (NULL: all) with at least one "order"

@@ -28,6 +28,7 @@ static const char report_usage[] =
     "    cohort     [--period week|month] [--periods N] [--retention active|purchased|contact]\n"
     "    rfm        [--freq-min N] [--aov-min YUAN]\n"
     "    churn      [--days N] [--to DATE] [--top N]\n"
+    "    cac        [--from DATE --to DATE] acquisition spend, adds and CAC per channel\n"
     "    assets     customers reachable per touchpoint (WeCom contact, group, and each\n"
     "               event touchpoint: props.touchpoint or the event's source), de-duplicated\n"
     "    kpi        [--period day|week|month] [--periods N] [--trailing N] [--margin PCT]\n"
@@ -613,6 +614,47 @@ static int view_assets(rctx *c) {
     return 0;
 }
 
+/* ---- CAC ------------------------------------------------------------------------------------ */
+
+static int view_cac(rctx *c) {
+    store_conn *conn = store_reader_acquire(c->st);
+    analytics_cac_row *rows = NULL;
+    size_t n = 0;
+    siyu_err err = {0};
+    int rc = conn ? analytics_cac(c->a, conn, c->from, c->to, &rows, &n, &err) : SIYU_EIO;
+    if (conn) store_reader_release(c->st, conn);
+    if (rc) {
+        fprintf(stderr, "siyu report: %s\n", conn ? err.msg : "cannot read the store");
+        return 1;
+    }
+    json_t *arr = json_array();
+    if (!c->json) printf("%-24s %14s %8s %12s\n", "channel", "spend (yuan)", "adds", "CAC (yuan)");
+    for (size_t i = 0; i < n; i++) {
+        const analytics_cac_row *r = &rows[i];
+        if (c->json)
+            json_array_append_new(
+                arr, json_pack("{s:s?,s:I,s:I,s:o}", "channel", r->channel, "spend_cents",
+                               (json_int_t)r->spend_cents, "adds", (json_int_t)r->adds, "cac_cents",
+                               r->cac_cents < 0 ? json_null() : json_integer(r->cac_cents)));
+        else if (r->cac_cents < 0)
+            printf("%-24.24s %14.2f %8lld %12s\n", r->channel ? r->channel : "(none)",
+                   r->spend_cents / 100.0, (long long)r->adds, "-");
+        else
+            printf("%-24.24s %14.2f %8lld %12.2f\n", r->channel ? r->channel : "(none)",
+                   r->spend_cents / 100.0, (long long)r->adds, r->cac_cents / 100.0);
+    }
+    char f[11], t[11];
+    date_str(c->from, f);
+    date_str(c->to, t);
+    if (c->json)
+        print_json(
+            json_pack("{s:s,s:s,s:s,s:o}", "view", "cac", "from", f, "to", t, "channels", arr));
+    else
+        json_decref(arr);
+    analytics_cac_free(rows, n);
+    return 0;
+}
+
 /* ---- entry --------------------------------------------------------------------------------- */
 
 int cli_report(int argc, char **argv) {
@@ -623,13 +665,10 @@ int cli_report(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(rctx *);
-    } views[] = {{"dashboard", view_dashboard},
-                 {"funnel", view_funnel},
-                 {"cohort", view_cohort},
-                 {"rfm", view_rfm},
-                 {"assets", view_assets},
-                 {"churn", view_churn},
-                 {"kpi", view_kpi}};
+    } views[] = {{"dashboard", view_dashboard}, {"funnel", view_funnel},
+                 {"cohort", view_cohort},       {"rfm", view_rfm},
+                 {"assets", view_assets},       {"cac", view_cac},
+                 {"churn", view_churn},         {"kpi", view_kpi}};
     int (*fn)(rctx *) = NULL;
     for (size_t i = 0; i < sizeof views / sizeof *views; i++)
         if (!strcmp(argv[0], views[i].name)) fn = views[i].fn;

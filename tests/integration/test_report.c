@@ -52,6 +52,8 @@ static const char fixture[] =
     "INSERT INTO group_member(tenant_id, group_id, member_id, customer_id, status, joined_at, "
     "left_at) VALUES (1, 500, 'x1', 1001, 'in', 1773072000 + 100, NULL), (1, 500, 'x2', 1002, "
     "'left', 1773072000 + 200, 1773072000 + 86400 + 5);"
+    "INSERT INTO acquisition_spend(tenant_id, channel, day, amount_cents, updated_at) VALUES "
+    "(1, 'qr', '2026-03-10', 6000, 0), (1, 'qr', '2026-03-01', 99, 0);"
     "INSERT INTO event(tenant_id, customer_id, type, ts, source, props) VALUES (1, 1003, "
     "'view', 1773072000, 'api', '{\"touchpoint\":\"mini_program\"}');";
 
@@ -172,6 +174,20 @@ static void test_views(void **state) {
     assert_int_equal(json_integer_value(json_object_get(json_array_get(st, 2), "customers")), 2);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(st, 1), "median_seconds")),
                      7200);
+    json_decref(j);
+    /* CAC: 6000 cents over the 6 adds of channel qr (odd ids) from 03-05 */
+    j = report((const char *const[]){"cac", "--from", "2026-03-05", "--to", "2026-03-12", NULL});
+    json_t *ch = json_object_get(j, "channels");
+    bool qr = false;
+    for (size_t i = 0; i < json_array_size(ch); i++) {
+        json_t *o = json_array_get(ch, i);
+        if (!json_is_string(json_object_get(o, "channel"))) continue;
+        qr = true;
+        assert_int_equal(json_integer_value(json_object_get(o, "spend_cents")), 6000);
+        assert_int_equal(json_integer_value(json_object_get(o, "adds")), 6);
+        assert_int_equal(json_integer_value(json_object_get(o, "cac_cents")), 1000);
+    }
+    assert_true(qr);
     json_decref(j);
     j = report((const char *const[]){"rfm", NULL});
     assert_int_equal(json_integer_value(json_object_get(j, "buyers")), 4);

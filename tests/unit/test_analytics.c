@@ -796,6 +796,78 @@ static void test_kpi(void **state) {
     world_free(&w);
 }
 
+/* ---- spend and CAC ---------------------------------------------------------------------- */
+
+static void test_cac(void **state) {
+    (void)state;
+    world w;
+    world_open(&w, 47);
+    int32_t today = analytics_day(w.a, NOW);
+    char d1[11], d2[11], d3[11];
+    analytics_day_format(today - 3, d1);
+    analytics_day_format(today - 2, d2);
+    analytics_day_format(today - 40, d3);
+    struct {
+        const char *ch, *date;
+        int64_t cents;
+    } puts_[] = {{"qr-store", d1, 10000},
+                 {"qr-store", d2, 5000},
+                 {"qr-store", d2, 7000},
+                 {"nowhere", d1, 999},
+                 {"ad", d3, 123456}};
+    for (size_t i = 0; i < 5; i++) {
+        analytics_spend_put_arg p = {.tenant_id = w.t1,
+                                     .channel = puts_[i].ch,
+                                     .date = puts_[i].date,
+                                     .amount_cents = puts_[i].cents,
+                                     .actor = "test"};
+        assert_int_equal(store_write(w.st, analytics_spend_put, &p), 0);
+    }
+    analytics_spend_put_arg bad = {
+        .tenant_id = w.t1, .channel = "x", .date = "2026-02-30", .amount_cents = 1};
+    assert_int_equal(store_write(w.st, analytics_spend_put, &bad), SIYU_EINVAL);
+    assert_string_equal(bad.err.field, "date");
+    bad.date = d1;
+    bad.amount_cents = -1;
+    assert_int_equal(store_write(w.st, analytics_spend_put, &bad), SIYU_EINVAL);
+    assert_string_equal(bad.err.field, "amount");
+    bad.channel = "";
+    assert_int_equal(store_write(w.st, analytics_spend_put, &bad), SIYU_EINVAL);
+    assert_string_equal(bad.err.field, "channel");
+
+    analytics_cac_row *rows;
+    size_t n;
+    siyu_err err = {0};
+    store_conn *c = store_reader_acquire(w.st);
+    assert_int_equal(analytics_cac(w.a, c, today - 29, today, &rows, &n, &err), 0);
+    store_reader_release(w.st, c);
+    bool seen_nowhere = false, seen_qr = false;
+    for (size_t i = 0; i < n; i++) {
+        const analytics_cac_row *r = &rows[i];
+        int64_t adds = q1(&w,
+                          "SELECT count(*) FROM relationship WHERE tenant_id = %lld AND "
+                          "coalesce(state, '') = %Q AND (added_at + %d) / 86400 BETWEEN %d AND %d",
+                          (long long)w.t1, r->channel ? r->channel : "", TZ, today - 29, today);
+        assert_int_equal(r->adds, adds);
+        if (r->channel && !strcmp(r->channel, "qr-store")) {
+            seen_qr = true;
+            assert_int_equal(r->spend_cents,
+                             17000); /* the second figure of d2 replaced the first */
+            assert_int_equal(r->cac_cents, adds ? 17000 / adds : -1);
+        } else if (r->channel && !strcmp(r->channel, "nowhere")) {
+            seen_nowhere = true;
+            assert_int_equal(r->spend_cents, 999);
+            assert_int_equal(r->cac_cents, -1);
+        } else {
+            assert_int_equal(r->spend_cents, 0); /* "ad" spent outside the range */
+        }
+    }
+    assert_true(seen_nowhere && seen_qr);
+    analytics_cac_free(rows, n);
+    assert_int_equal(q1(&w, "SELECT count(*) FROM audit_log WHERE action = 'spend.put'"), 5);
+    world_free(&w);
+}
+
 /* ---- RFM ------------------------------------------------------------------------------- */
 
 static int cmp64(const void *a, const void *b) {
@@ -908,6 +980,7 @@ int main(void) {
         cmocka_unit_test(test_days),   cmocka_unit_test(test_reconcile),
         cmocka_unit_test(test_funnel), cmocka_unit_test(test_cohort),
         cmocka_unit_test(test_rfm),    cmocka_unit_test(test_kpi),
+        cmocka_unit_test(test_cac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
