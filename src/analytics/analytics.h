@@ -1,5 +1,6 @@
-/* analytics.h — dashboards, churn, funnels and cohort retention over one
- * tenant's customers (docs/ANALYTICS.md defines every number).
+/* analytics.h — dashboards, churn, funnels, cohort retention, KPIs with
+ * baselines, CAC and RFM over one tenant's customers (docs/ANALYTICS.md
+ * defines every number).
  *
  * Two sources:
  *   - the segment engine (src/segment/engine.h) for everything about
@@ -9,8 +10,10 @@
  *   - an `analytics` object (one per tenant, this module) for what the
  *     engine does not hold: every relationship's added/ended time, status,
  *     employee and channel, kept as per-customer rows and folded into
- *     per-local-day counters (tenant-wide, per employee, per channel), and
- *     per-local-day event counts per event type.
+ *     per-local-day counters (tenant-wide, per employee, per channel),
+ *     per-local-day event counts per event type and per-local-day bitmaps
+ *     of the customers with an event (exact local-day retention);
+ *   - the store, for acquisition spend (CAC).
  *
  * Days are the tenant's local days: day number floor((ts + tz) / 86400)
  * with tz the tenant's UTC offset in seconds (Asia/Shanghai: +28800, no DST).
