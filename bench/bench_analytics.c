@@ -22,11 +22,14 @@
  * them and A3 is read again (currency without a rebuild). The Markdown
  * report is printed and appended to --out.
  *
- *   make bench-analytics BENCH_ARGS="--customers 1000000 --events 10000000"
+ *   cmake --build build --target bench_analytics
+ *   (cd bench/duckdb && npm ci)        # @duckdb/node-api, as for bench_segment10m
  *   ./build/bench_analytics --dir /tmp/an1m --out bench/RESULTS.md
+ *   ./build/bench_analytics --customers 10000000 --events 100000000 --dir /tmp/an10m
  *
  * --dir DIR keeps the data (and the DuckDB file) for reruns at the same
- * scale and seed. --no-duckdb skips the DuckDB peer. */
+ * scale and seed. --no-duckdb skips the DuckDB peer; --siyu-only runs only
+ * Siyu's side (for profiling). */
 #define BENCH_NAME "bench_analytics"
 #include <errno.h>
 #include <inttypes.h>
