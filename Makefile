@@ -18,7 +18,8 @@ BUILD ?= build-san
 endif
 
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
-  libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev libroaring-dev clang
+  libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev libroaring-dev \
+  libxlsxwriter-dev clang
 
 .PHONY: all deps configure test test-slow demo fuzz bench-ingest bench-sync bench-demo clean
 
@@ -28,7 +29,7 @@ all: configure
 configure: $(BUILD)/CMakeCache.txt
 
 $(BUILD)/CMakeCache.txt: CMakeLists.txt
-	@command -v cmake >/dev/null && pkg-config --exists libmicrohttpd jansson sqlite3 libcrypto expat cmocka libcurl \
+	@command -v cmake >/dev/null && pkg-config --exists libmicrohttpd jansson sqlite3 libcrypto expat cmocka libcurl xlsxwriter \
 	  && test -f /usr/include/roaring/roaring.h \
 	  || $(MAKE) deps
 	cmake -S . -B $(BUILD) -DSANITIZE=$(SANITIZE)

@@ -15,6 +15,7 @@ static const struct {
     {"token", cli_token, "token create: create an API token and print it once"},
     {"migrate", cli_migrate, "apply schema migrations and print the schema version"},
     {"sync", cli_sync, "full sync of a tenant with WeCom, with progress (server may run)"},
+    {"segment", cli_segment, "count, list or export a segment (data directory or server)"},
     {"demo", cli_demo, "run the live demo: server + WeCom simulator + simulated brand (make demo)"},
     {"demo-seed", cli_demo_seed, "seed a sample tenant into a data directory (used by make demo)"},
     {"wecom-sim", cli_wecom_sim, "simulate WeCom: its API, callbacks and a seeded population"},

@@ -46,6 +46,8 @@ static const cfg_key keys[] = {
         "seconds between transfer_result polls for transfers left waiting (0 = never)"),
     INT(transfer_poll_age, "86400", 0, 86400 * 30,
         "seconds a transfer waits for its callbacks before it is polled"),
+    INT(channel_roster_interval, "60", 0, 86400,
+        "seconds between recomputations of channel QR code rosters (0 = never)"),
     STR(config, "", "config file of 'key = value' lines"),
 };
 #define NKEYS (sizeof keys / sizeof *keys)

@@ -25,6 +25,7 @@ typedef struct siyu_config {
     int sync_interval;
     int transfer_poll;
     int transfer_poll_age;
+    int channel_roster_interval;
     char config[512];
 } siyu_config;
 

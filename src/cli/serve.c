@@ -11,6 +11,7 @@
 #include "cli/config.h"
 #include "outbox/outbox.h"
 #include "segment/segsvc.h"
+#include "store/channel.h"
 #include "store/tag_wecom.h"
 #include "store/transfer.h"
 #include "sync/sync.h"
@@ -48,6 +49,7 @@ int cli_serve(int argc, char **argv) {
     siyu_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return 1;
     int rc = 1;
+    channel_sched *chs = NULL;
     ctx->replay_window = cfg.replay_window;
     store_options so = {.writer_thread = true, .batch_max = cfg.batch_max,
                         .queue_max = cfg.queue_max, .readers_max = cfg.threads * 2 + 2};
@@ -68,11 +70,15 @@ int cli_serve(int argc, char **argv) {
     /* Domain listeners for outbox answers. */
     tag_wecom_listen(ctx);
     transfer_listen(ctx);
+    channel_listen(ctx);
     sync_mgr_opts syo = {.interval_s = cfg.sync_interval,
                          .transfer_poll_s = cfg.transfer_poll,
                          .transfer_poll_age_s = cfg.transfer_poll_age};
     ctx->sync = sync_mgr_start(ctx->st, ctx->wc, &syo, &err);
     if (!ctx->sync) goto fail;
+    if (cfg.channel_roster_interval > 0 &&
+        !(chs = channel_sched_start(ctx, cfg.channel_roster_interval, &err)))
+        goto fail;
     http_options ho = {.listen = cfg.listen, .threads = cfg.threads,
                        .max_body = (size_t)cfg.max_body};
     ctx->http = http_server_start(ctx, api_all_routes, &ho, &err);
@@ -95,6 +101,7 @@ fail:
     log_error("%s", err.msg);
 done:
     http_server_stop(ctx->http);
+    channel_sched_stop(chs);  /* before the outbox it kicks */
     sync_mgr_stop(ctx->sync); /* after HTTP: no callback notifies any more */
     outbox_stop(ctx->ob);     /* in-flight deliveries finish and record first */
     segsvc_close(ctx->seg);   /* before the store: it drops its triggers there */

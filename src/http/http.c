@@ -8,6 +8,11 @@
  *     WAIT --writer commit, write_done() resumes--> THEN --then()--> RESPOND
  *     RUN --response set--> RESPOND
  *
+ * Streamed bodies (http_stream): the handler leaves fn/arg on the response;
+ * send_resp hands them to MHD_create_response_from_callback, after which MHD
+ * owns arg and calls its free function when the response is over (also when
+ * the client went away). Until then the response owns it (stream_release).
+ *
  * Invariant: a connection is suspended only while state == WAIT, and
  * write_done() resumes it only after the handler has suspended it (both under
  * cs->mu), so resume never precedes suspend. */
@@ -29,6 +34,7 @@
 #include "util/log.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
+#define HTTP_STREAM_IDLE_S 600 /* idle limit of a streamed response */
 #define MAX_QUERY 32
 #define NSTATUS 15
 #define NBUCKET 13
@@ -178,7 +184,86 @@ bool http_param_id(http_req *r, http_resp *w, int i, int64_t *out) {
 
 /* ---- responses ---- */
 
+/* What MHD's content reader callback carries for a streamed body. */
+typedef struct stream_ctx {
+    http_stream_fn fn;
+    void *arg;
+    void (*free_fn)(void *);
+} stream_ctx;
+
+/* Drops a stream set on w that was never handed to MHD (its free_fn runs). */
+static void stream_release(http_resp *w) {
+    if (w->stream && w->stream_free) w->stream_free(w->stream_arg);
+    w->stream = NULL;
+    w->stream_arg = NULL;
+    w->stream_free = NULL;
+}
+
+void http_stream(http_resp *w, int status, const char *content_type, const char *filename,
+                 http_stream_fn fn, void *arg, void (*free_fn)(void *arg)) {
+    free(w->body);
+    w->body = NULL;
+    w->len = 0;
+    stream_release(w);
+    w->status = status;
+    w->content_type = content_type;
+    w->stream = fn;
+    w->stream_arg = arg;
+    w->stream_free = free_fn;
+    size_t k = 0;
+    for (const char *p = filename; p && *p && k + 1 < sizeof w->filename; p++) {
+        char ch = *p;
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        w->filename[k++] = ok ? ch : '_';
+    }
+    w->filename[k] = 0;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    stream_ctx *sc = cls;
+    long n = sc->fn(sc->arg, buf, max);
+    if (n == HTTP_STREAM_END) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0 || (size_t)n > max) return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_done(void *cls) {
+    stream_ctx *sc = cls;
+    if (sc->free_fn) sc->free_fn(sc->arg);
+    free(sc);
+}
+
+/* The MHD response of a streamed body; w gives its stream up either way. */
+static struct MHD_Response *stream_response(http_resp *w) {
+    stream_ctx *sc = malloc(sizeof *sc);
+    struct MHD_Response *resp = NULL;
+    if (sc) {
+        *sc = (stream_ctx){w->stream, w->stream_arg, w->stream_free};
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, sc,
+                                                 stream_done);
+    }
+    if (!resp) {
+        free(sc);
+        stream_release(w);
+        return NULL;
+    }
+    w->stream = NULL; /* MHD calls stream_done from now on */
+    w->stream_arg = NULL;
+    w->stream_free = NULL;
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (w->filename[0]) {
+        char cd[200];
+        snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", w->filename);
+        MHD_add_response_header(resp, "Content-Disposition", cd);
+    }
+    return resp;
+}
+
 void http_text(http_resp *w, int status, const char *ctype, const char *text, size_t len) {
+    stream_release(w);
     free(w->body);
     w->status = status;
     w->content_type = ctype;
@@ -194,6 +279,7 @@ void http_text(http_resp *w, int status, const char *ctype, const char *text, si
 }
 
 void http_json(http_resp *w, int status, json_t *j) {
+    stream_release(w);
     free(w->body);
     w->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -404,11 +490,18 @@ static void record(http_server *s, http_conn_state *cs) {
 static enum MHD_Result send_resp(http_conn_state *cs) {
     http_resp *w = &cs->resp;
     if (!w->status) http_error(w, 500, "internal", "handler produced no response");
+    bool streamed = w->stream != NULL;
     struct MHD_Response *resp =
-        w->body ? MHD_create_response_from_buffer(w->len, w->body, MHD_RESPMEM_MUST_FREE)
-                : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        w->stream ? stream_response(w)
+        : w->body ? MHD_create_response_from_buffer(w->len, w->body, MHD_RESPMEM_MUST_FREE)
+                  : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     w->body = NULL; /* owned by MHD now */
     if (!resp) return MHD_NO;
+    /* A producer may be silent for a while (an .xlsx is zipped before its
+     * first byte): longer idle time than the 30 s of ordinary requests. */
+    if (streamed)
+        MHD_set_connection_option(cs->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)HTTP_STREAM_IDLE_S);
     if (w->content_type) MHD_add_response_header(resp, "Content-Type", w->content_type);
     if (w->retry_after) {
         char ra[16];
@@ -573,6 +666,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_conn_state *cs = *con_cls;
     if (!cs) return;
     if (cs->state == ST_DONE) record(s, cs);
+    stream_release(&cs->resp); /* a stream never handed to MHD */
     if (cs->req.user_free) cs->req.user_free(cs->req.user);
     for (int i = 0; i < HTTP_MAX_PARAMS; i++) free(cs->req.params[i]);
     for (int i = 0; i < cs->nq; i++) {

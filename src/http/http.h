@@ -44,12 +44,28 @@ typedef struct http_auth {
 #define HTTP_MAX_PARAMS 4
 
 typedef struct http_req http_req;
+
+/* A streamed response body (http_stream): fills up to max bytes of buf and
+ * returns how many (> 0), HTTP_STREAM_END after the last byte,
+ * HTTP_STREAM_ERROR to cut the response off (the client sees an incomplete
+ * chunked body, never a complete-looking one), or 0 when nothing is ready
+ * yet (it is called again; wait a little before returning 0 so the server
+ * thread does not spin). Runs on a server thread: keep each call short. */
+#define HTTP_STREAM_END (-1)
+#define HTTP_STREAM_ERROR (-2)
+typedef long (*http_stream_fn)(void *arg, char *buf, size_t max);
+
 typedef struct http_resp {
     int status;
     char *body; /* malloc'd; NULL = empty */
     size_t len;
     const char *content_type;
     int retry_after; /* seconds, 0 = no header */
+    /* streamed body (http_stream); body is then unused */
+    http_stream_fn stream;
+    void *stream_arg;
+    void (*stream_free)(void *arg);
+    char filename[128]; /* Content-Disposition: attachment; "" = none */
 } http_resp;
 
 typedef void (*http_handler)(http_req *r, http_resp *w);
@@ -70,8 +86,8 @@ struct http_req {
     const http_route *route;
     int route_index;
     const char *method;
-    char *path;                 /* decoded path, no query */
-    char *query;                /* raw query string (after '?'), may be "" */
+    char *path;  /* decoded path, no query */
+    char *query; /* raw query string (after '?'), may be "" */
     char *params[HTTP_MAX_PARAMS];
     const char *body;
     size_t body_len;
@@ -96,6 +112,16 @@ void http_json(http_resp *w, int status, json_t *j);
 void http_text(http_resp *w, int status, const char *ctype, const char *text, size_t len);
 void http_error(http_resp *w, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Replies with a body produced while it is sent (chunked transfer encoding;
+ * memory bounded by what fn buffers): fn(arg, ...) is called as the client
+ * takes data, and free_fn(arg) exactly once when the response is over —
+ * complete, cut off, or because the client went away — or right away if the
+ * response cannot be queued. filename (may be NULL; characters outside
+ * [A-Za-z0-9._-] become '_') makes it a download (Content-Disposition:
+ * attachment). Streamed responses carry Cache-Control: no-store. */
+void http_stream(http_resp *w, int status, const char *content_type, const char *filename,
+                 http_stream_fn fn, void *arg, void (*free_fn)(void *arg));
+
 /* Maps err->code to a status (EINVAL 400, ENOTFOUND 404, ECONFLICT 409, EBUSY
  * 429, ETOOBIG 413, EDENIED 403, other 500) and replies with its message. */
 void http_error_err(http_resp *w, const siyu_err *err);

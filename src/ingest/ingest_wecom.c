@@ -20,6 +20,10 @@
  *                                   (Source DELETE_BY_TRANSFER: transferred)
  *   ended  ──add (CreateTime >= ended_at): rel_add()──> active (revived)
  *
+ * Channel QR codes (store/channel.c): an add whose State is a channel's is
+ * attributed to it (relationship.channel_id) with its auto-tags, in the
+ * same step (rel_channel).
+ *
  * Transfers (store/transfer.c) are finished in the same step: the takeover's
  * add_external_contact (transfer_on_add) and the handover's DELETE_BY_TRANSFER
  * delete (transfer_on_transfer_delete) mark the customer's transfer done;
@@ -44,6 +48,7 @@
 #include <string.h>
 
 #include "store/audit.h"
+#include "store/channel.h"
 #include "store/org.h"
 #include "store/transfer.h"
 
@@ -197,6 +202,17 @@ static int rel_end(ictx *ic, int64_t cust, int64_t emp, const char *status, cons
     return store_stmt_run(st);
 }
 
+/* A State naming one of the tenant's channel QR codes attributes the
+ * relationship to it and applies the channel's auto-tags and remark
+ * templates (store/channel.c). The outbox rows this queues (mark_tag,
+ * remark, update_contact_way) are picked up by the workers' next poll. */
+static int rel_channel(ictx *ic, int64_t cust, int64_t emp) {
+    int64_t channel_id = 0;
+    unsigned kick = 0;
+    return channel_on_add(ic->c, ic->tenant, cust, emp, nz(ic->ev->state), ic->ts, ic->now,
+                          &channel_id, &kick);
+}
+
 static int rel_touch(ictx *ic, int64_t cust, int64_t emp) {
     sqlite3_stmt *st = stmt(ic, "UPDATE relationship SET updated_at=?4 WHERE tenant_id=?1 AND "
                                 "customer_id=?2 AND employee_id=?3");
@@ -218,9 +234,11 @@ static int apply_contact(ictx *ic) {
     switch (ev->kind) {
     case WECOM_EV_ADD_EXTERNAL_CONTACT:
         rc = rel_add(ic, cust, emp);
+        if (rc == 0) rc = rel_channel(ic, cust, emp);
         return rc ? rc : transfer_on_add(ic->c, ic->tenant, cust, emp, ic->ts);
     case WECOM_EV_ADD_HALF_EXTERNAL_CONTACT:
-        return rel_add(ic, cust, emp);
+        rc = rel_add(ic, cust, emp);
+        return rc ? rc : rel_channel(ic, cust, emp);
     case WECOM_EV_EDIT_EXTERNAL_CONTACT:
         return rel_touch(ic, cust, emp);
     case WECOM_EV_DEL_FOLLOW_USER:

@@ -172,7 +172,8 @@ int engine_customer_rels(engine *e, uint32_t dense, const engine_rel *rels, size
 
 /* Direct membership: tag (customer_tag row exists) or group (member "in" an
  * active group chat). An unknown record id is SIYU_EINVAL. */
-int engine_member_set(engine *e, expr_dim dim, int64_t id, uint32_t dense, bool on, siyu_err *err);
+int engine_member_set(engine *e, expr_dim dim, int64_t id, uint32_t dense, bool on,
+                      siyu_err *err);
 
 /* A record of tag, employee, department, store, group or channel_group
  * created or renamed (name may be NULL). */
@@ -197,7 +198,7 @@ int engine_org_put(engine *e, const engine_emp *emps, size_t nemps, const engine
 /* An event of the customer stored: type, time (Unix seconds; outside
  * 0 .. 2^32-1 it is counted as skipped, as in the build) and, for type
  * "order", amount_cents (the rounded props.amount; 0 when absent). */
-int engine_event_add(engine *e, uint32_t dense, const char *type, int64_t ts, int64_t amount_cents,
-                     siyu_err *err);
+int engine_event_add(engine *e, uint32_t dense, const char *type, int64_t ts,
+                     int64_t amount_cents, siyu_err *err);
 
 #endif

@@ -30,6 +30,8 @@
 #include "auth/auth.h"
 #include "outbox/outbox.h"
 #include "store/audit.h"
+#include "util/phone.h"
+#include "util/text.h"
 #include "util/utf8.h"
 
 const char *const customer_rel_statuses[] = {"active", "deleted_by_customer", "deleted_by_employee",
@@ -83,7 +85,7 @@ static const struct {
 };
 
 /* The cursor of a list positioned after key, as a JSON string. */
-static json_t *cursor_json(customer_list_kind kind, const int64_t key[2]) {
+json_t *customer_cursor_json(customer_list_kind kind, const int64_t key[2]) {
     char text[CURSOR_TEXT_MAX], hex[2 * CURSOR_TEXT_MAX + 1];
     const char *tag = cursor_kinds[kind].tag;
     int n =
@@ -273,7 +275,7 @@ static int page_collect(store_conn *c, sqlite3_stmt *st, const customer_page *p,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == p->limit) {
             json_decref(next);
-            next = cursor_json(kind, key);
+            next = customer_cursor_json(kind, key);
             break;
         }
         for (int k = 0; k < nkeys; k++)
@@ -347,55 +349,81 @@ static int added_range_check(int64_t after, int64_t before, siyu_err *err) {
 
 /* ---- customers ---- */
 
-/* Tags of one customer as [{id,name}], capped; *cut set when capped. */
-static json_t *customer_tag_refs(store_conn *c, int64_t tenant, int64_t cid, bool *cut) {
-    static const char *const names[] = {"id", "name", NULL};
-    sqlite3_stmt *st = stmt_bound(c,
-                                  "SELECT t.id, t.name FROM customer_tag ct JOIN tag t ON "
-                                  "t.id=ct.tag_id AND t.tenant_id=ct.tenant_id WHERE "
-                                  "ct.tenant_id=?1 AND ct.customer_id=?2 ORDER BY t.id LIMIT ?3",
-                                  tenant, cid);
-    *cut = false;
-    json_t *tags = st ? rows_capped(c, st, named_item, (void *)names, cut) : NULL;
-    return tags ? tags : json_array();
-}
+#define CUSTOMER_STR_(x) #x
+#define CUSTOMER_STR(x) CUSTOMER_STR_(x)
 
 /* Columns: 0 id, 1 external_userid, 2 name, 3 gender, 4 first_added_at,
- * 5 created_at, 6 active relationship count. */
+ * 5 created_at, 6 active relationship count, 7 region, 8 stage, 9 phone,
+ * 10 the tags as a JSON array [{id,name}] by tag id, one more than the cap
+ * at most (so a page of customers is one statement, tags included). */
 #define CUSTOMER_COLS                                                                              \
     "c.id, c.external_userid, c.name, c.gender, c.first_added_at, c.created_at, "                  \
     "(SELECT count(*) FROM relationship ar WHERE ar.tenant_id=c.tenant_id AND "                    \
-    "ar.customer_id=c.id AND ar.status='active')"
+    "ar.customer_id=c.id AND ar.status='active'), c.region, c.stage, c.phone, "                    \
+    "(SELECT json_group_array(json_object('id', x.id, 'name', x.name)) FROM (SELECT t.id, t.name " \
+    "FROM customer_tag ct JOIN tag t ON t.id=ct.tag_id AND t.tenant_id=ct.tenant_id WHERE "        \
+    "ct.tenant_id=c.tenant_id AND ct.customer_id=c.id ORDER BY t.id LIMIT " CUSTOMER_STR(          \
+        CUSTOMER_360_LIST_MAX) " + 1) x)"
+
+/* The phone of column i as the token may see it: whole for admin and
+ * operator, masked (138****8000) for the other roles, null when unknown. */
+static json_t *phone_json(const http_auth *a, sqlite3_stmt *st, int i) {
+    const char *p = (const char *)sqlite3_column_text(st, i);
+    if (!p) return json_null();
+    if (a->role == ROLE_ADMIN || a->role == ROLE_OPERATOR) return col(st, i);
+    char m[PHONE_DIGITS + 1];
+    phone_mask(p, m);
+    return json_string(m);
+}
 
 static json_t *customer_item(store_conn *c, sqlite3_stmt *st, void *ctx) {
+    (void)c;
     const http_auth *a = ctx;
     static const char *const names[] = {"id", "external_userid", "name", "gender", NULL};
     json_t *j = cols_into(json_object(), st, 0, names);
     int64_t active = sqlite3_column_int64(st, 6);
+    json_object_set_new(j, "region", col(st, 7));
+    json_object_set_new(j, "stage", col(st, 8));
+    json_object_set_new(j, "phone", phone_json(a, st, 9));
     json_object_set_new(j, "status", json_string(active > 0 ? "active" : "lost"));
     json_object_set_new(j, "first_added_at", col(st, 4));
     json_object_set_new(j, "created_at", col(st, 5));
     json_object_set_new(j, "active_relationships", json_integer(active));
-    bool cut;
-    json_object_set_new(j, "tags",
-                        customer_tag_refs(c, a->tenant_id, sqlite3_column_int64(st, 0), &cut));
-    if (cut) json_object_set_new(j, "tags_truncated", json_true());
+    json_t *tags = NULL;
+    if (sqlite3_column_type(st, 10) == SQLITE_TEXT)
+        tags = json_loadb((const char *)sqlite3_column_text(st, 10),
+                          (size_t)sqlite3_column_bytes(st, 10), 0, NULL);
+    if (!json_is_array(tags)) {
+        json_decref(tags);
+        tags = json_array();
+    }
+    if (json_array_size(tags) > CUSTOMER_360_LIST_MAX) {
+        json_array_remove(tags, CUSTOMER_360_LIST_MAX);
+        json_object_set_new(j, "tags_truncated", json_true());
+    }
+    json_object_set_new(j, "tags", tags);
     return j;
 }
 
-static const char CUSTOMER_LIST_SQL[] =
-    "SELECT " CUSTOMER_COLS " FROM customer c WHERE c.tenant_id=:scope_tenant AND c.id>:k0 "
-    "AND (%s) %s "
-    "AND (:rel=0 OR EXISTS (SELECT 1 FROM relationship fr WHERE fr.tenant_id=:scope_tenant AND "
-    "fr.customer_id=c.id AND (:emp=0 OR fr.employee_id=:emp) AND (:rstatus IS NULL OR "
-    "fr.status=:rstatus) AND (:after<0 OR fr.added_at>=:after) AND (:before<0 OR "
-    "fr.added_at<:before))) "
-    "AND (:tag=0 OR EXISTS (SELECT 1 FROM customer_tag ft WHERE ft.tenant_id=:scope_tenant AND "
-    "ft.customer_id=c.id AND ft.tag_id=:tag)) "
-    "AND (:status IS NULL OR (:status='active')=EXISTS (SELECT 1 FROM relationship xr WHERE "
-    "xr.tenant_id=:scope_tenant AND xr.customer_id=c.id AND xr.status='active')) "
-    "AND (:q IS NULL OR c.name LIKE :q ESCAPE '\\' OR c.external_userid LIKE :q ESCAPE '\\') "
-    "ORDER BY c.id LIMIT :n";
+/* TENANT is the tenant term: the ids driver (DRIVE_IDS) writes it
+ * "+c.tenant_id=..." so that SQLite looks the listed ids up by rowid instead
+ * of walking the tenant's index (4 ms instead of 220 ms for 4,096 ids among
+ * a million customers). */
+#define CUSTOMER_LIST_SQL_(TENANT)                                                                 \
+    "SELECT " CUSTOMER_COLS " FROM customer c WHERE " TENANT " AND c.id>:k0 "                      \
+    "AND (%s) %s "                                                                                 \
+    "AND (:rel=0 OR EXISTS (SELECT 1 FROM relationship fr WHERE fr.tenant_id=:scope_tenant AND "   \
+    "fr.customer_id=c.id AND (:emp=0 OR fr.employee_id=:emp) AND (:rstatus IS NULL OR "            \
+    "fr.status=:rstatus) AND (:after<0 OR fr.added_at>=:after) AND (:before<0 OR "                 \
+    "fr.added_at<:before))) "                                                                      \
+    "AND (:tag=0 OR EXISTS (SELECT 1 FROM customer_tag ft WHERE ft.tenant_id=:scope_tenant AND "   \
+    "ft.customer_id=c.id AND ft.tag_id=:tag)) "                                                    \
+    "AND (:status IS NULL OR (:status='active')=EXISTS (SELECT 1 FROM relationship xr WHERE "      \
+    "xr.tenant_id=:scope_tenant AND xr.customer_id=c.id AND xr.status='active')) "                 \
+    "AND (:q IS NULL OR c.name LIKE :q ESCAPE '\\' OR c.external_userid LIKE :q ESCAPE '\\') "     \
+    "ORDER BY c.id LIMIT :n"
+static const char CUSTOMER_LIST_SQL[] = CUSTOMER_LIST_SQL_("c.tenant_id=:scope_tenant");
+static const char CUSTOMER_LIST_IDS_SQL[] = CUSTOMER_LIST_SQL_("+c.tenant_id=:scope_tenant");
 
 static const char DRIVE_TAG[] =
     "AND c.id IN (SELECT dt.customer_id FROM customer_tag dt WHERE dt.tenant_id=:scope_tenant "
@@ -403,6 +431,8 @@ static const char DRIVE_TAG[] =
 static const char DRIVE_EMP[] =
     "AND c.id IN (SELECT dr.customer_id FROM relationship dr WHERE dr.tenant_id=:scope_tenant "
     "AND dr.employee_id=:drv_emp AND dr.status=:drv_status)";
+
+static const char DRIVE_IDS[] = "AND c.id IN (SELECT value FROM json_each(:ids))";
 
 static const char DRIVE_ADDED[] =
     "AND c.id IN (SELECT da.customer_id FROM relationship da WHERE da.tenant_id=:scope_tenant "
@@ -419,6 +449,7 @@ typedef struct list_driver {
  * a tag, then an added_at range with a lower bound (usually recent). */
 static list_driver customer_driver(const http_auth *a, const customer_filter *f, int64_t emp,
                                    const char *rstatus) {
+    if (f->ids) return (list_driver){DRIVE_IDS, 0, NULL};
     if (emp) return (list_driver){DRIVE_EMP, emp, rstatus};
     if (a->role == ROLE_EMPLOYEE) return (list_driver){DRIVE_EMP, a->employee_id, "active"};
     if (f->tag_id > 0) return (list_driver){DRIVE_TAG, 0, NULL};
@@ -474,7 +505,8 @@ int customer_list_json(store_conn *c, const http_auth *a, const customer_filter 
         return 0;
     }
     list_driver d = customer_driver(a, f, emp, rstatus);
-    sqlite3_stmt *st = stmt_fmt(c, CUSTOMER_LIST_SQL, auth_scope_sql(a), d.sql);
+    sqlite3_stmt *st =
+        stmt_fmt(c, f->ids ? CUSTOMER_LIST_IDS_SQL : CUSTOMER_LIST_SQL, auth_scope_sql(a), d.sql);
     if (!st) return io_error(err);
     auth_scope_bind(st, a);
     bind_page(st, p, 0, 0);
@@ -487,6 +519,7 @@ int customer_list_json(store_conn *c, const http_auth *a, const customer_filter 
     bind_text(st, ":status", f->status);
     bind_int(st, ":drv_emp", d.emp);
     bind_text(st, ":drv_status", d.status);
+    bind_text(st, ":ids", f->ids);
     if (f->q && *f->q) {
         char pat[2 * CUSTOMER_Q_MAX + 2];
         like_prefix(f->q, pat, sizeof pat);
@@ -510,14 +543,14 @@ static int add_list(json_t *j, const char *key, store_conn *c, sqlite3_stmt *st,
     return 0;
 }
 
-static int add_profile(store_conn *c, int64_t tenant, int64_t cid, json_t *j) {
+static int add_profile(store_conn *c, const http_auth *a, int64_t cid, json_t *j) {
     sqlite3_stmt *st = stmt_bound(
         c,
         "SELECT c.id, c.external_userid, c.name, c.gender, c.type, c.corp_name, "
         "c.first_added_at, c.created_at, c.updated_at, (SELECT count(*) FROM relationship ar "
-        "WHERE ar.tenant_id=c.tenant_id AND ar.customer_id=c.id AND ar.status='active') "
-        "FROM customer c WHERE c.tenant_id=?1 AND c.id=?2",
-        tenant, cid);
+        "WHERE ar.tenant_id=c.tenant_id AND ar.customer_id=c.id AND ar.status='active'), "
+        "c.region, c.stage, c.phone FROM customer c WHERE c.tenant_id=?1 AND c.id=?2",
+        a->tenant_id, cid);
     if (!st) return SIYU_EIO;
     static const char *const names[] = {
         "id",        "external_userid", "name",       "gender",     "type",
@@ -528,6 +561,9 @@ static int add_profile(store_conn *c, int64_t tenant, int64_t cid, json_t *j) {
         int64_t active = sqlite3_column_int64(st, 9);
         json_object_set_new(j, "status", json_string(active > 0 ? "active" : "lost"));
         json_object_set_new(j, "active_relationships", json_integer(active));
+        json_object_set_new(j, "region", col(st, 10));
+        json_object_set_new(j, "stage", col(st, 11));
+        json_object_set_new(j, "phone", phone_json(a, st, 12));
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? SIYU_ENOTFOUND : SIYU_EIO;
@@ -624,7 +660,7 @@ static int add_events(store_conn *c, const http_auth *a, int64_t cid, json_t *j)
 int customer_get_json(store_conn *c, const http_auth *a, int64_t id, json_t **out, siyu_err *err) {
     if (!auth_can_see_customer(c, a, id)) return not_found(err, "customer", id);
     json_t *j = json_pack("{s:[]}", "truncated");
-    int rc = add_profile(c, a->tenant_id, id, j);
+    int rc = add_profile(c, a, id, j);
     if (!rc) rc = add_identities(c, a->tenant_id, id, j);
     if (!rc) rc = add_relationships(c, a, id, j);
     if (!rc) rc = add_tags(c, a->tenant_id, id, j);
@@ -821,6 +857,78 @@ int customer_relationship_remark(store_conn *c, void *arg) {
                        in->remark && in->description ? "remark,description"
                        : in->remark                  ? "remark"
                                                      : "description");
+}
+
+/* ---- customer fields ---- */
+
+static int label_check(const char *v, const char *name, siyu_err *err) {
+    size_t n = v ? strlen(v) : 1;
+    if (n == 0 || n > CUSTOMER_LABEL_MAX)
+        return siyu_err_set(err, SIYU_EINVAL, name,
+                            "field '%s' must be 1..%d bytes (null clears it)", name,
+                            CUSTOMER_LABEL_MAX);
+    if (v && !text_is_clean(v))
+        return siyu_err_set(err, SIYU_EINVAL, name, "field '%s' must not hold control characters",
+                            name);
+    return 0;
+}
+
+int customer_fields_check(customer_fields_input *in) {
+    if (!in->has_region && !in->has_stage && !in->has_phone)
+        return siyu_err_set(&in->err, SIYU_EINVAL, NULL, "give region, stage or phone");
+    if ((in->has_region && label_check(in->region, "region", &in->err)) ||
+        (in->has_stage && label_check(in->stage, "stage", &in->err)))
+        return SIYU_EINVAL;
+    char norm[PHONE_DIGITS + 1];
+    const char *why;
+    if (in->has_phone && in->phone && phone_normalize(in->phone, norm, &why) != 0)
+        return siyu_err_set(&in->err, SIYU_EINVAL, "phone", "field 'phone' %s", why);
+    return 0;
+}
+
+int customer_fields_update(store_conn *c, void *arg) {
+    customer_fields_input *in = arg;
+    int rc = customer_fields_check(in);
+    if (rc) return rc;
+    char norm[PHONE_DIGITS + 1];
+    const char *why;
+    const char *phone = NULL;
+    if (in->has_phone && in->phone) {
+        phone_normalize(in->phone, norm, &why);
+        phone = norm;
+    }
+    sqlite3_stmt *st = store_conn_stmt(
+        c, "UPDATE customer SET region=CASE WHEN ?3 THEN ?4 ELSE region END, "
+           "stage=CASE WHEN ?5 THEN ?6 ELSE stage END, phone=CASE WHEN ?7 THEN ?8 ELSE phone "
+           "END, updated_at=?9 WHERE tenant_id=?1 AND id=?2 RETURNING id, region, stage, phone");
+    if (!st) return SIYU_EIO;
+    sqlite3_bind_int64(st, 1, in->tenant_id);
+    sqlite3_bind_int64(st, 2, in->customer_id);
+    sqlite3_bind_int(st, 3, in->has_region);
+    store_bind_text(st, 4, in->region);
+    sqlite3_bind_int(st, 5, in->has_stage);
+    store_bind_text(st, 6, in->stage);
+    sqlite3_bind_int(st, 7, in->has_phone);
+    store_bind_text(st, 8, phone);
+    sqlite3_bind_int64(st, 9, siyu_now());
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        static const char *const names[] = {"id", "region", "stage", "phone", NULL};
+        json_decref(in->result);
+        in->result = cols_into(json_object(), st, 0, names);
+        step = sqlite3_step(st);
+    }
+    bool found = in->result != NULL;
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE) return store_rc(step);
+    if (!found) return not_found(&in->err, "customer", in->customer_id);
+    char target[40], detail[32];
+    snprintf(target, sizeof target, "customer:%lld", (long long)in->customer_id);
+    snprintf(detail, sizeof detail, "%s%s%s%s%s", in->has_region ? "region" : "",
+             in->has_region && in->has_stage ? "," : "", in->has_stage ? "stage" : "",
+             in->has_phone && (in->has_region || in->has_stage) ? "," : "",
+             in->has_phone ? "phone" : "");
+    return store_audit(c, in->tenant_id, in->actor, "customer.update", target, 1, detail);
 }
 
 /* ---- group chats ---- */

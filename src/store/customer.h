@@ -66,6 +66,10 @@ int customer_arg_str(const char *val, const char *name, size_t max, const char *
 
 extern const char *const customer_rel_statuses[]; /* active, deleted_by_customer, ... */
 
+/* The cursor a list of kind would return after key (for callers that page
+ * by other means, such as GET /customers?segment=): a JSON string. */
+json_t *customer_cursor_json(customer_list_kind kind, const int64_t key[2]);
+
 /* GET /customers filters; NULL / 0 / -1 mean "not given". Relationship
  * filters (employee, rel_status, added_*) apply to one and the same
  * relationship; employee without rel_status means an active relationship. */
@@ -77,6 +81,8 @@ typedef struct customer_filter {
     int64_t added_after;    /* relationship added_at >= this; -1 = any */
     int64_t added_before;   /* relationship added_at < this; -1 = any */
     const char *q;          /* prefix of name or external_userid */
+    const char *ids;        /* a JSON array of customer ids the page is limited to
+                               (a segment's members, ?segment=); NULL = any */
 } customer_filter;
 
 /* Resolves an employee given by id or userid within the tenant (an all-digit
@@ -85,8 +91,9 @@ int customer_employee_resolve(store_conn *c, int64_t tenant_id, const char *val,
                               int64_t *id, siyu_err *err);
 
 /* One page of customers in scope, ordered by id; an item has id,
- * external_userid, name, gender, status (active|lost), first_added_at,
- * created_at, active_relationships and tags [{id,name}]. 0 and *out, or
+ * external_userid, name, gender, region, stage, phone (admin and operator
+ * tokens see it whole, others masked as 138****8000), status (active|lost),
+ * first_added_at, created_at, active_relationships and tags [{id,name}]. 0 and *out, or
  * SIYU_EINVAL (a bad filter, named) / SIYU_EIO. */
 int customer_list_json(store_conn *c, const http_auth *a, const customer_filter *f,
                        const customer_page *p, json_t **out, siyu_err *err);
@@ -144,6 +151,33 @@ typedef struct customer_remark_input {
  * token's relationship scope, SIYU_ECONFLICT when it is not active (WeCom
  * only edits live follow records), SIYU_EINVAL for the lengths. */
 int customer_relationship_remark(store_conn *c, void *arg);
+
+/* ---- customer fields (a write) ---- */
+
+#define CUSTOMER_LABEL_MAX 64 /* bytes of region and stage */
+
+/* PATCH /customers/{id}: region, stage and phone, each given (has_*) or
+ * left unchanged; a given NULL clears. */
+typedef struct customer_fields_input {
+    int64_t tenant_id;
+    int64_t customer_id;
+    bool has_region, has_stage, has_phone;
+    const char *region; /* 1..CUSTOMER_LABEL_MAX bytes, no control characters */
+    const char *stage;
+    const char *phone; /* as given; stored normalised (util/phone.h) */
+    const char *actor;
+    json_t *result; /* filled on success: {id, region, stage, phone}; the caller frees */
+    siyu_err err;
+} customer_fields_input;
+
+/* Checks the fields of in (field named in err): 0 or SIYU_EINVAL. The step
+ * calls it too; callers may call it first to answer before queueing. */
+int customer_fields_check(customer_fields_input *in);
+
+/* Write step (arg: customer_fields_input*): updates the customer of the
+ * tenant and audits "customer.update" with the names of the changed fields
+ * (never their values). SIYU_EINVAL, SIYU_ENOTFOUND, SIYU_EIO. */
+int customer_fields_update(store_conn *c, void *arg);
 
 /* ---- group chats ---- */
 

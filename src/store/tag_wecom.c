@@ -226,7 +226,7 @@ int tag_wecom_mark(store_conn *c, int64_t tenant, const char *tag_ids, const cha
                            "JOIN relationship r ON r.tenant_id=?2 AND r.customer_id=cj.value AND "
                            "r.status='active' JOIN employee e ON e.id=r.employee_id "
                            "JOIN identity i ON i.tenant_id=?2 AND i.customer_id=cj.value AND "
-                           "i.kind='wecom_external_userid' ORDER BY cj.key, r.employee_id");
+                           "+i.kind='wecom_external_userid' ORDER BY cj.key, r.employee_id");
     if (!st) {
         json_decref(wids);
         return SIYU_EIO;

@@ -14,8 +14,10 @@
  * tag groups 1, 3, 4 and tags 300, 302, 303 (3, 4, 302, 303 get deleted). Customers: OWN 1000
  * (active with emp), OTHER 1001 (active with other), TEAM 1002 (active with
  * boss), GONE 1003 (emp's relationship ended). Group chats 500 (owner emp),
- * 501 (owner other). Tenant B (2) has department 20, store 60, employee 200
- * (userid "emp"), customer 1500, group chat 600, tag group 2, tag 310.
+ * 501 (owner other); channel groups 70 (71, 73 get deleted) and channels 80
+ * (81, 82 get deleted) with emp on duty. Tenant B (2) has department 20,
+ * store 60, employee 200 (userid "emp"), customer 1500, group chat 600, tag
+ * group 2, tag 310, channel group 72, channel 90.
  * Rows run in order and some write, so test_lists runs first. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +72,8 @@ typedef struct row {
     "{\"events\":[{\"idempotency_key\":\"" key "\",\"type\":\"visit\",\"ts\":1700000000,"          \
     "\"customer_id\":" customer "}]}"
 
+#define CHANNEL(name, employee) "{\"name\":\"" name "\",\"staff\":[{\"employee_id\":" employee "}]}"
+
 #define OWN "1000"
 #define OTHER "1001"
 #define TEAM "1002"
@@ -106,6 +110,27 @@ static const row matrix[] = {
     TENANT_GET("/api/v1/group-chats/600/members", 404, 404, 404, 404),
     {R_ADMIN_B, "GET", "/api/v1/group-chats/600", NULL, 200},
     {R_ADMIN_B, "GET", "/api/v1/group-chats/500", NULL, 404},
+    /* customer fields: admin and operator, within the tenant */
+    ROLES7("PATCH", "/api/v1/customers/" OWN, "{\"stage\":\"vip\"}", 403, 200, 200, 403, 403),
+    ROLES7("PATCH", "/api/v1/customers/" TENANT_B, "{\"stage\":\"vip\"}", 403, 404, 404, 403,
+           403),
+    {R_ADMIN_B, "PATCH", "/api/v1/customers/" OWN, "{\"stage\":\"vip\"}", 404},
+    /* segments: every tenant role, each within its scope (test_api_segment checks the
+     * numbers); phones and saved-segment writes need admin or operator */
+    ROLES7("POST", "/api/v1/segments/count", "{\"expr\":\"\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/list", "{\"expr\":\"\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/breakdown", "{\"by\":\"tag\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/export", "{\"format\":\"csv\"}", 403, 200, 200, 200, 200),
+    ROLES7("POST", "/api/v1/segments/export", "{\"format\":\"phone_md5\"}", 403, 200, 200, 403,
+           403),
+    TENANT_GET("/api/v1/segments", 200, 200, 200, 200),
+    OFFICE_WRITE("POST", "/api/v1/segments", "{\"name\":\"S-admin\",\"expr\":\"\"}",
+                 "{\"name\":\"S-op\",\"expr\":\"\"}", 201), /* segments 1 and 2 */
+    TENANT_GET("/api/v1/segments/1", 200, 200, 200, 200),
+    {R_ADMIN_B, "GET", "/api/v1/segments/1", NULL, 404},
+    OFFICE_WRITE("PATCH", "/api/v1/segments/1", "{\"description\":\"d\"}",
+                 "{\"description\":\"e\"}", 200),
+    {R_ADMIN_B, "PATCH", "/api/v1/segments/1", "{\"description\":\"x\"}", 404},
     /* audit log: tenant admins only */
     TENANT_GET("/api/v1/audit-log", 200, 403, 403, 403),
     /* relationship remark: the relationship scope; an ended one is a 409 */
@@ -216,6 +241,32 @@ static const row matrix[] = {
     TENANT_GET("/api/v1/welcome", 200, 200, 403, 403),
     OFFICE_WRITE("PUT", "/api/v1/welcome", "{\"text\":\"Hi\"}", "{\"text\":\"Hello\"}", 200),
     TENANT_GET("/api/v1/welcome/log", 200, 200, 403, 403),
+    /* channel QR codes: catalogue reads for every tenant role, admin/operator writes */
+    TENANT_GET("/api/v1/channel-groups", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/channel-groups/70", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/channel-groups/72", 404, 404, 404, 404),
+    OFFICE_WRITE("POST", "/api/v1/channel-groups", "{\"name\":\"CG-admin\"}",
+                 "{\"name\":\"CG-op\"}", 201),
+    OFFICE_WRITE("PATCH", "/api/v1/channel-groups/70", "{\"sort_order\":1}", "{\"sort_order\":2}",
+                 200),
+    OFFICE_WRITE("PATCH", "/api/v1/channel-groups/72", "{\"sort_order\":1}", "{\"sort_order\":1}",
+                 404),
+    {R_ADMIN_B, "GET", "/api/v1/channel-groups/72", NULL, 200},
+    TENANT_GET("/api/v1/channels", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/channels/80", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/channels/90", 404, 404, 404, 404),
+    {R_ADMIN_B, "GET", "/api/v1/channels/90", NULL, 200},
+    {R_ADMIN_B, "GET", "/api/v1/channels/80", NULL, 404},
+    TENANT_GET("/api/v1/channels/stats", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/channels/80/stats", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/channels/90/stats", 404, 404, 404, 404),
+    TENANT_GET("/api/v1/channels/80/roster", 200, 200, 200, 200),
+    TENANT_GET("/api/v1/channels/90/roster", 404, 404, 404, 404),
+    OFFICE_WRITE("POST", "/api/v1/channels", CHANNEL("C-admin", "101"), CHANNEL("C-op", "101"),
+                 201),
+    {R_ADMIN, "POST", "/api/v1/channels", CHANNEL("C-x", "200"), 400}, /* B's employee */
+    OFFICE_WRITE("PATCH", "/api/v1/channels/80", "{\"daily_cap\":5}", "{\"daily_cap\":6}", 200),
+    OFFICE_WRITE("PATCH", "/api/v1/channels/90", "{\"daily_cap\":5}", "{\"daily_cap\":5}", 404),
     /* WeCom callbacks: public, but only for a configured receiver */
     {R_NONE, "GET", "/wecom/callback/1", NULL, 404},
     {R_NONE, "POST", "/wecom/callback/1", "<xml></xml>", 404},
@@ -228,6 +279,12 @@ static const row matrix[] = {
     OFFICE_WRITE("DELETE", "/api/v1/tag-groups/2", NULL, NULL, 404),
     OFFICE_PAIR("DELETE", "/api/v1/tags/302", "/api/v1/tags/303", 204),
     OFFICE_WRITE("DELETE", "/api/v1/tags/310", NULL, NULL, 404),
+    {R_ADMIN_B, "DELETE", "/api/v1/segments/1", NULL, 404},
+    OFFICE_PAIR("DELETE", "/api/v1/segments/1", "/api/v1/segments/2", 204),
+    OFFICE_PAIR("DELETE", "/api/v1/channels/81", "/api/v1/channels/82", 204),
+    OFFICE_WRITE("DELETE", "/api/v1/channels/90", NULL, NULL, 404),
+    OFFICE_PAIR("DELETE", "/api/v1/channel-groups/71", "/api/v1/channel-groups/73", 204),
+    OFFICE_WRITE("DELETE", "/api/v1/channel-groups/72", NULL, NULL, 404),
 };
 
 typedef struct list_row {
@@ -243,6 +300,11 @@ static const list_row lists[] = {
     {R_EMPLOYEE, "/api/v1/customers", "1000"},
     {R_ADMIN_B, "/api/v1/customers", "1500"},
     {R_EMPLOYEE, "/api/v1/customers?employee=other", ""},
+    {R_ADMIN, "/api/v1/customers?segment=", "1000,1001,1002,1003"},
+    {R_MANAGER, "/api/v1/customers?segment=", "1000,1002"},
+    {R_EMPLOYEE, "/api/v1/customers?segment=", "1000"},
+    {R_ADMIN_B, "/api/v1/customers?segment=", "1500"},
+    {R_EMPLOYEE, "/api/v1/customers?segment=tag(300)", ""},
     {R_MANAGER, "/api/v1/customers?status=lost", ""},
     {R_ADMIN, "/api/v1/customers?status=lost", "1003"},
     {R_ADMIN, "/api/v1/relationships", "1,2,3,4"},
@@ -300,7 +362,14 @@ static const char fixture_sql[] =
     " (1,1,'send_welcome_msg','{}',0,'dead',0,1,1),(2,2,'mark_tag','{}',1,'dead',0,1,1),"
     " (3,1,'mark_tag','{}',1,'sent',0,1,1),(4,1,'mark_tag','{}',1,'dead',0,1,1),"
     " (5,1,'mark_tag','{}',1,'pending',9000000000000000,1,1),"
-    " (6,1,'mark_tag','{}',1,'pending',9000000000000000,1,1);";
+    " (6,1,'mark_tag','{}',1,'pending',9000000000000000,1,1);"
+    "INSERT INTO channel_group(id,tenant_id,name,created_at,updated_at) VALUES"
+    " (70,1,'Stores',1,1),(71,1,'Del1',1,1),(72,2,'Stores',1,1),(73,1,'Del2',1,1);"
+    "INSERT INTO channel(id,tenant_id,group_id,name,state,type,created_at,updated_at) VALUES"
+    " (80,1,70,'Door','syfixture80','multi',1,1),(81,1,NULL,'Del1','syfixture81','multi',1,1),"
+    " (82,1,NULL,'Del2','syfixture82','multi',1,1),(90,2,72,'Door','syfixture90','multi',1,1);"
+    "INSERT INTO channel_staff(tenant_id,channel_id,employee_id,role,position) VALUES"
+    " (1,80,101,'duty',0),(1,81,101,'duty',0),(1,82,101,'duty',0),(2,90,200,'duty',0);";
 
 typedef struct fx {
     char *dir;
