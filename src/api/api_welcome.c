@@ -143,8 +143,7 @@ static void rule_done(http_req *r, http_resp *w, int rc) {
     http_json(w, !strcmp(r->method, "POST") ? 201 : 200, j);
 }
 
-static void rule_write(http_req *r, http_resp *w, store_write_fn fn, bool with_body,
-                       bool with_id) {
+static void rule_write(http_req *r, http_resp *w, store_write_fn fn, bool with_body, bool with_id) {
     int64_t id = 0;
     if (with_id && !http_param_id(r, w, 0, &id)) return;
     json_t *body = NULL;
@@ -186,8 +185,7 @@ static bool query_i64(http_req *r, http_resp *w, const char *key, int64_t *out, 
     long long v = strtoll(s, &end, 10);
     if (*end || v <= 0) {
         siyu_err e;
-        siyu_err_set(&e, SIYU_EINVAL, key, "query parameter '%s' must be a positive integer",
-                     key);
+        siyu_err_set(&e, SIYU_EINVAL, key, "query parameter '%s' must be a positive integer", key);
         http_error_err(w, &e);
         return false;
     }
@@ -200,8 +198,9 @@ static bool preview_employee(http_req *r, http_resp *w, store_conn *c, int64_t *
     const char *s = http_query(r, "employee");
     siyu_err e;
     if (!s || !*s || strlen(s) > 64) {
-        siyu_err_set(&e, SIYU_EINVAL, "employee", "query parameter 'employee' (an id or userid) "
-                                                  "is required");
+        siyu_err_set(&e, SIYU_EINVAL, "employee",
+                     "query parameter 'employee' (an id or userid) "
+                     "is required");
         http_error_err(w, &e);
         return false;
     }
@@ -237,17 +236,15 @@ static void preview_read(http_req *r, http_resp *w, store_conn *c) {
         !query_i64(r, w, "at", &x.ts, false) || !preview_employee(r, w, c, &x.employee_id))
         return;
     siyu_err e;
-    if (x.channel_id &&
-        !exists_in(c, "SELECT id FROM channel WHERE tenant_id=?1 AND id=?2", r->auth.tenant_id,
-                   x.channel_id)) {
+    if (x.channel_id && !exists_in(c, "SELECT id FROM channel WHERE tenant_id=?1 AND id=?2",
+                                   r->auth.tenant_id, x.channel_id)) {
         siyu_err_set(&e, SIYU_EINVAL, "channel", "channel %lld is not this tenant's",
                      (long long)x.channel_id);
         http_error_err(w, &e);
         return;
     }
-    if (x.customer_id &&
-        !exists_in(c, "SELECT id FROM customer WHERE tenant_id=?1 AND id=?2", r->auth.tenant_id,
-                   x.customer_id)) {
+    if (x.customer_id && !exists_in(c, "SELECT id FROM customer WHERE tenant_id=?1 AND id=?2",
+                                    r->auth.tenant_id, x.customer_id)) {
         siyu_err_set(&e, SIYU_EINVAL, "customer", "customer %lld is not this tenant's",
                      (long long)x.customer_id);
         http_error_err(w, &e);
@@ -260,15 +257,14 @@ static void preview_read(http_req *r, http_resp *w, store_conn *c) {
         http_error(w, 500, "internal", "query failed");
         return;
     }
-    json_t *j = json_pack("{s:s,s:o,s:o,s:O,s:O,s:{s:I,s:o,s:o,s:I}}", "source",
-                          welcome_source_name(ch.source), "rule_id",
-                          ch.rule_id ? json_integer(ch.rule_id) : json_null(), "rule_name",
-                          ch.rule_name ? json_incref(ch.rule_name) : json_null(), "message",
-                          ch.body ? ch.body : json_null(), "why", ch.why, "context", "employee_id",
-                          (json_int_t)x.employee_id, "channel_id",
-                          x.channel_id ? json_integer(x.channel_id) : json_null(), "customer_id",
-                          x.customer_id ? json_integer(x.customer_id) : json_null(), "at",
-                          (json_int_t)x.ts);
+    json_t *j = json_pack(
+        "{s:s,s:o,s:o,s:O,s:O,s:{s:I,s:o,s:o,s:I}}", "source", welcome_source_name(ch.source),
+        "rule_id", ch.rule_id ? json_integer(ch.rule_id) : json_null(), "rule_name",
+        ch.rule_name ? json_incref(ch.rule_name) : json_null(), "message",
+        ch.body ? ch.body : json_null(), "why", ch.why, "context", "employee_id",
+        (json_int_t)x.employee_id, "channel_id",
+        x.channel_id ? json_integer(x.channel_id) : json_null(), "customer_id",
+        x.customer_id ? json_integer(x.customer_id) : json_null(), "at", (json_int_t)x.ts);
     welcome_choice_reset(&ch);
     http_json(w, 200, j);
 }
@@ -343,8 +339,7 @@ const http_route api_welcome_routes[] = {
     {"GET", "/api/v1/welcome-rules/{id}", rule_get, ROLES_OFFICE, "One welcome rule", 0},
     {"PUT", "/api/v1/welcome-rules/{id}", rule_replace, ROLES_OFFICE,
      "Replace a welcome rule (same body as POST)", 0},
-    {"DELETE", "/api/v1/welcome-rules/{id}", rule_delete, ROLES_OFFICE, "Delete a welcome rule",
-     0},
+    {"DELETE", "/api/v1/welcome-rules/{id}", rule_delete, ROLES_OFFICE, "Delete a welcome rule", 0},
     {"GET", "/api/v1/welcomes", welcomes_list, ROLES_OFFICE,
      "Welcomes with the rule chosen, why, and the outcome (?outcome=, ?source=, ?rule_id=, "
      "?employee_id=, ?channel_id=, ?since=, ?until=, ?cursor=, ?limit=)",

@@ -36,11 +36,11 @@ static int add_facts(store_conn *c, int64_t tenant_id, int64_t event_id, welcome
 static int log_insert(store_conn *c, int64_t tenant_id, int64_t event_id, int64_t outbox_id,
                       const welcome_ctx *x, const welcome_choice *ch) {
     char *why = json_dumps(ch->why, JSON_COMPACT);
-    sqlite3_stmt *st = why ? store_conn_stmt(
-                                 c, "INSERT INTO welcome_log(tenant_id, event_id, outbox_id, source, "
-                                    "rule_id, why, customer_id, employee_id, channel_id, created_at) "
-                                    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
-                           : NULL;
+    sqlite3_stmt *st =
+        why ? store_conn_stmt(c, "INSERT INTO welcome_log(tenant_id, event_id, outbox_id, source, "
+                                 "rule_id, why, customer_id, employee_id, channel_id, created_at) "
+                                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
+            : NULL;
     int rc = why ? SIYU_EIO : SIYU_ENOMEM;
     if (st) {
         sqlite3_bind_int64(st, 1, tenant_id);
@@ -179,8 +179,8 @@ int welcome_log(store_conn *c, int64_t tenant_id, int64_t before, int limit, jso
 
 /* The outcome of a welcome_log row l from its outbox row o. */
 #define OUTCOME_SQL                                                                                \
-    "CASE WHEN l.outbox_id IS NULL THEN 'none' WHEN o.state='sent' THEN 'sent' "                  \
-    "WHEN o.state='dead' AND (o.errcode=41050 OR o.error LIKE 'welcome_code_expired%') "          \
+    "CASE WHEN l.outbox_id IS NULL THEN 'none' WHEN o.state='sent' THEN 'sent' "                   \
+    "WHEN o.state='dead' AND (o.errcode=41050 OR o.error LIKE 'welcome_code_expired%') "           \
     "THEN 'late' WHEN o.state IN ('dead','cancelled') THEN 'failed' ELSE 'pending' END"
 
 bool welcome_outcome_valid(const char *s) {
@@ -199,11 +199,11 @@ static json_t *list_row(sqlite3_stmt *st) {
                      (json_int_t)sqlite3_column_int64(st, 2), "source",
                      (const char *)sqlite3_column_text(st, 3), "rule_id", outbox__col_int(st, 4),
                      "why", w ? w : json_array(), "rule_name", outbox__col_str(st, 6),
-                     "customer_id", outbox__col_int(st, 7), "employee_id",
-                     outbox__col_int(st, 8), "channel_id", outbox__col_int(st, 9), "outbox_id",
-                     outbox__col_int(st, 10), "outcome", (const char *)sqlite3_column_text(st, 11),
-                     "errcode", outbox__col_int(st, 12), "error", outbox__col_str(st, 13),
-                     "sent_at", outbox__col_int(st, 14), "attempts", outbox__col_int(st, 15));
+                     "customer_id", outbox__col_int(st, 7), "employee_id", outbox__col_int(st, 8),
+                     "channel_id", outbox__col_int(st, 9), "outbox_id", outbox__col_int(st, 10),
+                     "outcome", (const char *)sqlite3_column_text(st, 11), "errcode",
+                     outbox__col_int(st, 12), "error", outbox__col_str(st, 13), "sent_at",
+                     outbox__col_int(st, 14), "attempts", outbox__col_int(st, 15));
 }
 
 int welcome_list(store_conn *c, int64_t tenant_id, const welcome_filter *f, int64_t before,
@@ -244,7 +244,8 @@ json_t *welcome_counts_json(store_conn *c, int64_t tenant_id, int64_t since, int
     store_bind_opt_int(st, 3, until, until > 0);
     static const char *const outcomes[] = {"sent", "late", "failed", "pending", "none", NULL};
     json_t *total = json_object(), *by = json_array(), *cur = NULL;
-    for (int i = 0; outcomes[i]; i++) json_object_set_new(total, outcomes[i], json_integer(0));
+    for (int i = 0; outcomes[i]; i++)
+        json_object_set_new(total, outcomes[i], json_integer(0));
     int64_t all = 0;
     int step;
     char cur_key[48] = "";
@@ -253,9 +254,9 @@ json_t *welcome_counts_json(store_conn *c, int64_t tenant_id, int64_t since, int
         char key[48];
         snprintf(key, sizeof key, "%s:%lld", source, (long long)sqlite3_column_int64(st, 1));
         if (!cur || strcmp(key, cur_key)) {
-            cur = json_pack("{s:s,s:o,s:o,s:I}", "source", source, "rule_id",
-                            outbox__col_int(st, 1), "rule_name", outbox__col_str(st, 2), "total",
-                            (json_int_t)0);
+            cur =
+                json_pack("{s:s,s:o,s:o,s:I}", "source", source, "rule_id", outbox__col_int(st, 1),
+                          "rule_name", outbox__col_str(st, 2), "total", (json_int_t)0);
             for (int i = 0; outcomes[i]; i++)
                 json_object_set_new(cur, outcomes[i], json_integer(0));
             json_array_append_new(by, cur);
@@ -263,7 +264,8 @@ json_t *welcome_counts_json(store_conn *c, int64_t tenant_id, int64_t since, int
         }
         const char *oc = (const char *)sqlite3_column_text(st, 3);
         int64_t n = sqlite3_column_int64(st, 4);
-        json_object_set_new(cur, oc, json_integer(json_integer_value(json_object_get(cur, oc)) + n));
+        json_object_set_new(cur, oc,
+                            json_integer(json_integer_value(json_object_get(cur, oc)) + n));
         json_object_set_new(cur, "total",
                             json_integer(json_integer_value(json_object_get(cur, "total")) + n));
         json_object_set_new(total, oc,

@@ -149,7 +149,8 @@ static int cond_canon(store_conn *c, int64_t tenant, const json_t *in, json_t **
         char field[64];
         snprintf(field, sizeof field, "conditions.%.40s", key);
         size_t i = 0;
-        while (i < N_ID_LISTS && strcmp(id_lists[i].key, key)) i++;
+        while (i < N_ID_LISTS && strcmp(id_lists[i].key, key))
+            i++;
         if (json_is_null(v)) continue; /* null = absent = any */
         if (i < N_ID_LISTS) {
             rc = id_list_canon(c, tenant, &id_lists[i], v, o, err);
@@ -170,9 +171,10 @@ static int cond_canon(store_conn *c, int64_t tenant, const json_t *in, json_t **
             else
                 json_object_set(o, key, v);
         } else {
-            rc = invalid(err, field, "unknown condition (channel_ids, channel_group_ids, "
-                                     "employee_ids, department_ids, store_ids, schedule, "
-                                     "date_from, date_to)");
+            rc = invalid(err, field,
+                         "unknown condition (channel_ids, channel_group_ids, "
+                         "employee_ids, department_ids, store_ids, schedule, "
+                         "date_from, date_to)");
         }
         if (rc != 0) break;
     }
@@ -193,11 +195,13 @@ static const char *const placeholders[] = {"customer_name", "employee_name", NUL
 int welcome_text_check(const char *text, const char *field, siyu_err *err) {
     for (const char *p = strchr(text, '{'); p; p = strchr(p + 1, '{')) {
         const char *q = p + 1;
-        while ((*q >= 'a' && *q <= 'z') || *q == '_') q++;
+        while ((*q >= 'a' && *q <= 'z') || *q == '_')
+            q++;
         if (q == p + 1 || (*q != '}' && *q != '|')) continue; /* a literal brace */
         size_t n = (size_t)(q - p - 1);
         int k = 0;
-        while (placeholders[k] && (strlen(placeholders[k]) != n || strncmp(placeholders[k], p + 1, n)))
+        while (placeholders[k] &&
+               (strlen(placeholders[k]) != n || strncmp(placeholders[k], p + 1, n)))
             k++;
         if (!placeholders[k])
             return siyu_err_set(err, SIYU_EINVAL, field,
@@ -288,8 +292,8 @@ static int attach_canon(const json_t *a, size_t i, json_t **out, siyu_err *err) 
     size_t known = 0;
     for (int m = 0; m < 4 && k->m[m].key && rc == 0; m++) {
         const char *s;
-        rc = str_member(inner, k->m[m].key, k->m[m].max, k->m[m].required, k->m[m].url, ip, &s,
-                        err);
+        rc =
+            str_member(inner, k->m[m].key, k->m[m].max, k->m[m].required, k->m[m].url, ip, &s, err);
         if (rc == 0 && s) {
             json_object_set_new(canon, k->m[m].key, json_string(s));
             known++;
@@ -340,8 +344,8 @@ typedef struct rule_row {
     json_t *cond, *att; /* owned */
 } rule_row;
 
-static const char *const body_keys[] = {"name",        "priority", "enabled", "conditions",
-                                        "text",        "attachments", NULL};
+static const char *const body_keys[] = {"name", "priority",    "enabled", "conditions",
+                                        "text", "attachments", NULL};
 
 static int body_parse(store_conn *c, welcome_rule_input *in, rule_row *r) {
     const json_t *b = in->body;
@@ -352,7 +356,8 @@ static int body_parse(store_conn *c, welcome_rule_input *in, rule_row *r) {
     if (!json_is_object(b)) return invalid(&in->err, "body", "a JSON object");
     json_object_foreach((json_t *)b, key, v) {
         int k = 0;
-        while (body_keys[k] && strcmp(body_keys[k], key)) k++;
+        while (body_keys[k] && strcmp(body_keys[k], key))
+            k++;
         if (!body_keys[k]) {
             char f[64];
             snprintf(f, sizeof f, "%.60s", key);
@@ -391,8 +396,8 @@ static int body_parse(store_conn *c, welcome_rule_input *in, rule_row *r) {
     int rc = attachments_canon(json_object_get(b, "attachments"), &r->att, &in->err);
     if (rc == 0 && !r->text && !r->att)
         rc = invalid(&in->err, "text", "give text or attachments (WeCom refuses both empty)");
-    if (rc == 0) rc = cond_canon(c, in->tenant_id, json_object_get(b, "conditions"), &r->cond,
-                                 &in->err);
+    if (rc == 0)
+        rc = cond_canon(c, in->tenant_id, json_object_get(b, "conditions"), &r->cond, &in->err);
     return rc;
 }
 
@@ -450,8 +455,9 @@ static int rule_store(store_conn *c, welcome_rule_input *in, rule_row *r, bool c
     }
     char target[40];
     snprintf(target, sizeof target, "welcome_rule:%lld", (long long)in->id);
-    rc = store_audit(c, in->tenant_id, in->actor, create ? "welcome_rule.create" : "welcome_rule.update",
-                     target, 1, r->enabled ? "enabled" : "disabled");
+    rc = store_audit(c, in->tenant_id, in->actor,
+                     create ? "welcome_rule.create" : "welcome_rule.update", target, 1,
+                     r->enabled ? "enabled" : "disabled");
     if (rc == 0) {
         in->result = welcome_rule_get_json(c, in->tenant_id, in->id);
         if (!in->result) rc = SIYU_EIO;
@@ -489,8 +495,7 @@ int welcome_rule_replace(store_conn *c, void *arg) {
 
 int welcome_rule_delete(store_conn *c, void *arg) {
     welcome_rule_input *in = arg;
-    sqlite3_stmt *st =
-        store_conn_stmt(c, "DELETE FROM welcome_rule WHERE tenant_id=?1 AND id=?2");
+    sqlite3_stmt *st = store_conn_stmt(c, "DELETE FROM welcome_rule WHERE tenant_id=?1 AND id=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, in->tenant_id);
     sqlite3_bind_int64(st, 2, in->id);
@@ -515,21 +520,20 @@ static json_t *loads_or_null(const char *s) {
 
 static json_t *rule_json(sqlite3_stmt *st) {
     const char *text = (const char *)sqlite3_column_text(st, 5);
-    return json_pack("{s:I,s:s,s:I,s:b,s:o,s:o,s:o,s:I,s:I}", "id",
-                     (json_int_t)sqlite3_column_int64(st, 0), "name",
-                     (const char *)sqlite3_column_text(st, 1), "priority",
-                     (json_int_t)sqlite3_column_int64(st, 2), "enabled",
-                     sqlite3_column_int(st, 3) != 0, "conditions",
-                     loads_or_null((const char *)sqlite3_column_text(st, 4)), "text",
-                     text ? json_string(text) : json_null(), "attachments",
-                     loads_or_null((const char *)sqlite3_column_text(st, 6)), "created_at",
-                     (json_int_t)sqlite3_column_int64(st, 7), "updated_at",
-                     (json_int_t)sqlite3_column_int64(st, 8));
+    return json_pack(
+        "{s:I,s:s,s:I,s:b,s:o,s:o,s:o,s:I,s:I}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+        "name", (const char *)sqlite3_column_text(st, 1), "priority",
+        (json_int_t)sqlite3_column_int64(st, 2), "enabled", sqlite3_column_int(st, 3) != 0,
+        "conditions", loads_or_null((const char *)sqlite3_column_text(st, 4)), "text",
+        text ? json_string(text) : json_null(), "attachments",
+        loads_or_null((const char *)sqlite3_column_text(st, 6)), "created_at",
+        (json_int_t)sqlite3_column_int64(st, 7), "updated_at",
+        (json_int_t)sqlite3_column_int64(st, 8));
 }
 
 json_t *welcome_rule_get_json(store_conn *c, int64_t tenant_id, int64_t id) {
-    sqlite3_stmt *st = store_conn_stmt(
-        c, "SELECT " RULE_COLS " FROM welcome_rule WHERE tenant_id=?1 AND id=?2");
+    sqlite3_stmt *st =
+        store_conn_stmt(c, "SELECT " RULE_COLS " FROM welcome_rule WHERE tenant_id=?1 AND id=?2");
     if (!st) return NULL;
     sqlite3_bind_int64(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, id);
@@ -544,7 +548,8 @@ int welcome_rule_list(store_conn *c, int64_t tenant_id, json_t *items) {
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, tenant_id);
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(items, rule_json(st));
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(items, rule_json(st));
     sqlite3_reset(st);
     return step == SQLITE_DONE ? 0 : store_rc(step);
 }
@@ -641,11 +646,15 @@ static const char *cond_fails(const json_t *cond, const facts *f, char *buf, siz
                               char *matched, size_t mcap) {
     const json_t *v;
     matched[0] = 0;
-#define HELD(name) (strlen(matched) + 32 < mcap ? strcat(strcat(matched, *matched ? ", " : ""), name) : matched)
+#define HELD(name)                                                                                 \
+    (strlen(matched) + 32 < mcap ? strcat(strcat(matched, *matched ? ", " : ""), name) : matched)
     if ((v = json_object_get(cond, "channel_ids"))) {
         if (!f->channel || !list_has(v, f->channel)) {
-            snprintf(buf, cap, f->channel ? "channel %lld not in channel_ids" : "no channel (not "
-                               "a channel QR code add)", (long long)f->channel);
+            snprintf(buf, cap,
+                     f->channel ? "channel %lld not in channel_ids"
+                                : "no channel (not "
+                                  "a channel QR code add)",
+                     (long long)f->channel);
             return buf;
         }
         HELD("channel_ids");
@@ -667,10 +676,13 @@ static const char *cond_fails(const json_t *cond, const facts *f, char *buf, siz
     }
     if ((v = json_object_get(cond, "department_ids"))) {
         bool in = false;
-        for (int i = 0; i < f->ndepts && !in; i++) in = list_has(v, f->depts[i]);
+        for (int i = 0; i < f->ndepts && !in; i++)
+            in = list_has(v, f->depts[i]);
         if (!in) {
-            snprintf(buf, cap, "employee's department %lld (with its parents) not in "
-                               "department_ids", (long long)(f->ndepts ? f->depts[0] : 0));
+            snprintf(buf, cap,
+                     "employee's department %lld (with its parents) not in "
+                     "department_ids",
+                     (long long)(f->ndepts ? f->depts[0] : 0));
             return buf;
         }
         HELD("department_ids");
@@ -721,7 +733,8 @@ static void render(const char *text, const facts *f, char *out, size_t cap) {
     for (const char *p = text; *p && n + 1 < cap;) {
         const char *q = p + 1;
         if (*p == '{') {
-            while ((*q >= 'a' && *q <= 'z') || *q == '_') q++;
+            while ((*q >= 'a' && *q <= 'z') || *q == '_')
+                q++;
             size_t len = (size_t)(q - p - 1);
             const char *val = NULL;
             if (len == 13 && !strncmp(p + 1, "customer_name", 13)) val = f->cust_name;
@@ -731,7 +744,8 @@ static void render(const char *text, const facts *f, char *out, size_t cap) {
                 const char *fb = *q == '|' ? q + 1 : end;
                 size_t vlen = *val ? strlen(val) : (size_t)(end - fb);
                 const char *src = *val ? val : fb;
-                for (size_t i = 0; i < vlen && n + 1 < cap; i++) out[n++] = src[i];
+                for (size_t i = 0; i < vlen && n + 1 < cap; i++)
+                    out[n++] = src[i];
                 p = end + 1;
                 continue;
             }
@@ -740,7 +754,8 @@ static void render(const char *text, const facts *f, char *out, size_t cap) {
     }
     /* never end inside a UTF-8 sequence */
     size_t k = n;
-    while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80) k--;
+    while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+        k--;
     if (k > 0) {
         unsigned char lead = (unsigned char)out[k - 1];
         size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
@@ -769,7 +784,8 @@ static json_t *body_of(const char *text, const char *att, const facts *f) {
     return b;
 }
 
-static void why_add(welcome_choice *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void why_add(welcome_choice *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void why_add(welcome_choice *out, const char *fmt, ...) {
     char buf[512];
     va_list ap;

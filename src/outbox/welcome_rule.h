@@ -19,12 +19,12 @@
 #include "store/store.h"
 #include "util/err.h"
 
-#define WELCOME_RULES_MAX 200      /* rules per tenant */
-#define WELCOME_RULE_NAME_MAX 64   /* characters */
-#define WELCOME_RULE_IDS_MAX 100   /* ids per condition list */
-#define WELCOME_ATTACH_MAX 9       /* WeCom's limit (spec §3.4) */
+#define WELCOME_RULES_MAX 200    /* rules per tenant */
+#define WELCOME_RULE_NAME_MAX 64 /* characters */
+#define WELCOME_RULE_IDS_MAX 100 /* ids per condition list */
+#define WELCOME_ATTACH_MAX 9     /* WeCom's limit (spec §3.4) */
 #define WELCOME_PRIORITY_MAX 1000000
-#define WELCOME_FALLBACK_MAX 32    /* bytes of a placeholder's "|fallback" */
+#define WELCOME_FALLBACK_MAX 32 /* bytes of a placeholder's "|fallback" */
 
 /* Write step arg for welcome_rule_create / _replace / _delete. body is the
  * request object (create, replace); id is the rule (replace, delete; set by
