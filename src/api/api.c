@@ -6,10 +6,11 @@
 #include <string.h>
 
 const http_route *const api_all_routes[] = {
-    api_system_routes, api_tenant_routes,   api_org_routes,        api_customer_routes,
-    api_tag_routes,    api_tag_rule_routes, api_channel_routes,    api_event_routes,
-    api_group_routes,  api_outbox_routes,   api_welcome_routes,    api_transfer_routes,
-    api_sync_routes,   api_segment_routes,  wecom_callback_routes, NULL,
+    api_system_routes, api_tenant_routes, api_org_routes,   api_customer_routes,
+    api_tag_routes,    api_tag_rule_routes, api_channel_routes, api_event_routes, api_group_routes,
+    api_outbox_routes, api_welcome_routes, api_transfer_routes, api_sync_routes,
+    api_segment_routes, wecom_callback_routes,
+    NULL,
 };
 
 void api_actor(const http_req *r, char out[32]) {
@@ -42,10 +43,9 @@ void api_reply_write_error(http_resp *w, int rc, const siyu_err *err) {
     siyu_err e = *err;
     if (!e.code || e.code != rc) {
         /* The step failed without detail (e.g. a commit error). */
-        if (!e.msg[0])
-            snprintf(e.msg, sizeof e.msg, "%s",
-                     rc == SIYU_ECONFLICT ? "conflicts with an existing record"
-                                          : siyu_strerror(rc));
+        if (!e.msg[0]) snprintf(e.msg, sizeof e.msg, "%s", rc == SIYU_ECONFLICT
+                                                              ? "conflicts with an existing record"
+                                                              : siyu_strerror(rc));
         e.code = rc;
     }
     http_error_err(w, &e);
@@ -55,11 +55,10 @@ static json_t *op_for(const http_route *rt) {
     json_t *op = json_object();
     json_object_set_new(op, "summary", json_string(rt->summary ? rt->summary : ""));
     json_t *roles = json_array();
-    static const int all[] = {ROLE_PLATFORM, ROLE_ADMIN,    ROLE_OPERATOR,
-                              ROLE_MANAGER,  ROLE_EMPLOYEE, ROLE_PUBLIC};
+    static const int all[] = {ROLE_PLATFORM, ROLE_ADMIN, ROLE_OPERATOR, ROLE_MANAGER,
+                              ROLE_EMPLOYEE, ROLE_PUBLIC};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-        if (rt->roles & (unsigned)all[i])
-            json_array_append_new(roles, json_string(http_role_name(all[i])));
+        if (rt->roles & (unsigned)all[i]) json_array_append_new(roles, json_string(http_role_name(all[i])));
     json_object_set_new(op, "x-roles", roles);
     if (!(rt->roles & ROLE_PUBLIC))
         json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearer"));
@@ -77,11 +76,11 @@ static json_t *op_for(const http_route *rt) {
                             json_pack("{s:{s:{s:{s:s}}}}", "content", mt, "schema", "type",
                                       strstr(mt, "json") ? "object" : "string"));
     }
-    json_object_set_new(op, "responses",
-                        json_pack("{s:{s:s},s:{s:s,s:{s:{s:{s:s}}}}}", "200", "description",
-                                  "success", "default", "description", "error", "content",
-                                  "application/json", "schema", "$ref",
-                                  "#/components/schemas/Error"));
+    json_object_set_new(
+        op, "responses",
+        json_pack("{s:{s:s},s:{s:s,s:{s:{s:{s:s}}}}}", "200", "description", "success", "default",
+                  "description", "error", "content", "application/json", "schema", "$ref",
+                  "#/components/schemas/Error"));
     return op;
 }
 
@@ -96,16 +95,14 @@ json_t *api_openapi(http_server *s) {
         }
         char m[16];
         size_t k = 0;
-        for (; rt->method[k] && k < sizeof m - 1; k++)
-            m[k] = (char)(rt->method[k] | 0x20);
+        for (; rt->method[k] && k < sizeof m - 1; k++) m[k] = (char)(rt->method[k] | 0x20);
         m[k] = 0;
         json_object_set_new(item, m, op_for(rt));
     }
-    return json_pack("{s:s,s:{s:s,s:s},s:o,s:{s:{s:{s:s,s:s}},s:{s:{s:s,s:{s:{s:s,s:{s:{s:s},s:{s:"
-                     "s},s:{s:s}}}}}}}}",
-                     "openapi", "3.0.3", "info", "title", "Siyu API", "version", SIYU_VERSION,
-                     "paths", paths, "components", "securitySchemes", "bearer", "type", "http",
-                     "scheme", "bearer", "schemas", "Error", "type", "object", "properties",
-                     "error", "type", "object", "properties", "code", "type", "string", "message",
-                     "type", "string", "field", "type", "string");
+    return json_pack(
+        "{s:s,s:{s:s,s:s},s:o,s:{s:{s:{s:s,s:s}},s:{s:{s:s,s:{s:{s:s,s:{s:{s:s},s:{s:s},s:{s:s}}}}}}}}",
+        "openapi", "3.0.3", "info", "title", "Siyu API", "version", SIYU_VERSION, "paths", paths,
+        "components", "securitySchemes", "bearer", "type", "http", "scheme", "bearer", "schemas",
+        "Error", "type", "object", "properties", "error", "type", "object", "properties", "code",
+        "type", "string", "message", "type", "string", "field", "type", "string");
 }

@@ -106,8 +106,9 @@ static int identity_add(ictx *ic, int64_t customer_id, const char *external_user
 /* By identity, the one index of external ids (every path that creates a
  * customer writes its identity row). 0 found, 1 absent, or an error. */
 static int customer_find(ictx *ic, const char *ext, int64_t *id, int64_t *has_identity) {
-    sqlite3_stmt *st = stmt(ic, "SELECT customer_id, 1 FROM identity WHERE tenant_id=?1 AND "
-                                "kind='wecom_external_userid' AND value=?2");
+    sqlite3_stmt *st =
+        stmt(ic, "SELECT customer_id, 1 FROM identity WHERE tenant_id=?1 AND "
+                 "kind='wecom_external_userid' AND value=?2");
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
     store_bind_text(st, 2, ext);
@@ -316,7 +317,8 @@ static const char *const member_sql[2] = {
     "left_at=NULL WHERE status<>'in' AND excluded.joined_at >= coalesce(left_at, 0)",
 };
 
-static int member_set(ictx *ic, int64_t gid, const char *id, int64_t cust, int64_t emp, bool join) {
+static int member_set(ictx *ic, int64_t gid, const char *id, int64_t cust, int64_t emp,
+                      bool join) {
     sqlite3_stmt *st = stmt(ic, member_sql[join]);
     if (!st) return SIYU_EIO;
     sqlite3_bind_int64(st, 1, ic->tenant);
@@ -337,7 +339,8 @@ static int chat_members(ictx *ic, int64_t gid, bool join) {
         if (!nz(id)) continue;
         int64_t cust, emp;
         int rc = member_resolve(ic, id, &cust, &emp);
-        if (rc == 0) rc = member_set(ic, gid, id, cust, emp, join);
+        if (rc == 0)
+            rc = member_set(ic, gid, id, cust, emp, join);
         if (rc != 0) return rc;
         if (ev->mem_change_list_len == 1) { /* one member: link the event row */
             ic->out->customer_id = cust;
@@ -575,8 +578,8 @@ int ingest_wecom_apply(store_conn *c, int64_t tenant_id, const wecom_event *ev,
     free(own);
     /* Auto-tag rules on channel, group join and event counts, same step. */
     if (rc == 0)
-        rc = tag_rule_on_wecom(c, tenant_id, ev, out->customer_id, out->employee_id, out->event_id,
-                               ic.ts);
+        rc = tag_rule_on_wecom(c, tenant_id, ev, out->customer_id, out->employee_id,
+                               out->event_id, ic.ts);
     return rc;
 }
 
