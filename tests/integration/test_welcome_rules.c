@@ -195,6 +195,19 @@ static void test_rule_choice(void **state) {
     assert_int_equal(json_array_size(att), 2);
     assert_string_equal(jstr(json_array_get(att, 0), "msgtype"), "link");
     json_decref(row);
+    /* ... and reached the simulator with the text */
+    json_t *d = of_sim(&F, "/sim/dump", NULL);
+    json_t *sw;
+    size_t k;
+    int seen = 0;
+    json_array_foreach(json_object_get(d, "welcomes"), k, sw) {
+        if (strcmp(jstr(sw, "welcome_code"), code)) continue;
+        assert_int_equal(jint(sw, "attachments"), 2);
+        assert_true(jint(sw, "arrived_ms") >= jint(sw, "minted_ms"));
+        seen++;
+    }
+    assert_int_equal(seen, 1);
+    json_decref(d);
     free(code);
     /* The channel-group auto-tag came with the add, in the same commit. */
     long long cust = t_sql_int(F.dir, "SELECT customer_id FROM identity WHERE value='%s'", ext);
