@@ -261,7 +261,8 @@ int main(int argc, char **argv) {
             (long long)cb_failed, (long long)ob_sent, (long long)ob_dead, (long long)ob_other,
             (long long)wf.minted, (long long)wf.in_time,
             wf.minted ? 100.0 * (double)wf.in_time / (double)wf.minted : 100.0, (long long)wf.p50,
-            (long long)wf.p99, (long long)wf.max, (long long)wf.used, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            (long long)wf.p99, (long long)wf.max, (long long)wf.used,
+            WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     int bad = cb_failed != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     fprintf(r, "| check | Siyu | simulator | |\n|---|---|---|---|\n");
     for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {

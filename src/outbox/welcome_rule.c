@@ -30,6 +30,8 @@
 #include "store/channel.h"
 #include "util/utf8.h"
 
+#define WHY_SKIPS_MAX 20 /* skipped-rule reasons kept in why */
+
 /* ---- small helpers ---------------------------------------------------------- */
 
 static int invalid(siyu_err *err, const char *field, const char *msg) {
@@ -827,7 +829,7 @@ int welcome_choose(store_conn *c, int64_t tenant_id, const welcome_ctx *x, welco
         goto done;
     }
     sqlite3_bind_int64(st, 1, tenant_id);
-    int step;
+    int step, skipped = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
         const char *name = (const char *)sqlite3_column_text(st, 1);
@@ -837,9 +839,12 @@ int welcome_choose(store_conn *c, int64_t tenant_id, const welcome_ctx *x, welco
                                 : "conditions unreadable";
         json_decref(cond);
         if (fail) {
-            why_add(out, "rule %lld \"%s\" skipped: %s", (long long)id, name, fail);
+            /* the log keeps the first WHY_SKIPS_MAX reasons and a count */
+            if (skipped++ < WHY_SKIPS_MAX)
+                why_add(out, "rule %lld \"%s\" skipped: %s", (long long)id, name, fail);
             continue;
         }
+        if (skipped > WHY_SKIPS_MAX) why_add(out, "%d more rules skipped", skipped - WHY_SKIPS_MAX);
         out->source = WELCOME_RULE;
         out->rule_id = id;
         out->rule_name = json_string(name);
@@ -852,6 +857,8 @@ int welcome_choose(store_conn *c, int64_t tenant_id, const welcome_ctx *x, welco
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) rc = store_rc(step);
     sqlite3_reset(st);
+    if (out->source == WELCOME_NONE && skipped > WHY_SKIPS_MAX)
+        why_add(out, "%d more rules skipped", skipped - WHY_SKIPS_MAX);
     if (rc == 0 && out->source == WELCOME_NONE) rc = choose_default(c, tenant_id, f, out);
 done:
     free(f);
