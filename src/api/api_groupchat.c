@@ -127,13 +127,23 @@ static void no_content(http_req *r, http_resp *w, int rc) {
     http_json(w, 200, json_pack("{s:b}", "ok", 1));
 }
 
+static void deleted(http_req *r, http_resp *w, int rc) {
+    gc_op *op = r->user;
+    if (rc != 0) {
+        api_reply_write_error(w, rc, op->t.err.code ? &op->t.err : &op->q.err);
+        return;
+    }
+    if (r->ctx->ob) outbox_kick(r->ctx->ob, OUTBOX_LANE_NORMAL);
+    http_text(w, 204, NULL, NULL, 0);
+}
+
 static void tag_delete(http_req *r, http_resp *w) {
     int64_t id;
     if (!http_param_id(r, w, 0, &id)) return;
     gc_op *op = op_new(r, w, NULL);
     if (!op) return;
     op->t.id = id;
-    http_write(r, w, groupchat_tag_delete_step, &op->t, no_content);
+    http_write(r, w, groupchat_tag_delete_step, &op->t, deleted);
 }
 
 static void tag_chats_read(http_req *r, http_resp *w, store_conn *c) {
@@ -291,7 +301,7 @@ static void qr_delete(http_req *r, http_resp *w) {
     gc_op *op = op_new(r, w, NULL);
     if (!op) return;
     op->q.id = id;
-    http_write(r, w, groupchat_qr_delete_step, &op->q, no_content);
+    http_write(r, w, groupchat_qr_delete_step, &op->q, deleted);
 }
 
 const http_route api_groupchat_routes[] = {

@@ -165,6 +165,40 @@ static int request(store_conn *c, const http_auth *auth, const char *actor, int6
 
 /* ---- on the job ------------------------------------------------------------ */
 
+/* Employees of the token's department and its sub-departments (as in
+ * store/transfer.c). */
+#define TEAM_SQL                                                                                   \
+    "(SELECT te.id FROM employee te WHERE te.tenant_id=?1 AND te.department_id IN "                \
+    "(WITH RECURSIVE sub(id) AS (SELECT department_id FROM employee WHERE id=?2 "                  \
+    "AND tenant_id=?1 UNION SELECT d.id FROM department d JOIN sub "                               \
+    "ON d.parent_id=sub.id) SELECT id FROM sub))"
+
+/* A manager may only move customers between employees of their subtree;
+ * checked up front, even when no customer turns out to be movable. */
+static int team_check(store_conn *c, inherit_handover *h) {
+    if (h->auth.role != ROLE_MANAGER) return 0;
+    sqlite3_stmt *st = store_conn_stmt(c, "SELECT 1 WHERE ?3 IN " TEAM_SQL);
+    if (!st) return SIYU_EIO;
+    char field[48];
+    for (int i = -1; i < h->ntakeovers; i++) {
+        int64_t id = i < 0 ? h->handover_id : h->takeovers[i];
+        sqlite3_bind_int64(st, 1, h->auth.tenant_id);
+        sqlite3_bind_int64(st, 2, h->auth.employee_id);
+        sqlite3_bind_int64(st, 3, id);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW) continue;
+        if (rc != SQLITE_DONE) return store_rc(rc);
+        if (i < 0)
+            snprintf(field, sizeof field, "handover_employee_id");
+        else
+            snprintf(field, sizeof field, "takeover_employee_ids[%d]", i);
+        return siyu_err_set(&h->err, SIYU_EDENIED, field,
+                            "employee %lld is outside your department", (long long)id);
+    }
+    return 0;
+}
+
 static int takeovers_check(store_conn *c, inherit_handover *h) {
     char field[48];
     for (int i = 0; i < h->ntakeovers; i++) {
@@ -246,7 +280,7 @@ int inherit_handover_step(store_conn *c, void *arg) {
     if (!ho.found)
         return siyu_err_set(&h->err, SIYU_EINVAL, "handover_employee_id",
                             "employee %lld does not exist", (long long)h->handover_id);
-    if ((rc = takeovers_check(c, h)) != 0) return rc;
+    if ((rc = takeovers_check(c, h)) != 0 || (rc = team_check(c, h)) != 0) return rc;
     char *all = NULL;
     if (!h->customer_ids && (rc = all_customers(c, h, &all)) != 0) return rc;
     ids ok = {0}, *per = calloc((size_t)h->ntakeovers, sizeof *per);
