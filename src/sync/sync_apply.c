@@ -498,6 +498,20 @@ int sync__follow_apply(sync_apply *a, int64_t cust, const sync_follow *f, int64_
         if (!id) id = store_conn_last_id(a->c);
         if (which == 1) a->n[SYNC_RELATIONSHIPS].created++;
         if (which == 2) a->n[SYNC_RELATIONSHIPS].updated++;
+        /* A relationship the callbacks missed, added through one of the
+         * tenant's channel QR codes, is attributed to it like an add is
+         * (docs/CHANNELS.md); the auto-tags and remark templates of the
+         * channel are not applied afterwards (WeCom has the remark the
+         * employee set since). */
+        if (which == 1 && sync__nz(f->state)) {
+            st = stmt(a, "UPDATE relationship SET channel_id=(SELECT id FROM channel WHERE "
+                         "tenant_id=?1 AND state=?2) WHERE id=?3 AND channel_id IS NULL AND "
+                         "EXISTS (SELECT 1 FROM channel WHERE tenant_id=?1 AND state=?2)");
+            if (!st) return SIYU_EIO;
+            store_bind_text(st, 2, f->state);
+            sqlite3_bind_int64(st, 3, id);
+            if ((rc = store_stmt_run(st)) != 0) return rc;
+        }
     }
     if (rel) *rel = id;
     return f->tag_ids ? follow_tags_apply(a, cust, emp, f->tag_ids) : 0;

@@ -547,6 +547,41 @@ static void test_delete_removes_contact_way(void **state) {
     assert_int_equal(t_sql_int(F.dir, "SELECT group_id IS NULL FROM channel WHERE id=%lld", CH), 1);
 }
 
+/* A customer whose add callback was lost is attributed to the channel by the
+ * next full sync (the relationship it creates carries the channel's state). */
+static void test_sync_attributes_missed_add(void **state) {
+    (void)state;
+    json_decref(fl_sim(&F, "POST", "/sim/config", "{\"callbacks\":false}"));
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"type\":\"add\",\"userid\":\"%s\",\"state\":\"%s\",\"welcome\":false}", U[0],
+             STATE);
+    json_t *a = fl_sim(&F, "POST", "/sim/act", body);
+    char ext[128];
+    snprintf(ext, sizeof ext, "%s", json_string_value(json_object_get(a, "external_userid")));
+    json_decref(a);
+    assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM identity WHERE value='%s'", ext), 0);
+    json_t *run = t_call(&F.srv, "POST", "/api/v1/sync", F.admin, "{}", 202);
+    json_decref(run);
+    const char *st = "running";
+    for (int i = 0; i < 1200 && strcmp(st, "running") == 0; i++) {
+        json_t *j = t_call(&F.srv, "GET", "/api/v1/sync", F.admin, NULL, 200);
+        static char buf[32];
+        snprintf(buf, sizeof buf, "%s", json_string_value(json_object_get(j, "state")));
+        st = buf;
+        json_decref(j);
+        if (strcmp(st, "running") == 0) fl_sleep_ms(50);
+    }
+    assert_string_equal(st, "done");
+    json_decref(fl_sim(&F, "POST", "/sim/config", "{\"callbacks\":true}"));
+    assert_int_equal(t_sql_int(F.dir,
+                               "SELECT r.channel_id FROM relationship r JOIN identity i ON "
+                               "i.customer_id=r.customer_id AND i.kind='wecom_external_userid' "
+                               "WHERE i.value='%s'",
+                               ext),
+                     CH);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_makes_contact_way),
@@ -555,6 +590,7 @@ int main(void) {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_crash_during_add),
         cmocka_unit_test(test_delete_removes_contact_way),
+        cmocka_unit_test(test_sync_attributes_missed_add),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
