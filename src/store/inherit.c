@@ -96,7 +96,7 @@ static int ids_push(ids *a, int64_t x) {
 }
 
 static char *ids_text(const int64_t *v, size_t n) {
-    size_t cap = 2 + n * 21;
+    size_t cap = 3 + n * 21; /* "[", up to 21 per id with its comma, "]", NUL */
     char *s = malloc(cap), *p = s;
     if (!s) return NULL;
     *p++ = '[';
