@@ -16,6 +16,8 @@ extern const http_route api_channel_routes[];
 extern const http_route api_event_routes[];
 extern const http_route api_group_routes[];
 extern const http_route api_transfer_routes[];
+extern const http_route api_inherit_routes[];
+extern const http_route api_groupchat_routes[];
 extern const http_route api_outbox_routes[];
 extern const http_route api_welcome_routes[];
 extern const http_route api_sync_routes[];

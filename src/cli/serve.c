@@ -12,6 +12,8 @@
 #include "outbox/outbox.h"
 #include "segment/segsvc.h"
 #include "store/channel.h"
+#include "store/groupchat.h"
+#include "store/inherit.h"
 #include "store/tag_wecom.h"
 #include "store/transfer.h"
 #include "sync/sync.h"
@@ -70,6 +72,8 @@ int cli_serve(int argc, char **argv) {
     /* Domain listeners for outbox answers. */
     tag_wecom_listen(ctx);
     transfer_listen(ctx);
+    inherit_listen(ctx);
+    groupchat_listen(ctx);
     channel_listen(ctx);
     sync_mgr_opts syo = {.interval_s = cfg.sync_interval,
                          .transfer_poll_s = cfg.transfer_poll,

@@ -49,6 +49,7 @@
 
 #include "store/audit.h"
 #include "store/channel.h"
+#include "store/groupchat.h"
 #include "store/org.h"
 #include "store/tag_rule.h"
 #include "store/transfer.h"
@@ -329,7 +330,11 @@ static int member_set(ictx *ic, int64_t gid, const char *id, int64_t cust, int64
     int scene = join ? ic->ev->join_scene : ic->ev->quit_scene;
     store_bind_opt_int(st, 6, scene, scene >= 0);
     sqlite3_bind_int64(st, 7, ic->ts);
-    return store_stmt_run(st);
+    int rc = store_stmt_run(st);
+    /* A state change (not a repeat): the member log and rolling QR codes. */
+    if (rc == 0 && store_conn_changes(ic->c) > 0)
+        rc = groupchat_on_member(ic->c, ic->tenant, gid, id, cust, join, scene, ic->ts);
+    return rc;
 }
 
 static int chat_members(ictx *ic, int64_t gid, bool join) {

@@ -68,6 +68,9 @@ static const struct kind_policy {
     {"resigned_transfer_customer", DOUBT_RESEND, 0},
     {"groupchat_transfer", DOUBT_RESEND, 0},
     {"groupchat_onjob_transfer", DOUBT_RESEND, 0},
+    {"groupchat_add_join_way", DOUBT_HOLD, 0},       /* a repeat makes a second join way */
+    {"groupchat_update_join_way", DOUBT_RESEND, 0},  /* overwrites */
+    {"groupchat_del_join_way", DOUBT_RESEND, 41044}, /* gone already */
 };
 
 static const struct kind_policy *policy_of(const char *kind) {

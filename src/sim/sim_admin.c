@@ -3,7 +3,8 @@
  *   GET  /sim/dump    the whole world, deterministic for a seed and day
  *   POST /sim/run     {"actions":N}: N random live actions, answered once
  *                     their callbacks are delivered
- *   POST /sim/act     one chosen action (see sim_act_run), delivered likewise
+ *   POST /sim/act     one chosen action (see sim_act_run), delivered likewise;
+ *                     "count":N repeats it (e.g. 5,000 adds at once)
  *   POST /sim/fault   the next calls to a path answer an errcode, wait, or
  *                     carry a given next_cursor ("same": the request's)
  *   POST /sim/clock   {"advance":S}: simulated time moves on; takeovers and
@@ -314,10 +315,19 @@ static void h_act(sim_req *r) {
                  .welcome = json_is_true(json_object_get(r->json, "welcome")),
                  .half = json_is_true(json_object_get(r->json, "half")),
                  .deliver = !json_is_false(dv)};
+    /* "count": the same action repeated (1..20000), e.g. many adds at once */
+    json_t *cnt = json_object_get(r->json, "count");
+    long long count = cnt ? json_integer_value(cnt) : 1;
+    if (count < 1 || count > 20000) {
+        bad(r, 400, "count must be within 1..20000");
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     sim_tick(s);
     size_t from = s->log_len;
-    int rc = sim_act_run(s, &a, &s->rng, sim_now(s));
+    int rc = 0;
+    for (long long k = 0; k < count && rc == 0; k++)
+        rc = sim_act_run(s, &a, &s->rng, sim_now(s));
     size_t to = s->log_len;
     json_t *j = json_pack("{s:i,s:I}", "errcode", rc, "callbacks", (json_int_t)(to - from));
     if (a.cust >= 0) json_object_set_new(j, "external_userid", json_string(s->cust[a.cust].ext));

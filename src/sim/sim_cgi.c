@@ -62,6 +62,7 @@ static const struct {
     {41051, "externaluser has started chatting"},
     {41063, "msgid invalid"},
     {41064, "attachments count exceed limit"},
+    {41091, "chat_id_list exceed limit"},
     {42001, "access_token expired"},
     {45009, "api freq out of limit"},
     {45033, "api concurrent out of limit"},
@@ -1171,6 +1172,85 @@ static int h_groupchat_onjob_transfer(cgi *c) {
     return group_transfer(c, true);
 }
 
+/* ---- group join ways (加入群聊) ------------------------------------------------------ */
+
+/* Fills w's chats from the body: chat_id_list (1..5 live chats; 41091 over
+ * five), scene 1|2, state ≤ 30 characters. */
+static int join_way_fields(cgi *c, sim_join_way *w) {
+    sim *s = c->s;
+    long long scene = jint(c->b, "scene", 0);
+    const char *state = jstr(c->b, "state");
+    json_t *ids = json_object_get(c->b, "chat_id_list");
+    size_t n = json_array_size(ids);
+    if (scene != 1 && scene != 2) return 40058;
+    if (!n) return 40058;
+    if (n > SIM_JOIN_WAY_CHATS) return 41091;
+    if (state && (utf8_chars(state) > 30 || strlen(state) >= sizeof w->state)) return 40058;
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        int g = sim_grp_find(s, json_string_value(v));
+        if (g < 0 || s->grp[g].dismissed) return 90501;
+        w->chats[i] = g;
+    }
+    w->nchats = (int)n;
+    snprintf(w->state, sizeof w->state, "%s", state ? state : "");
+    return 0;
+}
+
+static int join_way_find(cgi *c) {
+    const char *id = jstr(c->b, "config_id");
+    for (int i = 0; id && i < c->s->njw; i++)
+        if (!c->s->jw[i].deleted && !strcmp(c->s->jw[i].config_id, id)) return i;
+    return -1;
+}
+
+static int h_add_join_way(cgi *c) {
+    sim *s = c->s;
+    sim_join_way w = {0};
+    int rc = join_way_fields(c, &w);
+    if (rc) return rc;
+    SIM_PUSH(s->jw, s->njw, s->jw_cap);
+    int i = s->njw++;
+    snprintf(w.config_id, sizeof w.config_id, "jw%08x%04x", (unsigned)(c->now & 0xffffffff),
+             (unsigned)i);
+    s->jw[i] = w;
+    json_object_set_new(c->out, "config_id", json_string(w.config_id));
+    return 0;
+}
+
+static int h_get_join_way(cgi *c) {
+    sim *s = c->s;
+    int i = join_way_find(c);
+    if (i < 0) return 41044;
+    sim_join_way *w = &s->jw[i];
+    json_t *ids = json_array();
+    for (int k = 0; k < w->nchats; k++)
+        json_array_append_new(ids, json_string(s->grp[w->chats[k]].chat_id));
+    json_object_set_new(c->out, "join_way",
+                        json_pack("{s:s,s:i,s:o,s:s,s:i}", "config_id", w->config_id, "scene", 2,
+                                  "chat_id_list", ids, "state", w->state, "updates", w->updates));
+    return 0;
+}
+
+static int h_update_join_way(cgi *c) {
+    int i = join_way_find(c);
+    if (i < 0) return 41044;
+    sim_join_way w = c->s->jw[i];
+    int rc = join_way_fields(c, &w);
+    if (rc) return rc;
+    w.updates++;
+    c->s->jw[i] = w;
+    return 0;
+}
+
+static int h_del_join_way(cgi *c) {
+    int i = join_way_find(c);
+    if (i < 0) return 41044;
+    c->s->jw[i].deleted = true;
+    return 0;
+}
+
 /* ---- statistics ------------------------------------------------------------------- */
 
 /* Day range [*d0, *d1] (day starts) from two times; 30-day span, 180 days back. */
@@ -1361,6 +1441,10 @@ static const struct route {
     {"externalcontact/groupchat/onjob_transfer", true, h_groupchat_onjob_transfer},
     {"externalcontact/get_user_behavior_data", true, h_user_behavior},
     {"externalcontact/groupchat/statistic", true, h_groupchat_statistic},
+    {"externalcontact/groupchat/add_join_way", true, h_add_join_way},
+    {"externalcontact/groupchat/get_join_way", true, h_get_join_way},
+    {"externalcontact/groupchat/update_join_way", true, h_update_join_way},
+    {"externalcontact/groupchat/del_join_way", true, h_del_join_way},
 };
 
 /* Takes the next injected fault for path, if any; a "same" cursor fault

@@ -137,6 +137,19 @@ typedef struct sim_group {
     int nm, m_cap;
 } sim_group;
 
+/* A group join way (groupchat/add_join_way): scans join the first of its
+ * chats with fewer than SIM_JOIN_WAY_FULL members (WeCom's QR limit). */
+#define SIM_JOIN_WAY_CHATS 5
+#define SIM_JOIN_WAY_FULL 200
+typedef struct sim_join_way {
+    char config_id[32];
+    char state[64];
+    int chats[SIM_JOIN_WAY_CHATS];
+    int nchats;
+    int updates;
+    bool deleted;
+} sim_join_way;
+
 typedef struct sim_tag_group {
     char id[32];
     char name[SIM_NAME_MAX];
@@ -287,6 +300,8 @@ struct sim {
     int ntag, tag_cap;
     sim_way *way;
     int nway, way_cap;
+    sim_join_way *jw;
+    int njw, jw_cap;
     sim_welcome *wel;
     int nwel, wel_cap;
     sim_welcome_log *wlog;

@@ -1014,6 +1014,7 @@ void sim_world_free(sim *s) {
         free(s->way[i].parties);
     }
     free(s->way);
+    free(s->jw);
     free(s->wel);
     for (int i = 0; i < s->nwlog; i++)
         free(s->wlog[i].text);
@@ -1151,6 +1152,35 @@ int sim_act_run(sim *s, sim_act *a, sim_rng *r, int64_t ts) {
                 return 40058;
         }
         a->grp = g;
+    } else if (!strcmp(t, "scan_join_way")) {
+        /* a customer (external_userid, or a random one) scans the join way
+         * whose config_id is in `state`: WeCom puts them in its first chat
+         * that is not full */
+        int w = -1;
+        for (int i = 0; i < s->njw && w < 0; i++)
+            if (!s->jw[i].deleted && a->state && !strcmp(s->jw[i].config_id, a->state)) w = i;
+        if (w < 0) return 40058;
+        if (c < 0) c = s->ncust ? (int)sim_rng_below(r, (uint32_t)s->ncust) : -1;
+        if (c < 0) return 40096;
+        for (int k = 0; k < s->jw[w].nchats && g < 0; k++) {
+            sim_group *gr = &s->grp[s->jw[w].chats[k]];
+            int in = 0;
+            for (int i = 0; i < gr->nm; i++)
+                in += !gr->m[i].left_time;
+            if (!gr->dismissed && in < SIM_JOIN_WAY_FULL) g = s->jw[w].chats[k];
+        }
+        if (g < 0) return 90501;
+        if (grp_join(s, g, c, false, 3, ts, a->deliver) != 0) return 40058;
+        a->grp = g;
+        a->cust = c;
+    } else if (!strcmp(t, "resign")) {
+        /* the member leaves the corp: their customers and groups wait for
+         * inheritance (get_unassigned_list, groupchat/list status 1) */
+        if (e < 0 || e == 0 || s->emp[e].resigned) return 60111;
+        s->emp[e].resigned = true;
+        s->emp[e].resign_time = ts;
+        for (int gi = 0; gi < s->ngrp; gi++)
+            if (s->grp[gi].owner == e && !s->grp[gi].dismissed) s->grp[gi].status = 1;
     } else if (!strcmp(t, "create_group")) {
         if (e < 0) e = live_emp(s, r);
         char name[SIM_NAME_MAX];

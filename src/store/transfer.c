@@ -113,6 +113,14 @@ static const struct customer_check {
      "WHERE t.tenant_id=?2 AND t.customer_id=j.value AND t.state IN " IN_FLIGHT ") "
      "ORDER BY j.key LIMIT 1",
      SIYU_ECONFLICT, "customer %lld already has a transfer in progress"},
+    /* WeCom allows two on-the-job transfers per customer in 90 days (40128):
+     * refused here, before a call that cannot succeed. */
+    {"SELECT j.key, j.value FROM json_each(?1) j WHERE (SELECT status FROM employee WHERE "
+     "tenant_id=?2 AND id=?3)<>'resigned' AND (SELECT count(*) FROM transfer t WHERE "
+     "t.tenant_id=?2 AND t.customer_id=j.value AND t.kind='on_job' AND t.state IN "
+     "('requested','waiting','done','refused') AND t.requested_at>CAST(strftime('%s','now') AS "
+     "INTEGER)-7776000) >= 2 ORDER BY j.key LIMIT 1",
+     SIYU_ECONFLICT, "customer %lld was transferred twice in the last 90 days (WeCom's limit)"},
 };
 
 /* Rows whose outbox call an operator cancelled get no answer: mark the

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/inherit.h"
 #include "store/org.h"
 #include "store/tenant.h"
 #include "store/transfer.h"
@@ -730,6 +731,7 @@ static void *sched_main(void *arg) {
             schedule(m);
             next = now + SCHEDULE_EVERY_S;
         }
+        inherit_tick(m->st, m->wc); /* resignations waiting for their unassigned list */
         if (m->o.transfer_poll_s > 0 && now >= next_poll) {
             transfer_poll_all(m);
             next_poll = siyu_now() + m->o.transfer_poll_s;

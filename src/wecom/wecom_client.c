@@ -189,6 +189,10 @@ const wecom_endpoint wecom_endpoints[] = {
     EP("groupchat_onjob_transfer", "externalcontact/groupchat/onjob_transfer", true, true),
     EP("get_user_behavior_data", "externalcontact/get_user_behavior_data", true, false),
     EP("groupchat_statistic", "externalcontact/groupchat/statistic", true, false),
+    EP("groupchat_add_join_way", "externalcontact/groupchat/add_join_way", true, true),
+    EP("groupchat_get_join_way", "externalcontact/groupchat/get_join_way", true, false),
+    EP("groupchat_update_join_way", "externalcontact/groupchat/update_join_way", true, true),
+    EP("groupchat_del_join_way", "externalcontact/groupchat/del_join_way", true, true),
     {NULL, NULL, false, false},
 };
 

@@ -80,7 +80,7 @@ static int fl_sim_userids(flows *f, char out[][64], int n) {
 /* The sim adds a new customer to userid and delivers the callback; waits
  * until Siyu has the relationship. Returns Siyu's customer id (0 on
  * timeout); ext receives the external_userid. */
-static long long fl_sim_add(flows *f, const char *userid, char ext[128]) {
+static __attribute__((unused)) long long fl_sim_add(flows *f, const char *userid, char ext[128]) {
     char body[256];
     snprintf(body, sizeof body,
              "{\"type\":\"add\",\"userid\":\"%s\",\"welcome\":false,\"deliver\":true}", userid);

@@ -72,6 +72,8 @@ typedef struct row {
     "{\"events\":[{\"idempotency_key\":\"" key "\",\"type\":\"visit\",\"ts\":1700000000,"          \
     "\"customer_id\":" customer "}]}"
 
+#define HANDOVER(from, to) "{\"handover_employee_id\":" from ",\"takeover_employee_ids\":[" to "]}"
+#define ASSIGN(from, to) "{\"handover_employee_id\":" from ",\"takeover_employee_id\":" to "}"
 #define CHANNEL(name, employee) "{\"name\":\"" name "\",\"staff\":[{\"employee_id\":" employee "}]}"
 
 #define WRULE(name, channel)                                                                       \
@@ -119,8 +121,7 @@ static const row matrix[] = {
     {R_ADMIN_B, "GET", "/api/v1/group-chats/500", NULL, 404},
     /* customer fields: admin and operator, within the tenant */
     ROLES7("PATCH", "/api/v1/customers/" OWN, "{\"stage\":\"vip\"}", 403, 200, 200, 403, 403),
-    ROLES7("PATCH", "/api/v1/customers/" TENANT_B, "{\"stage\":\"vip\"}", 403, 404, 404, 403,
-           403),
+    ROLES7("PATCH", "/api/v1/customers/" TENANT_B, "{\"stage\":\"vip\"}", 403, 404, 404, 403, 403),
     {R_ADMIN_B, "PATCH", "/api/v1/customers/" OWN, "{\"stage\":\"vip\"}", 404},
     /* segments: every tenant role, each within its scope (test_api_segment checks the
      * numbers); phones and saved-segment writes need admin or operator */
@@ -308,6 +309,45 @@ static const row matrix[] = {
     {R_ADMIN, "POST", "/api/v1/channels", CHANNEL("C-x", "200"), 400}, /* B's employee */
     OFFICE_WRITE("PATCH", "/api/v1/channels/80", "{\"daily_cap\":5}", "{\"daily_cap\":6}", 200),
     OFFICE_WRITE("PATCH", "/api/v1/channels/90", "{\"daily_cap\":5}", "{\"daily_cap\":5}", 404),
+    /* inheritance (F3): handover spread like transfers (a manager within their subtree, up
+     * front); the screen, the rule and assignments are office tools. The fixture's customers
+     * already have transfers in flight: the handover answers 201 refusing them one by one. */
+    ROLES7("POST", "/api/v1/inheritance/handover", HANDOVER("101", "100"), 403, 201, 201, 201, 403),
+    {R_MANAGER, "POST", "/api/v1/inheritance/handover", HANDOVER("102", "101"), 403},
+    {R_MANAGER, "POST", "/api/v1/inheritance/handover", HANDOVER("101", "102"), 403},
+    {R_ADMIN_B, "POST", "/api/v1/inheritance/handover", HANDOVER("101", "100"), 400},
+    OFFICE_WRITE("POST", "/api/v1/inheritance/assign", ASSIGN("104", "101"), ASSIGN("104", "101"),
+                 200),
+    {R_ADMIN_B, "POST", "/api/v1/inheritance/assign", ASSIGN("104", "101"), 400},
+    TENANT_GET("/api/v1/inheritance/summary", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/inheritance/pending", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/inheritance/rule", 200, 200, 403, 403),
+    OFFICE_WRITE("PUT", "/api/v1/inheritance/rule", "{\"mode\":\"manual\"}",
+                 "{\"mode\":\"store_round_robin\"}", 200),
+    {R_ADMIN, "PUT", "/api/v1/inheritance/rule",
+     "{\"store_managers\":[{\"store_id\":60,\"employee_id\":101}]}", 400}, /* B's store */
+    {R_ADMIN_B, "PUT", "/api/v1/inheritance/rule",
+     "{\"store_managers\":[{\"store_id\":50,\"employee_id\":101}]}", 400}, /* A's store */
+    /* customer groups (F7): office tools */
+    TENANT_GET("/api/v1/group-tags", 200, 200, 403, 403),
+    OFFICE_WRITE("POST", "/api/v1/group-tags", "{\"name\":\"GT-admin\"}", "{\"name\":\"GT-op\"}",
+                 201), /* group tags 1 and 2 */
+    OFFICE_WRITE("PUT", "/api/v1/group-chats/500/tags", "{\"tag_ids\":[1]}", "{\"tag_ids\":[1,2]}",
+                 200),
+    OFFICE_WRITE("PUT", "/api/v1/group-chats/600/tags", "{\"tag_ids\":[1]}", "{\"tag_ids\":[1]}",
+                 404),
+    {R_ADMIN_B, "PUT", "/api/v1/group-chats/600/tags", "{\"tag_ids\":[1]}", 400},
+    TENANT_GET("/api/v1/group-tags/1/group-chats", 200, 200, 403, 403),
+    {R_ADMIN_B, "GET", "/api/v1/group-tags/1/group-chats", NULL, 404},
+    TENANT_GET("/api/v1/group-chats/500/stats?from=2026-01-01&to=2026-01-07", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/group-chats/600/stats?from=2026-01-01&to=2026-01-07", 404, 404, 403, 403),
+    TENANT_GET("/api/v1/group-stats?from=2026-01-01&to=2026-01-07", 200, 200, 403, 403),
+    OFFICE_WRITE("POST", "/api/v1/group-qrs", "{\"name\":\"Q-admin\",\"group_ids\":[500]}",
+                 "{\"name\":\"Q-op\",\"group_ids\":[500,501]}", 201), /* codes 1 and 2 */
+    {R_ADMIN, "POST", "/api/v1/group-qrs", "{\"name\":\"Q-x\",\"group_ids\":[600]}", 400},
+    TENANT_GET("/api/v1/group-qrs", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/group-qrs/1", 200, 200, 403, 403),
+    {R_ADMIN_B, "GET", "/api/v1/group-qrs/1", NULL, 404},
     /* WeCom callbacks: public, but only for a configured receiver */
     {R_NONE, "GET", "/wecom/callback/1", NULL, 404},
     {R_NONE, "POST", "/wecom/callback/1", "<xml></xml>", 404},
@@ -326,6 +366,10 @@ static const row matrix[] = {
     OFFICE_WRITE("DELETE", "/api/v1/channels/90", NULL, NULL, 404),
     OFFICE_PAIR("DELETE", "/api/v1/channel-groups/71", "/api/v1/channel-groups/73", 204),
     OFFICE_WRITE("DELETE", "/api/v1/channel-groups/72", NULL, NULL, 404),
+    {R_ADMIN_B, "DELETE", "/api/v1/group-qrs/1", NULL, 404},
+    OFFICE_PAIR("DELETE", "/api/v1/group-qrs/1", "/api/v1/group-qrs/2", 204),
+    {R_ADMIN_B, "DELETE", "/api/v1/group-tags/1", NULL, 404},
+    OFFICE_PAIR("DELETE", "/api/v1/group-tags/1", "/api/v1/group-tags/2", 204),
 };
 
 typedef struct list_row {

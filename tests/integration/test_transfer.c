@@ -2,10 +2,11 @@
  * and the real `siyu wecom-sim`: validation (400 naming the field, nothing
  * written), a transfer in flight blocks another (409), a completed takeover
  * (done; the takeover's relationship active, the handover's 'transferred'),
- * WeCom's limit of two transfers per customer in 90 days (the third fails
- * with transfer_too_frequent), and a customer who refuses (transfer_fail →
+ * WeCom's limit of two transfers per customer in 90 days (the third is
+ * refused up front, 409), and a customer who refuses (transfer_fail →
  * refused). The simulator's clock is advanced past the takeover delay. */
 #include "flows_sim.h"
+#include "store/transfer.h"
 
 #define DELAY "60"
 
@@ -171,23 +172,33 @@ static void test_twice_then_too_frequent(void **state) {
     advance(&F);
     assert_string_equal(state_of(&F, t2, 10000, "done"), "done");
 
-    /* 3: the third in 90 days: WeCom answers 40128. */
-    long long t3 = transfer(&F, E[2], E[3], c, 201);
-    assert_string_equal(state_of(&F, t3, 10000, "failed"), "failed");
-    assert_string_equal(t_sql_text(F.dir, "SELECT error FROM transfer WHERE id=%lld", t3),
-                        "transfer_too_frequent");
-    assert_int_equal(t_sql_int(F.dir, "SELECT errcode FROM transfer WHERE id=%lld", t3), 40128);
+    /* 3: the third in 90 days: refused up front (WeCom would answer 40128),
+     * nothing written and nothing sent. */
+    long long rows = t_sql_int(F.dir, "SELECT count(*) FROM transfer");
+    snprintf(
+        body, sizeof body,
+        "{\"handover_employee_id\":%lld,\"takeover_employee_id\":%lld,\"customer_ids\":[%lld]}",
+        E[2], E[3], c);
+    assert_int_equal(
+        t_http(&F.srv, "POST", "/api/v1/transfers", F.admin, body, strlen(body), NULL, &r), 0);
+    t_expect_error(&r, 409, "conflict", "customer_ids[0]");
+    assert_int_equal(t_sql_int(F.dir, "SELECT count(*) FROM transfer"), rows);
     /* The handover keeps the customer. */
     assert_int_equal(t_sql_int(F.dir,
                                "SELECT count(*) FROM relationship WHERE customer_id=%lld AND "
                                "employee_id=%lld AND status='active'",
                                c, E[2]),
                      1);
+    /* Had WeCom been asked anyway, its 40128 fails the transfer. */
+    const char *why;
+    assert_string_equal(transfer_state_for_errcode(40128, &why), "failed");
+    assert_string_equal(why, "transfer_too_frequent");
+    long long t3 = t2;
 
     /* The API shows them. */
     snprintf(body, sizeof body, "/api/v1/transfers/%lld", t3);
     json_t *j = t_call(&F.srv, "GET", body, F.admin, NULL, 200);
-    assert_string_equal(json_string_value(json_object_get(j, "state")), "failed");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "done");
     assert_string_equal(json_string_value(json_object_get(j, "external_userid")), ext);
     json_decref(j);
     snprintf(body, sizeof body, "/api/v1/transfers?state=done&employee_id=%lld", E[1]);
@@ -203,7 +214,7 @@ static void test_twice_then_too_frequent(void **state) {
     t_expect_error(&q, 400, "invalid", "state");
     /* Audited. */
     assert_true(t_sql_int(F.dir, "SELECT count(*) FROM audit_log WHERE action='transfer.create'") >=
-                3);
+                2);
 }
 
 static void test_refused(void **state) {
