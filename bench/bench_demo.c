@@ -84,9 +84,11 @@ static int cmp_i64(const void *a, const void *b) {
  * that carried it (so the push queue counts against Siyu). */
 typedef struct welcome_fig {
     int64_t minted, used, in_time, p50, p99, max;
+    int64_t over_1s, slow_first_s, slow_last_s; /* > 1 s: how many, when (s after live start) */
 } welcome_fig;
 
-static void welcome_figure(const char *sim_listen, int64_t minted, welcome_fig *wf) {
+static void welcome_figure(const char *sim_listen, int64_t minted, int64_t live_ms,
+                           welcome_fig *wf) {
     char url[256];
     snprintf(url, sizeof url, "http://%s/sim/dump", sim_listen);
     json_t *d = http_get_json(url);
@@ -101,6 +103,11 @@ static void welcome_figure(const char *sim_listen, int64_t minted, welcome_fig *
         int64_t l = jint(w, "arrived_ms") - jint(w, "minted_ms");
         lat[n++] = l;
         wf->in_time += l <= 20000;
+        if (l > 1000) {
+            int64_t at = (jint(w, "minted_ms") - live_ms) / 1000;
+            if (!wf->over_1s++ || at < wf->slow_first_s) wf->slow_first_s = at;
+            if (at > wf->slow_last_s) wf->slow_last_s = at;
+        }
     }
     wf->used = (int64_t)n;
     qsort(lat, n, sizeof *lat, cmp_i64);
@@ -167,6 +174,9 @@ int main(int argc, char **argv) {
     int64_t replayed = jint(json_object_get(st, "callbacks"), "acked");
     json_decref(st);
     fprintf(stderr, "bench_demo: ready in %.1f s; live traffic for %d s ...\n", ready_s, seconds);
+    struct timespec live_ts; /* wall clock, as the simulator's minted_ms */
+    clock_gettime(CLOCK_REALTIME, &live_ts);
+    int64_t live_ms = (int64_t)live_ts.tv_sec * 1000 + live_ts.tv_nsec / 1000000;
     sleep((unsigned)seconds);
 
     /* Stop the traffic and let everything settle. */
@@ -226,7 +236,7 @@ int main(int argc, char **argv) {
     int64_t sync_calls = sql_int(db, "SELECT coalesce(max(calls),0) FROM sync_run");
     int64_t cb_sent = jint(cb, "sent"), cb_failed = jint(cb, "failed");
     welcome_fig wf;
-    welcome_figure(sim_listen, jint(st, "welcome_codes"), &wf);
+    welcome_figure(sim_listen, jint(st, "welcome_codes"), live_ms, &wf);
     json_decref(st);
     sqlite3_close(db);
     kill(pid, SIGINT);
@@ -254,14 +264,16 @@ int main(int argc, char **argv) {
             "| outbox (welcome messages) sent / dead / other | %lld / %lld / %lld |\n"
             "| welcome codes minted / used in time (20 s) | %lld / %lld (%.1f%%) |\n"
             "| simulator emits the add → send_welcome_msg arrives: p50 / p99 / max | %lld / %lld "
-            "/ %lld ms (%lld sends) |\n"
+            "/ %lld ms (%lld sends; %lld over 1 s, emitted %lld..%lld s after the live traffic "
+            "began) |\n"
             "| `siyu demo` exit status after Ctrl-C | %d |\n\n",
             ready_s, import_s, replay_s, (long long)sync_calls, (long long)replayed, replay_s,
             replay_s > 0 ? (double)replayed / replay_s : 0, (long long)cb_sent,
             (long long)cb_failed, (long long)ob_sent, (long long)ob_dead, (long long)ob_other,
             (long long)wf.minted, (long long)wf.in_time,
             wf.minted ? 100.0 * (double)wf.in_time / (double)wf.minted : 100.0, (long long)wf.p50,
-            (long long)wf.p99, (long long)wf.max, (long long)wf.used,
+            (long long)wf.p99, (long long)wf.max, (long long)wf.used, (long long)wf.over_1s,
+            (long long)wf.slow_first_s, (long long)wf.slow_last_s,
             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     int bad = cb_failed != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     fprintf(r, "| check | Siyu | simulator | |\n|---|---|---|---|\n");
