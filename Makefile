@@ -8,6 +8,8 @@
 #   make bench-ingest  run the ingest benchmark (writes bench/RESULTS.md section)
 #   make bench-sync    full sync of a 100,000-customer simulated brand (appends to bench/RESULTS.md)
 #   make bench-demo    the seeded demo run: Siyu vs simulator, callbacks/s, outbox (appends too)
+#   make bench-segment the 10-million-customer segment benchmark: engine vs SQLite vs DuckDB
+#                      (appends too; BENCH_ARGS="--customers 1000000 --events 10000000" for 1/10)
 
 SANITIZE ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -21,7 +23,7 @@ DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
   libsqlite3-dev libssl-dev libexpat1-dev libcmocka-dev libcurl4-openssl-dev libroaring-dev \
   libxlsxwriter-dev clang
 
-.PHONY: all deps configure test test-slow demo fuzz bench-ingest bench-sync bench-demo clean
+.PHONY: all deps configure test test-slow demo fuzz bench-ingest bench-sync bench-demo bench-segment clean
 
 all: configure
 	cmake --build $(BUILD) -j$(JOBS) --target siyu
@@ -81,6 +83,17 @@ bench-sync: all
 bench-demo: all
 	cmake --build $(BUILD) -j$(JOBS) --target bench_demo
 	./$(BUILD)/bench_demo --siyu ./$(BUILD)/siyu --out bench/RESULTS.md $(BENCH_ARGS)
+
+# The DuckDB peer runs under node (Debian nodejs, npm) with @duckdb/node-api
+# from bench/duckdb/package-lock.json. Data under $TMPDIR unless BENCH_ARGS has --dir.
+BENCH_DEB_PACKAGES = nodejs npm
+bench-segment: all
+	cmake --build $(BUILD) -j$(JOBS) --target bench_segment10m
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $(BENCH_DEB_PACKAGES); }
+	test -d bench/duckdb/node_modules/@duckdb/node-api || (cd bench/duckdb && npm ci --no-audit --no-fund)
+	./$(BUILD)/bench_segment10m --duckdb-script bench/duckdb/segpeer.mjs --out bench/RESULTS.md $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -74,6 +74,45 @@ static double num_after(const char *line, const char *key) {
     return p ? atof(p + strlen(key)) : -1;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Welcome latency from the simulator's dump: for each code used (errcode 0),
+ * arrival of send_welcome_msg minus the moment the simulator emitted the add
+ * that carried it (so the push queue counts against Siyu). */
+typedef struct welcome_fig {
+    int64_t minted, used, in_time, p50, p99, max;
+} welcome_fig;
+
+static void welcome_figure(const char *sim_listen, int64_t minted, welcome_fig *wf) {
+    char url[256];
+    snprintf(url, sizeof url, "http://%s/sim/dump", sim_listen);
+    json_t *d = http_get_json(url);
+    json_t *ws = json_object_get(d, "welcomes"), *w;
+    size_t i, n = 0;
+    int64_t *lat = malloc((json_array_size(ws) + 1) * sizeof *lat);
+    if (!lat) die("out of memory");
+    memset(wf, 0, sizeof *wf);
+    wf->minted = minted;
+    json_array_foreach(ws, i, w) {
+        if (jint(w, "errcode") != 0) continue;
+        int64_t l = jint(w, "arrived_ms") - jint(w, "minted_ms");
+        lat[n++] = l;
+        wf->in_time += l <= 20000;
+    }
+    wf->used = (int64_t)n;
+    qsort(lat, n, sizeof *lat, cmp_i64);
+    if (n) {
+        wf->p50 = lat[n / 2];
+        wf->p99 = lat[(n * 99 + 99) / 100 - 1];
+        wf->max = lat[n - 1];
+    }
+    free(lat);
+    json_decref(d);
+}
+
 int main(int argc, char **argv) {
     const char *siyu = NULL, *out_path = NULL, *customers = "100000";
     int seconds = 30;
@@ -186,6 +225,8 @@ int main(int argc, char **argv) {
         sql_int(db, "SELECT count(*) FROM outbox WHERE state NOT IN ('sent','dead')");
     int64_t sync_calls = sql_int(db, "SELECT coalesce(max(calls),0) FROM sync_run");
     int64_t cb_sent = jint(cb, "sent"), cb_failed = jint(cb, "failed");
+    welcome_fig wf;
+    welcome_figure(sim_listen, jint(st, "welcome_codes"), &wf);
     json_decref(st);
     sqlite3_close(db);
     kill(pid, SIGINT);
@@ -211,10 +252,16 @@ int main(int argc, char **argv) {
             "refresh fetches they trigger) |\n"
             "| callbacks pushed / failed | %lld / %lld |\n"
             "| outbox (welcome messages) sent / dead / other | %lld / %lld / %lld |\n"
+            "| welcome codes minted / used in time (20 s) | %lld / %lld (%.1f%%) |\n"
+            "| simulator emits the add → send_welcome_msg arrives: p50 / p99 / max | %lld / %lld "
+            "/ %lld ms (%lld sends) |\n"
             "| `siyu demo` exit status after Ctrl-C | %d |\n\n",
             ready_s, import_s, replay_s, (long long)sync_calls, (long long)replayed, replay_s,
             replay_s > 0 ? (double)replayed / replay_s : 0, (long long)cb_sent,
             (long long)cb_failed, (long long)ob_sent, (long long)ob_dead, (long long)ob_other,
+            (long long)wf.minted, (long long)wf.in_time,
+            wf.minted ? 100.0 * (double)wf.in_time / (double)wf.minted : 100.0, (long long)wf.p50,
+            (long long)wf.p99, (long long)wf.max, (long long)wf.used,
             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     int bad = cb_failed != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     fprintf(r, "| check | Siyu | simulator | |\n|---|---|---|---|\n");

@@ -14,12 +14,14 @@
  *
  *   cmake --build build --target bench_segment
  *   ./build/bench_segment                       # 1,000,000 customers, 10,000,000 events
- *   ./build/bench_segment --customers 100000 --events 1000000 --runs 100 */
+ *   ./build/bench_segment --customers 100000 --events 1000000 --runs 100
+ *   ./build/bench_segment --keep /tmp/seg1m    # keeps the store; later runs reuse it */
 #define BENCH_NAME "bench_segment"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bench_util.h"
 #include "segment/engine.h"
@@ -293,6 +295,7 @@ static void must(int rc, const siyu_err *err) {
 static void run_mutations(engine *e, const gen *g, long nevents) {
     siyu_err err = {0};
     uint32_t n = engine_customers(e);
+    rs = 4242; /* the same writes whether the store was generated in this run or kept */
     double a = now_s();
     for (long i = 0; i < nevents; i++) { /* new events of the last two hours */
         const char *type = TYPES[rnd(10)];
@@ -339,6 +342,7 @@ static void run_mutations(engine *e, const gen *g, long nevents) {
 int main(int argc, char **argv) {
     gen g = {.customers = 1000000, .events = -1};
     int runs = 50;
+    const char *keep = NULL; /* a directory that keeps the generated store for later runs */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--customers") == 0)
             g.customers = atol(argv[i + 1]);
@@ -346,6 +350,8 @@ int main(int argc, char **argv) {
             g.events = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--runs") == 0)
             runs = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--keep") == 0)
+            keep = argv[i + 1];
         else
             die("unknown option %s", argv[i]);
     }
@@ -357,18 +363,49 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NTAGS; k++)
         zipf_cdf[k] /= z;
 
-    char dir[512];
-    bench_tmpdir(dir, sizeof dir, "segment");
+    char dir[512], mark[600];
+    bool reuse = false;
+    if (keep) {
+        snprintf(dir, sizeof dir, "%s", keep);
+        snprintf(mark, sizeof mark, "%s/bench_segment.done", dir);
+        FILE *f = fopen(mark, "r");
+        long c = 0, ev = 0;
+        long long t = 0, emp0 = 0, tag0 = 0;
+        if (f && fscanf(f, "%ld %ld %lld %lld %lld", &c, &ev, &t, &emp0, &tag0) == 5 &&
+            c == g.customers && ev == g.events) {
+            reuse = true;
+            g.tenant = t, g.emp0 = emp0, g.tag0 = tag0;
+        }
+        if (f) fclose(f);
+        /* never write into a directory this program did not make */
+        if (!reuse && mkdir(dir, 0700) != 0)
+            die("--keep %s: the directory exists without a store of these sizes made by "
+                "bench_segment (or cannot be made); give a new path",
+                dir);
+    } else {
+        bench_tmpdir(dir, sizeof dir, "segment");
+    }
     siyu_err err = {0};
     store_options o = {.writer_thread = false};
     store *st = store_open(dir, &o, &err);
     if (!st) die("store_open: %s", err.msg);
-    tenant_input tin = {.name = "bench", .actor = "bench"};
-    if (store_write(st, tenant_create, &tin) != 0) die("tenant");
-    g.tenant = tin.id;
     double t0 = now_s();
-    if (store_write(st, generate, &g) != 0) die("generate");
-    printf("generated %ld customers, %ld events in %.1f s\n", g.customers, g.events, now_s() - t0);
+    if (!reuse) {
+        tenant_input tin = {.name = "bench", .actor = "bench"};
+        if (store_write(st, tenant_create, &tin) != 0) die("tenant");
+        g.tenant = tin.id;
+        if (store_write(st, generate, &g) != 0) die("generate");
+        printf("generated %ld customers, %ld events in %.1f s\n", g.customers, g.events,
+               now_s() - t0);
+        FILE *f = keep ? fopen(mark, "w") : NULL;
+        if (f) {
+            fprintf(f, "%ld %ld %lld %lld %lld\n", g.customers, g.events, (long long)g.tenant,
+                    (long long)g.emp0, (long long)g.tag0);
+            fclose(f);
+        }
+    } else {
+        printf("reusing the store generated in %s\n", dir);
+    }
     long rss0 = rss_kb();
     t0 = now_s();
     engine *e = NULL;
@@ -392,6 +429,6 @@ int main(int argc, char **argv) {
     engine_free(e);
     store_close(st);
     char *rm[] = {"/bin/rm", "-rf", dir, NULL}; /* no shell: the path is not quoted */
-    if (run(NULL, rm) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    if (!keep && run(NULL, rm) != 0) fprintf(stderr, "could not remove %s\n", dir);
     return valid && valid2 ? 0 : 1;
 }

@@ -19,12 +19,15 @@ static const struct {
     {"demo", cli_demo, "run the live demo: server + WeCom simulator + simulated brand (make demo)"},
     {"demo-seed", cli_demo_seed, "seed a sample tenant into a data directory (used by make demo)"},
     {"wecom-sim", cli_wecom_sim, "simulate WeCom: its API, callbacks and a seeded population"},
+    {"report", cli_report, "analytics: dashboard, funnel, cohort, rfm, churn, kpi tables or JSON"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "siyu %s — private-domain customer operations for WeCom\n\n"
-               "usage: siyu <command> [options]   (siyu <command> --help for details)\n\n"
-               "commands:\n", SIYU_VERSION);
+    fprintf(f,
+            "siyu %s — private-domain customer operations for WeCom\n\n"
+            "usage: siyu <command> [options]   (siyu <command> --help for details)\n\n"
+            "commands:\n",
+            SIYU_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }

@@ -7,7 +7,7 @@
 
 const http_route *const api_all_routes[] = {
     api_system_routes, api_tenant_routes, api_org_routes,   api_customer_routes,
-    api_tag_routes,    api_channel_routes, api_event_routes, api_group_routes,
+    api_tag_routes,    api_tag_rule_routes, api_channel_routes, api_event_routes, api_group_routes,
     api_outbox_routes, api_welcome_routes, api_transfer_routes, api_sync_routes,
     api_segment_routes, api_inherit_routes, api_groupchat_routes, wecom_callback_routes,
     NULL,

@@ -11,6 +11,7 @@ extern const http_route api_tenant_routes[];
 extern const http_route api_org_routes[];
 extern const http_route api_customer_routes[];
 extern const http_route api_tag_routes[];
+extern const http_route api_tag_rule_routes[];
 extern const http_route api_channel_routes[];
 extern const http_route api_event_routes[];
 extern const http_route api_group_routes[];

@@ -11,6 +11,7 @@ int cli_demo(int argc, char **argv);
 int cli_sync(int argc, char **argv);
 int cli_wecom_sim(int argc, char **argv);
 int cli_segment(int argc, char **argv);
+int cli_report(int argc, char **argv);
 
 /* Shared flag parsing: finds "--name value" or "--name=value"; NULL if absent. */
 const char *cli_flag(int argc, char **argv, const char *name);

@@ -753,6 +753,7 @@ bool events_batch_validate(const events_batch *b, const char **why) {
 
 #include "store/audit.h"
 #include "store/store.h"
+#include "store/tag_rule.h"
 
 /* Rows per multi-row INSERT: one statement per 64 rows costs about a third
  * less per row than single-row statements; tails use 8 and then 1. */
@@ -1121,6 +1122,22 @@ static int insert_all(store_conn *c, const event_stmts *s, events_batch *b) {
     return 0;
 }
 
+/* Auto-tag rules (store/tag_rule.h) on keyword and event-count triggers:
+ * loaded once per batch; a tenant without such rules pays one index probe.
+ * A repeated key is evaluated again, which applies nothing new (tags are
+ * never re-applied; counts read the stored events). */
+static int tag_rules_apply(store_conn *c, events_batch *b) {
+    tag_rule_set *rs;
+    int rc = tag_rule_set_load(c, b->tenant_id, TAG_TRIGGER_KEYWORD | TAG_TRIGGER_EVENT_COUNT, &rs);
+    unsigned kick = 0; /* mark_tag rows wait for the workers' next poll */
+    for (size_t i = 0; rs && rc == 0 && i < b->n; i++) {
+        const events_item *it = &b->items[i];
+        rc = tag_rule_on_event(c, rs, it->customer, 0, it->type.p, it->props.p, it->ts, &kick);
+    }
+    tag_rule_set_free(rs);
+    return rc;
+}
+
 int events_batch_store(store_conn *c, void *arg) {
     events_batch *b = arg;
     event_stmts s;
@@ -1129,6 +1146,7 @@ int events_batch_store(store_conn *c, void *arg) {
     int rc = stmts_get(c, b->tenant_id, &s);
     if (rc == 0) rc = resolve_all(c, &s, b);
     if (rc == 0) rc = insert_all(c, &s, b);
+    if (rc == 0) rc = tag_rules_apply(c, b);
     if (rc != 0) {
         b->accepted = b->duplicates = b->customers_created = 0;
         return rc;

@@ -51,6 +51,7 @@
 #include "store/channel.h"
 #include "store/groupchat.h"
 #include "store/org.h"
+#include "store/tag_rule.h"
 #include "store/transfer.h"
 
 #define WECOM_GROUP_NAME "(wecom)" /* tag group for tags whose group is unknown */
@@ -580,6 +581,10 @@ int ingest_wecom_apply(store_conn *c, int64_t tenant_id, const wecom_event *ev,
     if (!props && !(props = own = ingest_wecom_props(ev))) return SIYU_ENOMEM;
     rc = event_insert(&ic, props);
     free(own);
+    /* Auto-tag rules on channel, group join and event counts, same step. */
+    if (rc == 0)
+        rc = tag_rule_on_wecom(c, tenant_id, ev, out->customer_id, out->employee_id,
+                               out->event_id, ic.ts);
     return rc;
 }
 

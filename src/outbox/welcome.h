@@ -1,9 +1,10 @@
 /* welcome.h — the tenant's default welcome message: its configuration and the
  * producer that turns a new-contact callback into a send_welcome_msg row.
  *
- * The rules engine (issue 5) will choose texts per channel; until then every
- * add_external_contact / add_half_external_contact callback that carries a
- * WelcomeCode gets the tenant's default text when it is enabled. */
+ * Every add_external_contact / add_half_external_contact callback that
+ * carries a WelcomeCode gets the message welcome_choose picks (a rule of
+ * welcome_rule.h, else this default when enabled, else none), and a
+ * welcome_log row saying what was chosen and why (docs/WELCOME.md). */
 #ifndef SIYU_WELCOME_H
 #define SIYU_WELCOME_H
 
@@ -19,7 +20,8 @@
 #define WELCOME_WINDOW_MS 20000 /* a welcome code lives 20 s after the event */
 
 /* Inside the write step that applied ev (event row event_id): when ev is a new
- * contact with a WelcomeCode and the tenant's welcome is enabled, enqueues
+ * contact with a WelcomeCode, chooses the message (welcome_choose), writes
+ * its welcome_log row and, unless nothing was chosen, enqueues
  * send_welcome_msg in the urgent lane (deadline CreateTime + 20 s) and sets
  * *outbox_id; otherwise *outbox_id = 0. 0 or a store error. */
 int welcome_on_event(store_conn *c, int64_t tenant_id, const wecom_event *ev, int64_t event_id,
@@ -45,5 +47,28 @@ int welcome_config_set(store_conn *c, void *arg);
  * "external_userid","userid"}. *next = cursor for the next page or 0. */
 int welcome_log(store_conn *c, int64_t tenant_id, int64_t before, int limit, json_t *items,
                 int64_t *next);
+
+/* Filters of welcome_list (0 / NULL = any). since/until: created_at bounds
+ * (epoch seconds, until exclusive). outcome: sent | late | failed | pending
+ * | none; source: rule | default | none. */
+typedef struct welcome_filter {
+    int64_t rule_id, employee_id, channel_id, since, until;
+    const char *outcome, *source;
+} welcome_filter;
+bool welcome_outcome_valid(const char *s);
+
+/* welcome_log rows newest first with their outcome (read from the outbox
+ * row: sent; late = expired code, our deadline or WeCom's 41050; failed =
+ * another final error, errcode kept; pending = not final yet; none = nothing
+ * was sent): {"id","event_id","created_at","source","rule_id","rule_name",
+ * "why","customer_id","employee_id","channel_id","outbox_id","outcome",
+ * "errcode","error","sent_at","attempts"}. Paging as welcome_log. */
+int welcome_list(store_conn *c, int64_t tenant_id, const welcome_filter *f, int64_t before,
+                 int limit, json_t *items, int64_t *next);
+
+/* {"total":{"sent","late","failed","pending","none","total"},
+ * "by_rule":[{"source","rule_id","rule_name","total",<outcomes>}]} over
+ * created_at in [since, until) (0 = open). NULL on a store error. */
+json_t *welcome_counts_json(store_conn *c, int64_t tenant_id, int64_t since, int64_t until);
 
 #endif

@@ -106,9 +106,11 @@ static void idbuf_flush(idbuf *b) {
 }
 
 /* Is within small enough to test its members one by one rather than use an
- * index (1/ratio of the customers)? */
+ * index (under 1/ratio of the customers, or a handful)? */
 static bool small(const engine *e, const roaring_bitmap_t *within, uint32_t ratio) {
-    return within && roaring_bitmap_get_cardinality(within) * ratio < e->n;
+    if (!within) return false;
+    uint64_t k = roaring_bitmap_get_cardinality(within);
+    return k <= 16 || k * ratio < e->n;
 }
 
 /* A test of one customer; the matches of within's members (or of cand's
@@ -172,15 +174,62 @@ static int cost(const expr_node *n) {
 static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now,
                               const roaring_bitmap_t *within);
 
+static uint64_t estimate(const engine *e, const expr_node *n, int64_t now);
+
+/* The one bitmap a set predicate stands for, when it stands for exactly one
+ * (one value that names one record or plain value); else NULL. */
+static const roaring_bitmap_t *set_single(const engine *e, const expr_node *n) {
+    if (n->kind != EXPR_SET || n->nvals != 1) return NULL;
+    const dict *d = &e->dims[n->dim];
+    const expr_value *v = &n->vals[0];
+    const dval *x = NULL;
+    if (v->kind == EXPR_VAL_ID) {
+        x = d->ids ? engine__dict_by_id(d, v->id) : NULL;
+    } else if (!d->ids) {
+        x = engine__dict_by_name(d, v->name);
+    } else {
+        for (size_t j = 0; j < d->n; j++)
+            if (d->v[j].name && strcmp(d->v[j].name, v->name) == 0) {
+                if (x) return NULL;
+                x = &d->v[j];
+            }
+    }
+    return x ? x->bm : NULL;
+}
+
 static roaring_bitmap_t *eval_and(const engine *e, const expr_node *n, int64_t now,
                                   const roaring_bitmap_t *within) {
     roaring_bitmap_t *r = NULL; /* NULL while nothing narrowed within yet */
-    /* passes by cost, the positive parts before the "not" parts of each */
+    size_t *order = malloc(n->nkids * sizeof *order);
+    uint64_t *est = malloc(n->nkids * sizeof *est);
+    if (!order || !est) goto fail;
+    /* passes by cost, the positive parts before the "not" parts of each; the
+     * positive indexed parts by their estimated size, smallest first */
     for (int pass = 0; pass < 6; pass++) {
+        size_t m = 0;
         for (size_t i = 0; i < n->nkids; i++) {
             const expr_node *k = n->kids[i];
+            if (cost(k) != pass / 2 || (k->kind == EXPR_NOT) != (pass % 2 == 1)) continue;
+            uint64_t x = pass == 2 * COST_INDEX ? estimate(e, k, now) : 0;
+            size_t j = m++;
+            for (; j > 0 && est[j - 1] > x; j--) {
+                est[j] = est[j - 1];
+                order[j] = order[j - 1];
+            }
+            est[j] = x;
+            order[j] = i;
+        }
+        for (size_t o = 0; o < m; o++) {
+            const expr_node *k = n->kids[order[o]];
             bool neg = k->kind == EXPR_NOT;
-            if (cost(k) != pass / 2 || neg != (pass % 2 == 1)) continue;
+            const roaring_bitmap_t *one = r ? set_single(e, neg ? k->kids[0] : k) : NULL;
+            if (one) { /* in place, without an intermediate bitmap */
+                if (neg)
+                    roaring_bitmap_andnot_inplace(r, one);
+                else
+                    roaring_bitmap_and_inplace(r, one);
+                continue;
+            }
             const roaring_bitmap_t *cur = r ? r : within;
             roaring_bitmap_t *v = eval(e, neg ? k->kids[0] : k, now, cur);
             if (!v) goto fail;
@@ -197,8 +246,12 @@ static roaring_bitmap_t *eval_and(const engine *e, const expr_node *n, int64_t n
             roaring_bitmap_free(v);
         }
     }
+    free(order);
+    free(est);
     return r ? r : roaring_bitmap_copy(within ? within : e->all);
 fail:
+    free(order);
+    free(est);
     if (r) roaring_bitmap_free(r);
     return NULL;
 }
@@ -367,7 +420,7 @@ static roaring_bitmap_t *ev_did(const engine *e, const evq *q, const roaring_bit
     if (!q->c) return roaring_bitmap_create();
     if (q->n->window == 0)
         return within ? roaring_bitmap_and(q->c->any, within) : roaring_bitmap_copy(q->c->any);
-    if (small(e, within, 256)) {
+    if (small(e, within, 2048)) {
         evq did = *q;
         expr_node dn = *q->n;
         dn.kind = EXPR_DID;
@@ -410,6 +463,34 @@ static roaring_bitmap_t *eval_events(const engine *e, const expr_node *n, int64_
     }
     roaring_bitmap_free(some);
     return r;
+}
+
+/* About how many customers an indexed part (a comparison, did) matches: the
+ * bins of the range, the days of the window; all customers for the rest. */
+static uint64_t estimate(const engine *e, const expr_node *n, int64_t now) {
+    if (n->kind == EXPR_CMP && n->attr >= 1 && n->attr < EXPR_ATTR__COUNT) {
+        const nidx *x = &e->num[n->attr];
+        vrange q;
+        if (!cmp_range(n, now, &q)) return 0;
+        if (q.ne) return e->n;
+        uint64_t sum = 0;
+        for (int k = engine__nidx_bin(x, q.lo); k >= 0 && k < x->nb && x->lb[k] <= q.hi; k++)
+            sum += x->cnt[k];
+        return sum;
+    }
+    if (n->kind == EXPR_DID) {
+        const evcol *c = engine__ev_find(e, n->event_type);
+        if (!c) return 0;
+        if (n->window == 0 || c->ndays == 0) return roaring_bitmap_get_cardinality(c->any);
+        int64_t lo;
+        if (__builtin_sub_overflow(now, n->window, &lo)) lo = INT64_MIN;
+        int64_t from = lo / 86400 - c->day0, to = now / 86400 - c->day0;
+        uint64_t sum = 0;
+        for (int64_t d = from < 0 ? 0 : from; d <= to && d < (int64_t)c->ndays; d++)
+            if (c->day[d]) sum += roaring_bitmap_get_cardinality(c->day[d]);
+        return sum;
+    }
+    return e->n;
 }
 
 static roaring_bitmap_t *eval(const engine *e, const expr_node *n, int64_t now,

@@ -82,7 +82,8 @@ static int nidx_bounds(nidx *x, uint32_t n) {
 static void nidx_free_bins(nidx *x) {
     for (int k = 0; k < ENGINE_NBINS; k++) {
         if (x->cum[k]) roaring_bitmap_free(x->cum[k]);
-        x->cum[k] = NULL;
+        if (x->bin[k]) roaring_bitmap_free(x->bin[k]);
+        x->cum[k] = x->bin[k] = NULL;
     }
 }
 
@@ -120,10 +121,13 @@ int engine__nidx_build(nidx *x, uint32_t n) {
     rc = 0;
     for (int k = x->nb - 1; k >= 0 && !rc; k--) {
         x->cum[k] = k == x->nb - 1 ? roaring_bitmap_create() : roaring_bitmap_copy(x->cum[k + 1]);
-        if (!x->cum[k])
+        x->bin[k] = roaring_bitmap_create();
+        if (!x->cum[k] || !x->bin[k]) {
             rc = SIYU_ENOMEM;
-        else
+        } else {
             roaring_bitmap_add_many(x->cum[k], x->cnt[k], order + start[k]);
+            roaring_bitmap_add_many(x->bin[k], x->cnt[k], order + start[k]);
+        }
     }
     free(order);
     if (rc) {
@@ -133,6 +137,7 @@ int engine__nidx_build(nidx *x, uint32_t n) {
     uint32_t big = 0;
     for (int k = 0; k < x->nb; k++) {
         roaring_bitmap_run_optimize(x->cum[k]);
+        roaring_bitmap_run_optimize(x->bin[k]);
         if (x->cnt[k] > big && (k + 1 == x->nb || x->lb[k + 1] - x->lb[k] > 1)) big = x->cnt[k];
     }
     x->limit = n / 8 + 64;
@@ -146,8 +151,14 @@ int engine__nidx_set(nidx *x, uint32_t d, int64_t v, uint32_t n) {
     int ka = engine__nidx_bin(x, old), kb = engine__nidx_bin(x, v);
     x->v[d] = v;
     if (ka == kb) return 0;
-    if (ka >= 0) x->cnt[ka]--;
-    if (kb >= 0) x->cnt[kb]++;
+    if (ka >= 0) {
+        x->cnt[ka]--;
+        roaring_bitmap_remove(x->bin[ka], d);
+    }
+    if (kb >= 0) {
+        x->cnt[kb]++;
+        roaring_bitmap_add(x->bin[kb], d);
+    }
     for (int k = ka + 1; k <= kb; k++)
         roaring_bitmap_add(x->cum[k], d);
     for (int k = kb + 1; k <= ka; k++)
@@ -163,49 +174,60 @@ static roaring_bitmap_t *and_or_copy(const roaring_bitmap_t *a, const roaring_bi
 }
 
 roaring_bitmap_t *engine__nidx_bin_members(const nidx *x, int k, const roaring_bitmap_t *within) {
-    roaring_bitmap_t *r = and_or_copy(x->cum[k], within);
-    if (r && k + 1 < x->nb) roaring_bitmap_andnot_inplace(r, x->cum[k + 1]);
-    return r;
+    return and_or_copy(x->bin[k], within);
 }
 
-/* { d in within : v[d] >= t }, t > INT64_MIN. */
-static roaring_bitmap_t *nidx_ge(const nidx *x, int64_t t, const roaring_bitmap_t *within) {
-    int k = engine__nidx_bin(x, t);
-    if (x->lb[k] == t) return and_or_copy(x->cum[k], within);
-    roaring_bitmap_t *r =
-        k + 1 < x->nb ? and_or_copy(x->cum[k + 1], within) : roaring_bitmap_create();
-    roaring_bitmap_t *edge = r ? engine__nidx_bin_members(x, k, within) : NULL;
+/* Adds to r the members of bin k (within within) whose value is in [lo, hi]. */
+static bool edge_add(const nidx *x, int k, int64_t lo, int64_t hi, const roaring_bitmap_t *within,
+                     roaring_bitmap_t *r) {
+    roaring_bitmap_t *edge = engine__nidx_bin_members(x, k, within);
     roaring_uint32_iterator_t *it = edge ? roaring_create_iterator(edge) : NULL;
     if (!it) {
         if (edge) roaring_bitmap_free(edge);
-        if (r) roaring_bitmap_free(r);
-        return NULL;
+        return false;
     }
     uint32_t buf[512], hit[512];
     for (uint32_t got; (got = roaring_read_uint32_iterator(it, buf, 512)) > 0;) {
         uint32_t h = 0;
-        for (uint32_t i = 0; i < got; i++)
-            if (x->v[buf[i]] >= t) hit[h++] = buf[i];
+        for (uint32_t i = 0; i < got; i++) {
+            int64_t v = x->v[buf[i]];
+            if (v >= lo && v <= hi) hit[h++] = buf[i];
+        }
         roaring_bitmap_add_many(r, h, hit);
     }
     roaring_free_uint32_iterator(it);
     roaring_bitmap_free(edge);
-    return r;
+    return true;
 }
 
+/* { d in within : lo <= v[d] <= hi } is the whole bins strictly inside the
+ * range (or including an edge bin the range covers whole): cum[a] minus
+ * cum[b], two bitmap operations; plus the members of the edge bins tested
+ * one by one. */
 roaring_bitmap_t *engine__nidx_range(const nidx *x, int64_t lo, int64_t hi,
                                      const roaring_bitmap_t *within) {
     if (lo < INT64_MIN + 1) lo = INT64_MIN + 1;
     if (lo > hi) return roaring_bitmap_create();
-    roaring_bitmap_t *r = nidx_ge(x, lo, within);
-    if (!r || hi == INT64_MAX) return r;
-    roaring_bitmap_t *above = nidx_ge(x, hi + 1, r);
-    if (!above) {
+    int kl = engine__nidx_bin(x, lo), kh = engine__nidx_bin(x, hi);
+    if (kl == kh) {
+        roaring_bitmap_t *r = roaring_bitmap_create();
+        if (r && !edge_add(x, kl, lo, hi, within, r)) {
+            roaring_bitmap_free(r);
+            r = NULL;
+        }
+        return r;
+    }
+    bool lo_whole = x->lb[kl] == lo;
+    bool hi_whole = kh + 1 == x->nb ? hi == INT64_MAX : hi + 1 == x->lb[kh + 1];
+    int a = lo_whole ? kl : kl + 1, b = hi_whole ? kh + 1 : kh; /* whole bins a .. b-1 */
+    roaring_bitmap_t *r = a < b ? and_or_copy(x->cum[a], within) : roaring_bitmap_create();
+    if (!r) return NULL;
+    if (a < b && b < x->nb) roaring_bitmap_andnot_inplace(r, x->cum[b]);
+    if ((!lo_whole && !edge_add(x, kl, lo, hi, within, r)) ||
+        (!hi_whole && !edge_add(x, kh, lo, hi, within, r))) {
         roaring_bitmap_free(r);
         return NULL;
     }
-    roaring_bitmap_andnot_inplace(r, above);
-    roaring_bitmap_free(above);
     return r;
 }
 
@@ -237,6 +259,11 @@ bool engine__nidx_validate(const nidx *x, uint32_t n, const char **why) {
         CHECK(cnt[k] == x->cnt[k], "numeric bin counts");
         CHECK(k + 1 == x->nb || roaring_bitmap_is_subset(x->cum[k + 1], x->cum[k]),
               "numeric bin bitmaps not nested");
+        roaring_bitmap_t *only = roaring_bitmap_copy(x->cum[k]);
+        if (k + 1 < x->nb) roaring_bitmap_andnot_inplace(only, x->cum[k + 1]);
+        bool same = roaring_bitmap_equals(only, x->bin[k]);
+        roaring_bitmap_free(only);
+        CHECK(same, "a bin's own bitmap is not its cumulative one minus the next");
     }
     CHECK(roaring_bitmap_is_empty(x->cum[0]) || roaring_bitmap_maximum(x->cum[0]) < n,
           "a numeric bin holds a dense id >= n");
@@ -246,7 +273,7 @@ bool engine__nidx_validate(const nidx *x, uint32_t n, const char **why) {
 uint64_t engine__nidx_bytes(const nidx *x) {
     uint64_t b = 0;
     for (int k = 0; k < x->nb; k++)
-        b += roaring_bitmap_size_in_bytes(x->cum[k]);
+        b += roaring_bitmap_size_in_bytes(x->cum[k]) + roaring_bitmap_size_in_bytes(x->bin[k]);
     return b;
 }
 
@@ -512,12 +539,32 @@ roaring_bitmap_t *engine__ev_window(const evcol *c, int64_t lo, int64_t hi,
         else
             edge[nedge++] = i;
     }
-    roaring_bitmap_t *r = nfull == 0   ? roaring_bitmap_create()
-                          : nfull == 1 ? roaring_bitmap_copy(fv[0])
-                                       : roaring_bitmap_or_many(nfull, fv);
+    uint64_t days = 0;
+    for (size_t i = 0; within && i < nfull; i++)
+        days += roaring_bitmap_get_cardinality(fv[i]);
+    roaring_bitmap_t *r;
+    if (within && roaring_bitmap_get_cardinality(within) * nfull < days) {
+        /* few candidates (an intersection costs about their number): intersect
+         * each day with them, then unite */
+        r = roaring_bitmap_create();
+        for (size_t i = 0; r && i < nfull; i++) {
+            roaring_bitmap_t *t = roaring_bitmap_and(fv[i], within);
+            if (!t) {
+                roaring_bitmap_free(r);
+                r = NULL;
+                break;
+            }
+            roaring_bitmap_or_inplace(r, t);
+            roaring_bitmap_free(t);
+        }
+    } else {
+        r = nfull == 0   ? roaring_bitmap_create()
+            : nfull == 1 ? roaring_bitmap_copy(fv[0])
+                         : roaring_bitmap_or_many(nfull, fv);
+        if (r && within) roaring_bitmap_and_inplace(r, within);
+    }
     if (fv != full) free(fv);
     if (!r) return NULL;
-    if (within) roaring_bitmap_and_inplace(r, within);
     uint32_t buf[512], hit[512];
     for (int j = 0; j < nedge; j++) {
         roaring_bitmap_t *cand = and_or_copy(c->day[edge[j]], within);

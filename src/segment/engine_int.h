@@ -53,13 +53,13 @@ typedef struct u32map {
  * v[d] is the value of customer d (ENGINE_NONE = absent, times only). The
  * values are cut into nb bins at lower bounds lb[0] < lb[1] < ... with
  * lb[0] = INT64_MIN + 1, so that bin k = [lb[k], lb[k+1]) and ENGINE_NONE is
- * in no bin. cum[k] = { d : v[d] >= lb[k] } (cumulative bitmaps: "v >= x" is
- * one bitmap plus an exact test of the members of one bin); cnt[k] = members
- * of bin k. A value that changes moves its customer between bins: cum[] of
- * the bins in between gain or lose it. Bounds come from quantiles of a
- * sample (a value that fills several quantiles gets a bin of its own), plus,
- * for times, bins above the largest value for the times still to come; a bin
- * that grows past a limit has the column re-binned. */
+ * in no bin. cum[k] = { d : v[d] >= lb[k] } (cumulative bitmaps: a range of
+ * values is at most two of them plus an exact test of the members of its
+ * two edge bins); bin[k] = the members of bin k alone, cnt[k] their number. A value that changes
+ * moves its customer between bins: cum[] of the bins in between gain or lose it. Bounds come from
+ * quantiles of a sample (a value that fills several quantiles gets a bin of its own), plus, for
+ * times, bins above the largest value for the times still to come; a bin that grows past a limit
+ * has the column re-binned. */
 #define ENGINE_NBINS 64
 typedef struct nidx {
     int64_t *v;
@@ -67,6 +67,7 @@ typedef struct nidx {
     bool time;
     int64_t lb[ENGINE_NBINS];
     roaring_bitmap_t *cum[ENGINE_NBINS];
+    roaring_bitmap_t *bin[ENGINE_NBINS]; /* members of bin k alone */
     uint32_t cnt[ENGINE_NBINS];
     uint32_t limit; /* re-bin when a bin holds more */
 } nidx;

@@ -390,8 +390,11 @@ static int apply_group(applier *ap, int64_t gid) {
     while (rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint32_t d;
         bool on = sqlite3_column_int(st, 1) != 0;
+        /* A customer the engine does not hold yet was created later in the
+         * batch: its own notes (the customer, then its member row, which
+         * the foreign key orders after it) come further on. */
         if (dense_of(ap, sqlite3_column_int64(st, 0), &d) != 0)
-            rc = on ? SIYU_EINVAL : 0;
+            rc = 0;
         else
             rc = engine_member_set(ap->sl->e, EXPR_DIM_GROUP, gid, d, on, &ap->err);
     }
@@ -520,8 +523,10 @@ static void apply_tenant(segsvc *s, store_conn *c, slot *sl) {
         }
         int rc = apply_note(&ap, n);
         if (rc != 0) {
-            log_warn("segments: tenant %lld: rebuilding the engine (%s: %s)",
-                     (long long)sl->tenant_id, siyu_strerror(rc),
+            log_warn("segments: tenant %lld: rebuilding the engine (note kind %d, keys %lld/%lld: "
+                     "%s: %s)",
+                     (long long)sl->tenant_id, n->kind, (long long)n->a, (long long)n->b,
+                     siyu_strerror(rc),
                      ap.err.msg[0] ? ap.err.msg : "a change it cannot follow in place");
             sl->rebuild = true;
             break;

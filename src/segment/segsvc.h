@@ -65,13 +65,14 @@ void segsvc_result_free(segsvc_result *r);
 /* A page of a result in sort order (engine_page); rows carry customer ids.
  * SIYU_ECONFLICT when the engine was rebuilt since the result was made (the
  * caller evaluates again). */
-int segsvc_page(segsvc *s, int64_t tenant_id, const segsvc_result *r, engine_sort sort, bool desc,
-                const engine_row *after, size_t limit, engine_row *out, size_t *n, siyu_err *err);
+int segsvc_page(segsvc *s, int64_t tenant_id, const segsvc_result *r, engine_sort sort,
+                bool desc, const engine_row *after, size_t limit, engine_row *out, size_t *n,
+                siyu_err *err);
 
 /* Breakdown of a result by dim (engine_breakdown); names are copied into
  * out[i].name as malloc'd strings (free with segsvc_buckets_free). */
-int segsvc_breakdown(segsvc *s, int64_t tenant_id, const segsvc_result *r, expr_dim dim, size_t top,
-                     engine_bucket *out, size_t *n, siyu_err *err);
+int segsvc_breakdown(segsvc *s, int64_t tenant_id, const segsvc_result *r, expr_dim dim,
+                     size_t top, engine_bucket *out, size_t *n, siyu_err *err);
 void segsvc_buckets_free(engine_bucket *b, size_t n);
 
 /* Walks a result in dense-id order (customer ids ascending), handing the

@@ -181,6 +181,9 @@ static void dump_rest(sim *s, FILE *f) {
         kv(f, "userid", s->emp[w->emp].userid, true);
         kv(f, "text", l->text, true);
         kvi(f, "sent_at", l->at, true);
+        kvi(f, "minted_ms", w->minted_ms, true);
+        kvi(f, "arrived_ms", l->at_ms, true);
+        kvi(f, "attachments", l->attachments, true);
         kvi(f, "errcode", l->errcode, true);
         fputc('}', f);
     }
@@ -254,14 +257,14 @@ static void h_stats(sim_req *r) {
     bool hist = sim_history_done(s);
     long long queued = (long long)(s->log_len - s->cb_skipped) - atomic_load(&s->cb_done);
     json_t *j = json_pack(
-        "{s:i,s:i,s:I,s:i,s:I,s:i,s:i,s:i,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:b,s:I,s:I}", "employees",
-        s->nemp, "customers", s->ncust, "relationships", (json_int_t)s->relationships, "groups",
-        groups, "group_members", (json_int_t)s->members, "tags", tags, "tag_groups", tgroups,
-        "contact_ways", ways, "callbacks", "sent", (json_int_t)atomic_load(&s->cb_sent), "acked",
-        (json_int_t)atomic_load(&s->cb_acked), "failed", (json_int_t)atomic_load(&s->cb_failed),
-        "dropped", (json_int_t)atomic_load(&s->cb_dropped), "queued", (json_int_t)queued, "calls",
-        sim_calls_json(s), "history_done", hist, "now", (json_int_t)sim_now(s), "history_end",
-        (json_int_t)s->hist_end);
+        "{s:i,s:i,s:I,s:i,s:I,s:i,s:i,s:i,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:b,s:I,s:I,s:i}",
+        "employees", s->nemp, "customers", s->ncust, "relationships", (json_int_t)s->relationships,
+        "groups", groups, "group_members", (json_int_t)s->members, "tags", tags, "tag_groups",
+        tgroups, "contact_ways", ways, "callbacks", "sent", (json_int_t)atomic_load(&s->cb_sent),
+        "acked", (json_int_t)atomic_load(&s->cb_acked), "failed",
+        (json_int_t)atomic_load(&s->cb_failed), "dropped", (json_int_t)atomic_load(&s->cb_dropped),
+        "queued", (json_int_t)queued, "calls", sim_calls_json(s), "history_done", hist, "now",
+        (json_int_t)sim_now(s), "history_end", (json_int_t)s->hist_end, "welcome_codes", s->nwel);
     pthread_mutex_unlock(&s->mu);
     sim_reply_json(r, j);
 }

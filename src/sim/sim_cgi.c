@@ -712,8 +712,12 @@ static int h_send_welcome_msg(cgi *c) {
         rc = 40058;
     if (rc == 0) w->used = true;
     SIM_PUSH(s->wlog, s->nwlog, s->wlog_cap);
-    s->wlog[s->nwlog++] = (sim_welcome_log){
-        .welcome = i, .text = sim_xstrdup(text ? text : ""), .at = c->now, .errcode = rc};
+    s->wlog[s->nwlog++] = (sim_welcome_log){.welcome = i,
+                                            .text = sim_xstrdup(text ? text : ""),
+                                            .at = c->now,
+                                            .at_ms = sim_wall_ms(),
+                                            .attachments = (int)json_array_size(att),
+                                            .errcode = rc};
     return rc;
 }
 

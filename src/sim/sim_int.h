@@ -185,6 +185,7 @@ typedef struct sim_welcome {
     char code[40];
     int cust, emp;
     int64_t issued;
+    int64_t minted_ms; /* wall clock (ms) when the add carrying it was emitted */
     bool used;
 } sim_welcome;
 
@@ -192,6 +193,8 @@ typedef struct sim_welcome_log {
     int welcome;
     char *text; /* malloc'd */
     int64_t at;
+    int64_t at_ms;   /* wall clock (ms) of the call's arrival */
+    int attachments; /* how many the call carried */
     int errcode;
 } sim_welcome_log;
 
@@ -421,5 +424,8 @@ int sim_http_port(sim *s);
 void sim_calls_count(sim *s, const char *path);
 json_t *sim_calls_json(sim *s);
 void sim_calls_free(sim *s);
+
+/* Wall-clock milliseconds (CLOCK_REALTIME), for latency figures. */
+int64_t sim_wall_ms(void);
 
 #endif

@@ -191,6 +191,12 @@ static sim_follow *active_follow(sim *s, int c, int e) {
     return f && f->active ? f : NULL;
 }
 
+int64_t sim_wall_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 int sim_welcome_mint(sim *s, int c, int e, int64_t ts) {
     SIM_PUSH(s->wel, s->nwel, s->wel_cap);
     int i = s->nwel++;
@@ -200,6 +206,7 @@ int sim_welcome_mint(sim *s, int c, int e, int64_t ts) {
     w->cust = c;
     w->emp = e;
     w->issued = ts;
+    w->minted_ms = sim_wall_ms();
     return i;
 }
 

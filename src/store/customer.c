@@ -30,6 +30,7 @@
 #include "auth/auth.h"
 #include "outbox/outbox.h"
 #include "store/audit.h"
+#include "store/tag_rule.h"
 #include "util/phone.h"
 #include "util/text.h"
 #include "util/utf8.h"
@@ -928,7 +929,11 @@ int customer_fields_update(store_conn *c, void *arg) {
              in->has_region && in->has_stage ? "," : "", in->has_stage ? "stage" : "",
              in->has_phone && (in->has_region || in->has_stage) ? "," : "",
              in->has_phone ? "phone" : "");
-    return store_audit(c, in->tenant_id, in->actor, "customer.update", target, 1, detail);
+    rc = store_audit(c, in->tenant_id, in->actor, "customer.update", target, 1, detail);
+    unsigned kick = 0; /* auto-tag rules on the new stage (store/tag_rule.h) */
+    if (rc == 0 && in->has_stage && in->stage)
+        rc = tag_rule_on_stage(c, in->tenant_id, in->customer_id, in->stage, &kick);
+    return rc;
 }
 
 /* ---- group chats ---- */

@@ -76,6 +76,13 @@ typedef struct row {
 #define ASSIGN(from, to) "{\"handover_employee_id\":" from ",\"takeover_employee_id\":" to "}"
 #define CHANNEL(name, employee) "{\"name\":\"" name "\",\"staff\":[{\"employee_id\":" employee "}]}"
 
+#define WRULE(name, channel)                                                                       \
+    "{\"name\":\"" name "\",\"text\":\"Hi {customer_name|there}\",\"conditions\":{"             \
+    "\"channel_ids\":[" channel "]}}"
+#define TRULE(name, tag)                                                                           \
+    "{\"name\":\"" name "\",\"trigger\":\"stage\",\"params\":{\"stage\":\"vip\"},"              \
+    "\"tag_ids\":[" tag "]}"
+
 #define OWN "1000"
 #define OTHER "1001"
 #define TEAM "1002"
@@ -242,6 +249,40 @@ static const row matrix[] = {
     TENANT_GET("/api/v1/welcome", 200, 200, 403, 403),
     OFFICE_WRITE("PUT", "/api/v1/welcome", "{\"text\":\"Hi\"}", "{\"text\":\"Hello\"}", 200),
     TENANT_GET("/api/v1/welcome/log", 200, 200, 403, 403),
+    /* welcome rules (20-22 tenant A, 23 tenant B), the log and counts: admin/operator */
+    TENANT_GET("/api/v1/welcome-rules", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/welcome-rules/20", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/welcome-rules/23", 404, 404, 403, 403),
+    {R_ADMIN_B, "GET", "/api/v1/welcome-rules/23", NULL, 200},
+    TENANT_GET("/api/v1/welcome-rules/preview?employee=101&channel=80&customer=1000", 200, 200,
+               403, 403),
+    TENANT_GET("/api/v1/welcome-rules/preview?employee=200", 400, 400, 403, 403),
+    TENANT_GET("/api/v1/welcome-rules/preview?employee=101&channel=90", 400, 400, 403, 403),
+    TENANT_GET("/api/v1/welcome-rules/preview?employee=101&customer=1500", 400, 400, 403, 403),
+    OFFICE_WRITE("POST", "/api/v1/welcome-rules", WRULE("WR-admin", "80"), WRULE("WR-op", "80"),
+                 201),
+    OFFICE_WRITE("POST", "/api/v1/welcome-rules", WRULE("WR-b", "90"), WRULE("WR-b", "90"), 400),
+    OFFICE_WRITE("PUT", "/api/v1/welcome-rules/20", WRULE("WR20", "80"), WRULE("WR20", "80"),
+                 200),
+    OFFICE_WRITE("PUT", "/api/v1/welcome-rules/23", WRULE("WR23", "80"), WRULE("WR23", "80"),
+                 404),
+    OFFICE_PAIR("DELETE", "/api/v1/welcome-rules/21", "/api/v1/welcome-rules/22", 200),
+    OFFICE_WRITE("DELETE", "/api/v1/welcome-rules/23", NULL, NULL, 404),
+    TENANT_GET("/api/v1/welcomes", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/welcomes?outcome=late", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/welcomes/counts", 200, 200, 403, 403),
+    /* auto-tag rules (30-32 tenant A, 33 tenant B): admin/operator; tag 310 is B's */
+    TENANT_GET("/api/v1/tag-rules", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/tag-rules/30", 200, 200, 403, 403),
+    TENANT_GET("/api/v1/tag-rules/33", 404, 404, 403, 403),
+    {R_ADMIN_B, "GET", "/api/v1/tag-rules/33", NULL, 200},
+    OFFICE_WRITE("POST", "/api/v1/tag-rules", TRULE("TR-admin", "300"), TRULE("TR-op", "300"),
+                 201),
+    OFFICE_WRITE("POST", "/api/v1/tag-rules", TRULE("TR-b", "310"), TRULE("TR-b", "310"), 400),
+    OFFICE_WRITE("PUT", "/api/v1/tag-rules/30", TRULE("TR30", "300"), TRULE("TR30", "300"), 200),
+    OFFICE_WRITE("PUT", "/api/v1/tag-rules/33", TRULE("TR33", "300"), TRULE("TR33", "300"), 404),
+    OFFICE_PAIR("DELETE", "/api/v1/tag-rules/31", "/api/v1/tag-rules/32", 200),
+    OFFICE_WRITE("DELETE", "/api/v1/tag-rules/33", NULL, NULL, 404),
     /* channel QR codes: catalogue reads for every tenant role, admin/operator writes */
     TENANT_GET("/api/v1/channel-groups", 200, 200, 200, 200),
     TENANT_GET("/api/v1/channel-groups/70", 200, 200, 200, 200),
@@ -413,7 +454,15 @@ static const char fixture_sql[] =
     " (80,1,70,'Door','syfixture80','multi',1,1),(81,1,NULL,'Del1','syfixture81','multi',1,1),"
     " (82,1,NULL,'Del2','syfixture82','multi',1,1),(90,2,72,'Door','syfixture90','multi',1,1);"
     "INSERT INTO channel_staff(tenant_id,channel_id,employee_id,role,position) VALUES"
-    " (1,80,101,'duty',0),(1,81,101,'duty',0),(1,82,101,'duty',0),(2,90,200,'duty',0);";
+    " (1,80,101,'duty',0),(1,81,101,'duty',0),(1,82,101,'duty',0),(2,90,200,'duty',0);"
+    "INSERT INTO welcome_rule(id,tenant_id,name,priority,text,created_at,updated_at) VALUES"
+    " (20,1,'R20',10,'Hi',1,1),(21,1,'R21',20,'Hi',1,1),(22,1,'R22',30,'Hi',1,1),"
+    " (23,2,'R23',10,'Hi',1,1);"
+    "INSERT INTO tag_rule(id,tenant_id,name,trigger,params,tag_ids,created_at,updated_at) VALUES"
+    " (30,1,'T30','stage','{\"stage\":\"x\"}','[300]',1,1),"
+    " (31,1,'T31','stage','{\"stage\":\"x\"}','[300]',1,1),"
+    " (32,1,'T32','stage','{\"stage\":\"x\"}','[300]',1,1),"
+    " (33,2,'T33','stage','{\"stage\":\"x\"}','[310]',1,1);";
 
 typedef struct fx {
     char *dir;
