@@ -531,7 +531,7 @@ static int customers_hand(store_conn *c, const http_auth *auth, const char *acto
         rc == 0 ? store_conn_stmt(c, "UPDATE inherit_pending SET state='assigned', reason=NULL, "
                                      "takeover_employee_id=?3, transfer_id=(SELECT max(t.id) FROM "
                                      "transfer t WHERE t.tenant_id=?1 AND t.customer_id="
-                                     "inherit_pending.customer_id AND t.handover_employee_id=?2), "
+                                     "inherit_pending.customer_id AND +t.handover_employee_id=?2), "
                                      "updated_at=?4 WHERE tenant_id=?1 AND handover_employee_id=?2 "
                                      "AND kind='customer' AND state='pending' AND customer_id IN "
                                      "(SELECT value FROM json_each(?5))")
@@ -692,10 +692,13 @@ int inherit_resign_apply_step(store_conn *c, void *arg) {
     if ((rc = emp_load(c, a->tenant_id, handover, &e)) != 0) return rc;
     char *ext = json_dumps(a->ext, JSON_COMPACT);
     if (!ext) return SIYU_ENOMEM;
+    /* CROSS JOIN keeps json_each outside (one identity_value probe per id),
+     * and "+t.handover_employee_id" below keeps transfer_customer: the
+     * planner's other choices scan thousands of rows per customer. */
     st = store_conn_stmt(
         c, "INSERT OR IGNORE INTO inherit_pending(tenant_id, resignation_id, "
            "handover_employee_id, kind, customer_id, state, created_at, updated_at) SELECT ?1, "
-           "?2, ?3, 'customer', i.customer_id, 'pending', ?4, ?4 FROM json_each(?5) j JOIN "
+           "?2, ?3, 'customer', i.customer_id, 'pending', ?4, ?4 FROM json_each(?5) j CROSS JOIN "
            "identity i ON i.tenant_id=?1 AND i.kind='wecom_external_userid' AND i.value=j.value");
     if (!st) rc = SIYU_EIO;
     if (rc == 0) {
