@@ -138,7 +138,7 @@ int engine__nidx_build(nidx *x, uint32_t n) {
     for (int k = 0; k < x->nb; k++) {
         roaring_bitmap_run_optimize(x->cum[k]);
         roaring_bitmap_run_optimize(x->bin[k]);
-        if (x->cnt[k] > big && (k + 1 == x->nb || x->lb[k + 1] - x->lb[k] > 1)) big = x->cnt[k];
+        if (x->cnt[k] > big && (k + 1 == x->nb || x->lb[k + 1] > x->lb[k] + 1)) big = x->cnt[k];
     }
     x->limit = n / 8 + 64;
     if (x->limit < 2 * big) x->limit = 2 * big;
@@ -164,7 +164,7 @@ int engine__nidx_set(nidx *x, uint32_t d, int64_t v, uint32_t n) {
     for (int k = kb + 1; k <= ka; k++)
         roaring_bitmap_remove(x->cum[k], d);
     /* a bin that spans several values and grew past the limit: re-bin */
-    if (kb >= 0 && x->cnt[kb] > x->limit && (kb + 1 == x->nb || x->lb[kb + 1] - x->lb[kb] > 1))
+    if (kb >= 0 && x->cnt[kb] > x->limit && (kb + 1 == x->nb || x->lb[kb + 1] > x->lb[kb] + 1))
         return engine__nidx_build(x, n);
     return 0;
 }
