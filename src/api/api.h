@@ -70,6 +70,22 @@ struct segsvc;
 int api_segment_after(struct segsvc *s, int64_t tenant_id, const struct segsvc_result *res,
                       int64_t customer_id, bool *start, uint32_t *dense, siyu_err *err);
 
+/* CRUD of records a store module writes from a JSON body (store_json_input
+ * steps): the route's data points at the kind. list replies {"items": [...]},
+ * get the record or 404 naming it, create 201 with the record, replace 200,
+ * delete {"id", "deleted": true}. */
+typedef struct api_json_kind {
+    const char *noun; /* "tag rule", for messages */
+    int (*list)(store_conn *c, int64_t tenant_id, json_t *items);
+    json_t *(*get)(store_conn *c, int64_t tenant_id, int64_t id);
+    store_write_fn create, replace, remove;
+} api_json_kind;
+void api_json_list(http_req *r, http_resp *w);
+void api_json_get(http_req *r, http_resp *w);
+void api_json_create(http_req *r, http_resp *w);
+void api_json_replace(http_req *r, http_resp *w);
+void api_json_delete(http_req *r, http_resp *w);
+
 /* Builds the OpenAPI 3 document from the server's route table. */
 json_t *api_openapi(http_server *s);
 

@@ -87,87 +87,9 @@ static void log_list(http_req *r, http_resp *w) {
 
 /* ---- rules -------------------------------------------------------------------- */
 
-typedef struct rule_op {
-    json_t *body;
-    char actor[32];
-    welcome_rule_input in;
-} rule_op;
-
-static void rule_op_free(void *p) {
-    rule_op *op = p;
-    json_decref(op->body);
-    json_decref(op->in.result);
-    free(op);
-}
-
-static void rules_read(http_req *r, http_resp *w, store_conn *c) {
-    json_t *items = json_array();
-    if (welcome_rule_list(c, r->auth.tenant_id, items) != 0) {
-        json_decref(items);
-        http_error(w, 500, "internal", "query failed");
-        return;
-    }
-    http_json(w, 200, json_pack("{s:o}", "items", items));
-}
-
-static void rules_list(http_req *r, http_resp *w) {
-    api_read(r, w, rules_read);
-}
-
-static void rule_read(http_req *r, http_resp *w, store_conn *c) {
-    int64_t id;
-    if (!http_param_id(r, w, 0, &id)) return;
-    json_t *j = welcome_rule_get_json(c, r->auth.tenant_id, id);
-    if (!j)
-        http_error(w, 404, "not_found", "welcome rule %lld not found", (long long)id);
-    else
-        http_json(w, 200, j);
-}
-
-static void rule_get(http_req *r, http_resp *w) {
-    api_read(r, w, rule_read);
-}
-
-static void rule_done(http_req *r, http_resp *w, int rc) {
-    rule_op *op = r->user;
-    if (rc != 0) {
-        api_reply_write_error(w, rc, &op->in.err);
-        return;
-    }
-    if (!op->in.result) {
-        http_json(w, 200, json_pack("{s:I,s:b}", "id", (json_int_t)op->in.id, "deleted", 1));
-        return;
-    }
-    json_t *j = op->in.result;
-    op->in.result = NULL;
-    http_json(w, !strcmp(r->method, "POST") ? 201 : 200, j);
-}
-
-static void rule_write(http_req *r, http_resp *w, store_write_fn fn, bool with_body, bool with_id) {
-    int64_t id = 0;
-    if (with_id && !http_param_id(r, w, 0, &id)) return;
-    json_t *body = NULL;
-    if (with_body && !(body = http_body_object(r, w, NULL))) return;
-    rule_op *op = api_op_new(r, w, sizeof *op, body, rule_op_free);
-    if (!op) return;
-    op->body = body;
-    api_actor(r, op->actor);
-    op->in = (welcome_rule_input){
-        .tenant_id = r->auth.tenant_id, .id = id, .body = body, .actor = op->actor};
-    http_write(r, w, fn, &op->in, rule_done);
-}
-
-static void rule_create(http_req *r, http_resp *w) {
-    rule_write(r, w, welcome_rule_create, true, false);
-}
-
-static void rule_replace(http_req *r, http_resp *w) {
-    rule_write(r, w, welcome_rule_replace, true, true);
-}
-
-static void rule_delete(http_req *r, http_resp *w) {
-    rule_write(r, w, welcome_rule_delete, false, true);
-}
+static const api_json_kind rule_kind = {"welcome rule",        welcome_rule_list,
+                                        welcome_rule_get_json, welcome_rule_create,
+                                        welcome_rule_replace,  welcome_rule_delete};
 
 /* ---- preview ------------------------------------------------------------------- */
 
@@ -330,16 +252,19 @@ const http_route api_welcome_routes[] = {
      "Set the default welcome message {text (1..4000 bytes), enabled}", 0},
     {"GET", "/api/v1/welcome/log", log_list, ROLES_OFFICE,
      "Recent welcome messages with their delivery state (?cursor=, ?limit=)", 0},
-    {"GET", "/api/v1/welcome-rules", rules_list, ROLES_OFFICE,
-     "Welcome rules in evaluation order (priority, id)", 0},
-    {"POST", "/api/v1/welcome-rules", rule_create, ROLES_OFFICE,
-     "Create a welcome rule {name, priority, enabled, conditions, text, attachments}", 0},
+    {"GET", "/api/v1/welcome-rules", api_json_list, ROLES_OFFICE,
+     "Welcome rules in evaluation order (priority, id)", 0, NULL, &rule_kind},
+    {"POST", "/api/v1/welcome-rules", api_json_create, ROLES_OFFICE,
+     "Create a welcome rule {name, priority, enabled, conditions, text, attachments}", 0, NULL,
+     &rule_kind},
     {"GET", "/api/v1/welcome-rules/preview", preview, ROLES_OFFICE,
      "Which welcome a customer would get, and why (?employee=, ?channel=, ?at=, ?customer=)", 0},
-    {"GET", "/api/v1/welcome-rules/{id}", rule_get, ROLES_OFFICE, "One welcome rule", 0},
-    {"PUT", "/api/v1/welcome-rules/{id}", rule_replace, ROLES_OFFICE,
-     "Replace a welcome rule (same body as POST)", 0},
-    {"DELETE", "/api/v1/welcome-rules/{id}", rule_delete, ROLES_OFFICE, "Delete a welcome rule", 0},
+    {"GET", "/api/v1/welcome-rules/{id}", api_json_get, ROLES_OFFICE, "One welcome rule", 0, NULL,
+     &rule_kind},
+    {"PUT", "/api/v1/welcome-rules/{id}", api_json_replace, ROLES_OFFICE,
+     "Replace a welcome rule (same body as POST)", 0, NULL, &rule_kind},
+    {"DELETE", "/api/v1/welcome-rules/{id}", api_json_delete, ROLES_OFFICE, "Delete a welcome rule",
+     0, NULL, &rule_kind},
     {"GET", "/api/v1/welcomes", welcomes_list, ROLES_OFFICE,
      "Welcomes with the rule chosen, why, and the outcome (?outcome=, ?source=, ?rule_id=, "
      "?employee_id=, ?channel_id=, ?since=, ?until=, ?cursor=, ?limit=)",

@@ -30,14 +30,7 @@
  * request object (create, replace); id is the rule (replace, delete; set by
  * create). result: the rule as welcome_rule_get_json shows it (create,
  * replace; caller frees). Errors in err. */
-typedef struct welcome_rule_input {
-    int64_t tenant_id;
-    int64_t id;
-    const json_t *body;
-    const char *actor;
-    json_t *result;
-    siyu_err err;
-} welcome_rule_input;
+typedef store_json_input welcome_rule_input;
 int welcome_rule_create(store_conn *c, void *arg);
 int welcome_rule_replace(store_conn *c, void *arg);
 int welcome_rule_delete(store_conn *c, void *arg);

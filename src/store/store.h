@@ -118,6 +118,19 @@ int store_schema_version(store *st);
 /* Current Unix time in seconds. */
 int64_t siyu_now(void);
 
+/* The input of a write step that creates, replaces or deletes a record
+ * described by a JSON body (welcome rules, tag rules): id is the record
+ * (filled on create), result the record as JSON afterwards (NULL after a
+ * delete; the caller decrefs), err names the offending field. */
+typedef struct store_json_input {
+    int64_t tenant_id;
+    int64_t id;
+    const struct json_t *body;
+    const char *actor;
+    struct json_t *result;
+    siyu_err err;
+} store_json_input;
+
 /* Write hooks, for a module that follows what commits (src/segment/segsvc.c
  * keeps its in-memory engines current with them). All run on the thread that
  * writes (the writer thread, or the caller in inline mode), never

@@ -41,14 +41,7 @@
 
 /* Write step arg (create, replace: body; replace, delete: id). result: the
  * rule as tag_rule_get_json shows it (caller frees). Errors in err. */
-typedef struct tag_rule_input {
-    int64_t tenant_id;
-    int64_t id;
-    const json_t *body;
-    const char *actor;
-    json_t *result;
-    siyu_err err;
-} tag_rule_input;
+typedef store_json_input tag_rule_input;
 int tag_rule_create(store_conn *c, void *arg);
 int tag_rule_replace(store_conn *c, void *arg);
 int tag_rule_delete(store_conn *c, void *arg);
